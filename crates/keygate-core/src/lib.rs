@@ -1,0 +1,17 @@
+//! keygate's domain: pure code, no I/O. Every rule here is unit-tested beside it.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod authority;
+pub mod base62;
+pub mod credential;
+pub mod id;
+pub mod net;
+pub mod ratelimit;
+pub mod scope;
+pub mod validate;
+
+pub use authority::Authority;
+pub use credential::{CredentialKind, Digest, KeyFormat, Secret};
+pub use ratelimit::RateLimit;
+pub use scope::{Permissions, Scope, ScopeSet};
