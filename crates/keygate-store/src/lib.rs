@@ -1,10 +1,15 @@
 //! keygate's storage: `trait Store` and its SQL implementation for SQLite and PostgreSQL.
+//!
+//! The server calls [`open`] (or [`SqlStore::connect`]) with its `database_url`; the backend is
+//! chosen by the URL's scheme and migrations run before the store is handed out.
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod model;
+pub mod sql;
 pub mod store;
 
 pub use error::{StoreError, StoreResult};
 pub use model::*;
+pub use sql::{Dialect, SqlStore, open};
 pub use store::Store;

@@ -1,0 +1,129 @@
+//! What the authenticator touches: the one lookup on a cache miss, the usage-limit spend and the
+//! flushed usage counters. Counters are always incremented in place (`x = x + $n`), never
+//! read-modify-written, so any number of nodes can flush at once without losing counts.
+
+use chrono::NaiveDate;
+use sqlx::Row;
+
+use super::rows::{self, get, millis};
+use super::SqlStore;
+use crate::error::{StoreError, StoreResult};
+use crate::model::*;
+
+/// One query: the key, its role (if any), its live account and, for a user key, the user's
+/// current membership in that account.
+pub(crate) async fn key_auth_by_digest(s: &SqlStore, digest: &str) -> StoreResult<Option<KeyAuth>> {
+    let Some(row) = sqlx::query(
+        "SELECT k.*, r.id AS r_id, r.permissions AS r_permissions, \
+         a.id AS a_id, a.name AS a_name, a.url AS a_url, a.domain AS a_domain, a.plan AS a_plan, \
+         a.trial_ends_at AS a_trial_ends_at, a.created_at AS a_created_at, \
+         m.authority AS m_authority \
+         FROM api_keys k \
+         LEFT JOIN roles r ON r.id = k.role_id AND r.account_id = k.account_id \
+         LEFT JOIN accounts a ON a.id = k.account_id AND a.deleted_at IS NULL \
+         LEFT JOIN memberships m ON k.class = 'user' AND m.account_id = k.account_id AND m.user_id = k.user_id \
+         WHERE k.digest = $1",
+    )
+    .bind(digest)
+    .fetch_optional(s.reader())
+    .await?
+    else {
+        return Ok(None);
+    };
+    let key = rows::api_key(&row)?;
+    // A role reference whose role is gone grants nothing (fails closed), as opposed to no role
+    // at all, which restricts nothing.
+    let role_permissions = match (&key.role_id, get::<Option<String>>(&row, "r_id")?) {
+        (None, _) => None,
+        (Some(_), None) => Some(Vec::new()),
+        (Some(_), Some(_)) => Some(rows::json(&row, "r_permissions")?),
+    };
+    let member_authority = match get::<Option<String>>(&row, "m_authority")? {
+        None => None,
+        Some(_) => Some(rows::authority(&row, "m_authority")?),
+    };
+    Ok(Some(KeyAuth { key, role_permissions, account: rows::account_prefixed(&row)?, member_authority }))
+}
+
+/// Spends `cost` units in one conditional statement, so the limit holds exactly under any
+/// concurrency, across nodes too: the row is updated only while the spend still fits, and the
+/// database serializes updates of one row. Keys without a limit are not written at all.
+pub(crate) async fn consume_usage(s: &SqlStore, key_id: &str, cost: i64) -> StoreResult<Option<i64>> {
+    let spent = sqlx::query(
+        "UPDATE api_keys SET usage_used = usage_used + $2 \
+         WHERE id = $1 AND usage_limit IS NOT NULL AND usage_used + $2 <= usage_limit \
+         RETURNING usage_limit - usage_used AS remaining",
+    )
+    .bind(key_id)
+    .bind(cost)
+    .fetch_optional(s.writer())
+    .await?;
+    if let Some(row) = spent {
+        return Ok(Some(row.try_get("remaining")?));
+    }
+    // Nothing spent: either there is no limit, the limit would be exceeded, or no such key.
+    let row = sqlx::query("SELECT usage_limit FROM api_keys WHERE id = $1")
+        .bind(key_id)
+        .fetch_optional(s.writer())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(match get::<Option<i64>>(&row, "usage_limit")? {
+        None => Some(i64::MAX),
+        Some(_) => None,
+    })
+}
+
+/// One transaction per batch. Deltas are applied in (key, day) order so two nodes flushing
+/// overlapping batches lock rows in the same order and cannot deadlock. Deltas of unknown keys
+/// are skipped rather than failing the batch (and losing everyone else's counts).
+pub(crate) async fn record_usage(s: &SqlStore, deltas: &[UsageDelta]) -> StoreResult<()> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let mut sorted: Vec<&UsageDelta> = deltas.iter().collect();
+    sorted.sort_by(|a, b| (&a.key_id, a.day).cmp(&(&b.key_id, b.day)));
+    let mut tx = s.begin().await?;
+    for d in sorted {
+        // In SQL, every SET expression sees the row as it was, so both CASEs compare against
+        // the old last_used_at: last-used time and address move forward together, only.
+        let updated = sqlx::query(
+            "UPDATE api_keys SET request_count = request_count + $2, \
+             last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $3 THEN $3 ELSE last_used_at END, \
+             last_used_ip = CASE WHEN last_used_at IS NULL OR last_used_at < $3 \
+                 THEN COALESCE($4, last_used_ip) ELSE last_used_ip END \
+             WHERE id = $1",
+        )
+        .bind(&d.key_id)
+        .bind(d.requests)
+        .bind(millis(d.last_used_at))
+        .bind(d.last_used_ip.as_deref())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO key_usage_daily (key_id, day, requests) VALUES ($1, $2, $3) \
+             ON CONFLICT (key_id, day) DO UPDATE SET requests = key_usage_daily.requests + excluded.requests",
+        )
+        .bind(&d.key_id)
+        .bind(rows::day_str(d.day))
+        .bind(d.requests)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn key_usage(s: &SqlStore, key_id: &str, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<DailyUsage>> {
+    let found = sqlx::query(
+        "SELECT day, requests FROM key_usage_daily WHERE key_id = $1 AND day >= $2 AND day <= $3 ORDER BY day ASC",
+    )
+    .bind(key_id)
+    .bind(rows::day_str(from))
+    .bind(rows::day_str(to))
+    .fetch_all(s.reader())
+    .await?;
+    found.iter().map(rows::daily_usage).collect()
+}
