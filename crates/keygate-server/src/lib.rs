@@ -1,1 +1,163 @@
+//! keygate's HTTP application as a library: `build` it from settings, `serve` it on an
+//! already-bound listener until a shutdown future fires (tests bind port 0 and run many).
 #![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod gateway;
+pub mod metrics;
+pub mod password;
+pub mod plans;
+pub mod ratelimit;
+pub mod request_id;
+pub mod routes;
+pub mod state;
+pub mod throttle;
+pub mod usage;
+pub mod views;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use keygate_core::KeyFormat;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::authenticator::AuthenticatorParts;
+use crate::auth::invalidation::Epochs;
+use crate::auth::{Authenticator, Invalidator};
+pub use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::plans::Plans;
+use crate::ratelimit::RateLimiter;
+use crate::state::{AppState, Inner};
+use crate::usage::UsageRecorder;
+
+pub struct App {
+    state: AppState,
+    router: axum::Router,
+    background: Background,
+}
+
+/// Tasks that live as long as the server: the usage flusher, the cluster listener.
+struct Background {
+    stop: CancellationToken,
+    flusher: tokio::task::JoinHandle<()>,
+}
+
+/// Connects storage (running migrations), wires every component, builds the router.
+pub async fn build(settings: Settings) -> anyhow::Result<App> {
+    settings.validate().context("invalid settings")?;
+    let store = keygate_store::open(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", config::redact_url(&settings.database_url)))?;
+    build_with_store(settings, store).await
+}
+
+pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::Store>) -> anyhow::Result<App> {
+    let format = KeyFormat::new(&settings.keys.user_prefix, &settings.keys.org_prefix, &settings.sessions.prefix)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let metrics = Arc::new(Metrics::new());
+    let plans = Arc::new(Plans::new(settings.plans.clone()));
+    let epochs = Arc::new(Epochs::default());
+    let stop = CancellationToken::new();
+    let cluster = cluster::start(&settings, Arc::clone(&epochs), Arc::clone(&metrics), stop.clone()).await?;
+    let limiter = Arc::new(RateLimiter::new(cluster.shared_limiter, settings.rate_limits.redis_failure_policy, Arc::clone(&metrics)));
+    limiter.spawn_pruner();
+    let usage = Arc::new(UsageRecorder::new(Arc::clone(&store), Arc::clone(&metrics)));
+    let flusher = usage.spawn_flusher(Duration::from_millis(settings.usage.flush_interval_ms.max(10)), stop.clone());
+    let mut invalidator = Invalidator::new(Arc::clone(&epochs));
+    if let Some(bus) = cluster.bus {
+        invalidator = invalidator.with_bus(bus);
+    }
+    let auth = Authenticator::new(AuthenticatorParts {
+        format,
+        store: Arc::clone(&store),
+        epochs,
+        plans: Arc::clone(&plans),
+        limiter,
+        usage: Arc::clone(&usage),
+        metrics: Arc::clone(&metrics),
+        cache_max_entries: settings.cache.max_entries,
+        cache_ttl: Duration::from_secs(settings.cache.ttl_seconds.max(1)),
+        session_idle: chrono::Duration::minutes(settings.sessions.idle_timeout_minutes as i64),
+    });
+    let trusted_proxies = settings.trusted_proxies.iter().filter_map(|p| keygate_core::net::parse_cidr(p)).collect();
+    let gateway = gateway::Gateway::from_settings(&settings.gateway.routes)?;
+    let state = AppState::new(Inner {
+        passwords: password::Passwords::new().map_err(|e| anyhow::anyhow!("password hasher: {}", e.message))?,
+        throttle: throttle::LoginThrottle::new(settings.login.clone()),
+        settings,
+        store,
+        auth,
+        invalidator,
+        usage,
+        metrics,
+        plans,
+        trusted_proxies,
+        gateway,
+    });
+    let router = routes::router(state.clone());
+    Ok(App { state, router, background: Background { stop, flusher } })
+}
+
+pub mod cluster;
+
+impl App {
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, drains in-flight requests (at most 30 s), then
+    /// flushes usage counters so none are lost.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "keygate listening");
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = drain_tx.send(());
+        });
+        let drained = async {
+            let _ = drain_rx.await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        };
+        tokio::select! {
+            r = server => r?,
+            _ = drained => tracing::warn!("in-flight requests did not finish within 30 s; stopping anyway"),
+        }
+        self.background.stop.cancel();
+        let _ = self.background.flusher.await;
+        tracing::info!("keygate stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}

@@ -1,0 +1,63 @@
+//! Where credentials travel (SPEC §2) and the `RateLimit-*` answer headers.
+
+use axum::http::{HeaderMap, HeaderValue};
+use keygate_core::ratelimit::Decision;
+
+/// The credential of a request: `X-API-Key` (any case, as HTTP says) or `Authorization: Bearer`.
+/// Never the query string. An empty or non-ASCII value counts as sent but invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented<'a> {
+    None,
+    /// Sent, but not readable as a credential (e.g. `Authorization: Basic …`).
+    Malformed,
+    Credential(&'a str),
+}
+
+pub fn presented(headers: &HeaderMap) -> Presented<'_> {
+    if let Some(v) = headers.get("x-api-key") {
+        return match v.to_str() {
+            Ok(s) if !s.trim().is_empty() => Presented::Credential(s.trim()),
+            _ => Presented::Malformed,
+        };
+    }
+    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
+        let Ok(s) = v.to_str() else { return Presented::Malformed };
+        let mut parts = s.trim().splitn(2, ' ');
+        let scheme = parts.next().unwrap_or_default();
+        let token = parts.next().map(str::trim).unwrap_or_default();
+        return if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() {
+            Presented::Credential(token)
+        } else {
+            Presented::Malformed
+        };
+    }
+    Presented::None
+}
+
+pub fn insert_rate_headers(h: &mut HeaderMap, d: &Decision) {
+    h.insert("ratelimit-limit", HeaderValue::from(d.limit));
+    h.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
+    h.insert("ratelimit-reset", HeaderValue::from(d.reset_seconds));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, HeaderValue::from_static(v));
+        }
+        m
+    }
+
+    #[test]
+    fn both_header_forms_are_read() {
+        assert_eq!(presented(&h(&[("x-api-key", "kg_x")])), Presented::Credential("kg_x"));
+        assert_eq!(presented(&h(&[("authorization", "Bearer kg_x")])), Presented::Credential("kg_x"));
+        assert_eq!(presented(&h(&[("authorization", "bearer  kg_x ")])), Presented::Credential("kg_x"));
+        assert_eq!(presented(&h(&[("authorization", "Basic abc")])), Presented::Malformed);
+        assert_eq!(presented(&h(&[])), Presented::None);
+    }
+}

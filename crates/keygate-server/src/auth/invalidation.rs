@@ -1,0 +1,131 @@
+//! One mechanism makes cached decisions stale: epochs. Every cached entry remembers the epochs
+//! of its account and user (and the global one) when it was filled; a change bumps the epoch
+//! and every entry filled before it is ignored on its next use. `Invalidator::invalidate` is
+//! the single call every mutating handler makes; the cluster bus (when configured) relays the
+//! same event to the other nodes, which apply it with `apply_remote`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Invalidation {
+    /// Anything in the account changed: keys, members, roles, plan, deletion.
+    Account(String),
+    /// The user's sessions or memberships changed (logout, password change).
+    User(String),
+    /// Forget everything (a node that lost its subscription).
+    All,
+}
+
+/// The epochs a cached entry was filled under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    global: u64,
+    account: u64,
+    user: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Epochs {
+    global: AtomicU64,
+    /// Counts every change of any epoch: a cache fill that saw it move during its storage read
+    /// does not store what it read (it may predate the change).
+    changes: AtomicU64,
+    accounts: DashMap<String, u64>,
+    users: DashMap<String, u64>,
+}
+
+impl Epochs {
+    pub fn stamp(&self, account_id: Option<&str>, user_id: Option<&str>) -> Stamp {
+        Stamp {
+            global: self.global.load(Ordering::Acquire),
+            account: account_id.and_then(|a| self.accounts.get(a).map(|e| *e)).unwrap_or(0),
+            user: user_id.and_then(|u| self.users.get(u).map(|e| *e)).unwrap_or(0),
+        }
+    }
+
+    pub fn is_current(&self, stamp: Stamp, account_id: Option<&str>, user_id: Option<&str>) -> bool {
+        self.stamp(account_id, user_id) == stamp
+    }
+
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    pub fn apply(&self, inv: &Invalidation) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        match inv {
+            Invalidation::Account(id) => *self.accounts.entry(id.clone()).or_insert(0) += 1,
+            Invalidation::User(id) => *self.users.entry(id.clone()).or_insert(0) += 1,
+            Invalidation::All => {
+                self.global.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+/// Relays invalidations to other nodes (PostgreSQL NOTIFY or Redis pub/sub).
+#[async_trait::async_trait]
+pub trait InvalidationBus: Send + Sync {
+    async fn publish(&self, inv: &Invalidation);
+}
+
+#[derive(Clone)]
+pub struct Invalidator {
+    epochs: Arc<Epochs>,
+    bus: Option<Arc<dyn InvalidationBus>>,
+}
+
+impl Invalidator {
+    pub fn new(epochs: Arc<Epochs>) -> Self {
+        Invalidator { epochs, bus: None }
+    }
+
+    pub fn with_bus(mut self, bus: Arc<dyn InvalidationBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    pub fn epochs(&self) -> &Arc<Epochs> {
+        &self.epochs
+    }
+
+    /// Applies here at once, then tells the other nodes.
+    pub async fn invalidate(&self, inv: Invalidation) {
+        self.epochs.apply(&inv);
+        if let Some(bus) = &self.bus {
+            bus.publish(&inv).await;
+        }
+    }
+
+    /// An event from another node.
+    pub fn apply_remote(&self, inv: &Invalidation) {
+        self.epochs.apply(inv);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bump_makes_older_stamps_stale() {
+        let e = Epochs::default();
+        let s = e.stamp(Some("acc_1"), Some("usr_1"));
+        assert!(e.is_current(s, Some("acc_1"), Some("usr_1")));
+        e.apply(&Invalidation::Account("acc_2".into()));
+        assert!(e.is_current(s, Some("acc_1"), Some("usr_1")));
+        e.apply(&Invalidation::Account("acc_1".into()));
+        assert!(!e.is_current(s, Some("acc_1"), Some("usr_1")));
+        let s = e.stamp(Some("acc_1"), Some("usr_1"));
+        e.apply(&Invalidation::User("usr_1".into()));
+        assert!(!e.is_current(s, Some("acc_1"), Some("usr_1")));
+        let s = e.stamp(None, None);
+        e.apply(&Invalidation::All);
+        assert!(!e.is_current(s, None, None));
+    }
+}

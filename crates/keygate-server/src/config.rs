@@ -1,0 +1,448 @@
+//! Typed settings, layered: built-in defaults, then the TOML file, then `KEYGATE_*`
+//! environment variables (`__` separates nesting: `KEYGATE_KEYS__USER_PREFIX`), then flags
+//! (applied by the binary). `keygate config default` prints `DEFAULT_CONFIG_TOML`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use keygate_core::RateLimit;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The commented example of SPEC §6, extended with keygate's own settings.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub listen: String,
+    pub database_url: String,
+    pub redis_url: String,
+    #[serde(serialize_with = "expose_for_layering")]
+    pub admin_token: SecretString,
+    pub max_body_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is believed (CIDR list). Empty: the socket address is the client.
+    pub trusted_proxies: Vec<String>,
+    pub keys: KeySettings,
+    pub sessions: SessionSettings,
+    pub signup: SignupSettings,
+    pub login: LoginSettings,
+    pub plans: BTreeMap<String, PlanSettings>,
+    pub cache: CacheSettings,
+    pub rate_limits: RateLimitSettings,
+    pub usage: UsageSettings,
+    pub dashboard: DashboardSettings,
+    pub gateway: GatewaySettings,
+}
+
+fn expose_for_layering<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+    // Only used to seed figment with defaults; never reaches logs (Debug is redacted below).
+    ser.serialize_str(s.expose_secret())
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("admin_token", &if self.admin_token.expose_secret().is_empty() { "" } else { "[redacted]" })
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("keys", &self.keys)
+            .field("sessions", &self.sessions)
+            .field("signup", &self.signup)
+            .field("login", &self.login)
+            .field("plans", &self.plans)
+            .field("cache", &self.cache)
+            .field("rate_limits", &self.rate_limits)
+            .field("usage", &self.usage)
+            .field("dashboard", &self.dashboard)
+            .field("gateway", &self.gateway)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s + 3 => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeySettings {
+    pub user_prefix: String,
+    pub org_prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    pub prefix: String,
+    pub idle_timeout_minutes: u64,
+    pub absolute_timeout_hours: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignupSettings {
+    pub enabled: bool,
+    pub block_free_email: bool,
+    pub extra_blocked_domains: Vec<String>,
+    pub default_plan: String,
+    pub min_password_chars: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginSettings {
+    /// Consecutive failures for one email before attempts are throttled.
+    pub max_failures_per_email: u32,
+    /// Failures from one client address before attempts are throttled.
+    pub max_failures_per_ip: u32,
+    /// First back-off; doubles with every further failure.
+    pub backoff_base_seconds: u64,
+    /// The back-off never grows past this, so nobody is locked out for good.
+    pub backoff_max_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlanSettings {
+    pub api_access: bool,
+    /// Days of the trial after the account's creation; 0 = no end.
+    pub trial_days: u32,
+    pub rate_limit: Option<RateLimit>,
+    pub max_keys: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Most cached key decisions (positive and negative) kept per node.
+    pub max_entries: u64,
+    /// Safety net for a missed invalidation: no decision is older than this.
+    pub ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    FailOpen,
+    FailClosed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// What a shared (Redis) limit decides while Redis is unreachable.
+    pub redis_failure_policy: FailurePolicy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsageSettings {
+    pub flush_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardSettings {
+    pub enabled: bool,
+    /// `Secure` + `__Host-` cookies. Turn off only for plain-HTTP local use.
+    pub secure_cookies: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    pub routes: Vec<RouteSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSettings {
+    pub prefix: String,
+    pub upstream: String,
+    pub resource: String,
+    #[serde(default = "all_credentials")]
+    pub credentials: Vec<String>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    pub actions: BTreeMap<String, String>,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+    #[serde(default)]
+    pub strip_prefix: bool,
+}
+
+fn all_credentials() -> Vec<String> {
+    vec!["user_key".into(), "org_key".into(), "session".into()]
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let mut plans = BTreeMap::new();
+        plans.insert(
+            "trial".to_owned(),
+            PlanSettings {
+                api_access: true,
+                trial_days: 14,
+                rate_limit: Some(RateLimit { limit: 600, window_seconds: 60, burst: None }),
+                max_keys: Some(100),
+            },
+        );
+        plans.insert("free".to_owned(), PlanSettings { api_access: false, ..PlanSettings::default() });
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://keygate.db".into(),
+            redis_url: String::new(),
+            admin_token: SecretString::from(String::new()),
+            max_body_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
+            keys: KeySettings::default(),
+            sessions: SessionSettings::default(),
+            signup: SignupSettings::default(),
+            login: LoginSettings::default(),
+            plans,
+            cache: CacheSettings::default(),
+            rate_limits: RateLimitSettings::default(),
+            usage: UsageSettings::default(),
+            dashboard: DashboardSettings::default(),
+            gateway: GatewaySettings::default(),
+        }
+    }
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        KeySettings { user_prefix: "kg_".into(), org_prefix: "kg_org_".into() }
+    }
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings { prefix: "kgs_".into(), idle_timeout_minutes: 1440, absolute_timeout_hours: 720 }
+    }
+}
+
+impl Default for SignupSettings {
+    fn default() -> Self {
+        SignupSettings {
+            enabled: true,
+            block_free_email: true,
+            extra_blocked_domains: Vec::new(),
+            default_plan: "trial".into(),
+            min_password_chars: 12,
+        }
+    }
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        LoginSettings {
+            max_failures_per_email: 10,
+            max_failures_per_ip: 50,
+            backoff_base_seconds: 1,
+            backoff_max_seconds: 900,
+        }
+    }
+}
+
+impl Default for PlanSettings {
+    fn default() -> Self {
+        PlanSettings { api_access: true, trial_days: 0, rate_limit: None, max_keys: None }
+    }
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings { max_entries: 1_000_000, ttl_seconds: 60 }
+    }
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings { redis_failure_policy: FailurePolicy::FailClosed }
+    }
+}
+
+impl Default for UsageSettings {
+    fn default() -> Self {
+        UsageSettings { flush_interval_ms: 500 }
+    }
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings { enabled: true, secure_cookies: true }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("configuration: {0}")]
+    Layer(String),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Defaults, then `file` (if any), then `KEYGATE_*` variables from `env`.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+            // Parsed once on its own first: the toml crate names the key *and the line*.
+            toml::from_str::<Settings>(&text).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string().trim().to_owned(),
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        // Environment last: `KEYGATE_KEYS__USER_PREFIX=x` sets `keys.user_prefix`. The binary
+        // passes `std::env::vars()`; tests pass their own list.
+        for (k, v) in env {
+            let Some(name) = k.strip_prefix("KEYGATE_") else { continue };
+            if name.is_empty() || name.starts_with("TEST_") {
+                continue;
+            }
+            let key = name.to_lowercase().replace("__", ".");
+            figment = figment.merge((key, parse_env_value(&v)));
+        }
+        let settings: Settings = figment.extract().map_err(|e| ConfigError::Layer(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks that cross fields and formats; called by `load`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return bad(format!("listen: `{}` is not an address like 127.0.0.1:8080", self.listen));
+        }
+        if keygate_core::KeyFormat::new(&self.keys.user_prefix, &self.keys.org_prefix, &self.sessions.prefix).is_err() {
+            return bad("keys.user_prefix, keys.org_prefix and sessions.prefix must be distinct, non-empty, of [A-Za-z0-9_-]".into());
+        }
+        if !self.plans.contains_key(&self.signup.default_plan) {
+            return bad(format!("signup.default_plan: no plan named `{}` under [plans]", self.signup.default_plan));
+        }
+        for (name, plan) in &self.plans {
+            if let Some(rl) = &plan.rate_limit {
+                rl.validate().map_err(|m| ConfigError::Invalid(format!("plans.{name}.{m}")))?;
+            }
+        }
+        if self.signup.min_password_chars < 8 || self.signup.min_password_chars > 256 {
+            return bad("signup.min_password_chars must be 8..=256".into());
+        }
+        for p in &self.trusted_proxies {
+            if keygate_core::net::parse_cidr(p).is_none() {
+                return bad(format!("trusted_proxies: `{p}` is not an IP address or CIDR"));
+            }
+        }
+        if self.max_body_bytes == 0 {
+            return bad("max_body_bytes must be positive".into());
+        }
+        if self.sessions.idle_timeout_minutes == 0 || self.sessions.absolute_timeout_hours == 0 {
+            return bad("sessions timeouts must be positive".into());
+        }
+        if !self.redis_url.is_empty() && !self.redis_url.starts_with("redis://") && !self.redis_url.starts_with("rediss://") {
+            return bad("redis_url must start with redis:// or rediss://".into());
+        }
+        crate::gateway::routes::validate_routes(&self.gateway.routes).map_err(ConfigError::Invalid)?;
+        Ok(())
+    }
+
+    pub fn plan(&self, name: &str) -> Option<&PlanSettings> {
+        self.plans.get(name)
+    }
+}
+
+/// Environment values are strings; numbers and booleans are given their natural type.
+fn parse_env_value(v: &str) -> figment::value::Value {
+    if let Ok(b) = v.parse::<bool>() {
+        return b.into();
+    }
+    if let Ok(n) = v.parse::<i64>() {
+        return n.into();
+    }
+    v.to_owned().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_printed_example() {
+        let s = Settings::default();
+        assert!(s.validate().is_ok());
+        let from_example: Settings = toml::from_str(DEFAULT_CONFIG_TOML).expect("example parses");
+        assert_eq!(from_example.listen, s.listen);
+        assert_eq!(from_example.plans, s.plans);
+    }
+
+    #[test]
+    fn a_bad_file_names_the_key_and_the_line() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("k.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nmax_body_bytes = \"lots\"\n").expect("write");
+        let err = Settings::load(Some(&path), Vec::new()).expect_err("must fail").to_string();
+        assert!(err.contains("max_body_bytes"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        std::fs::write(&path, "lisen = \"x\"\n").expect("write");
+        let err = Settings::load(Some(&path), Vec::new()).expect_err("must fail").to_string();
+        assert!(err.contains("lisen") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("k.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\n[keys]\nuser_prefix = \"trace_\"\n").expect("write");
+        let env = vec![
+            ("KEYGATE_LISTEN".to_owned(), "127.0.0.1:2".to_owned()),
+            ("KEYGATE_KEYS__ORG_PREFIX".to_owned(), "trace_org_".to_owned()),
+            ("KEYGATE_MAX_BODY_BYTES".to_owned(), "1000".to_owned()),
+        ];
+        let s = Settings::load(Some(&path), env).expect("loads");
+        assert_eq!(s.listen, "127.0.0.1:2");
+        assert_eq!(s.keys.user_prefix, "trace_");
+        assert_eq!(s.keys.org_prefix, "trace_org_");
+        assert_eq!(s.max_body_bytes, 1000);
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let s = Settings {
+            admin_token: SecretString::from("operator-secret-123".to_owned()),
+            database_url: "postgres://kg:pw-secret@db/kg".into(),
+            ..Settings::default()
+        };
+        let d = format!("{s:?}");
+        assert!(!d.contains("operator-secret-123") && !d.contains("pw-secret"), "{d}");
+    }
+}

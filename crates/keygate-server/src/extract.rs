@@ -1,0 +1,150 @@
+//! Extractors that answer bad input in the contract's shape instead of axum's plain text.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body: `Content-Type: application/json`, within `max_body_bytes`, well-formed, and of
+/// the right shape; otherwise 400/413 with the failing field in `details`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::invalid_request("Content-Type must be application/json."));
+        }
+        let limit = state.settings.max_body_bytes;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::payload_too_large())?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if inner.is_syntax() || inner.is_eof() {
+            "The body is not valid JSON.".to_owned()
+        } else {
+            inner.to_string()
+        };
+        let field = if path == "." { "body".to_owned() } else { path };
+        let mut err = ApiError::invalid_request(format!("Invalid request body: {message}"));
+        err.details = Some(json!([{ "field": field, "message": message }]));
+        err
+    })
+}
+
+/// Query parameters with the same error shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
+        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
+            let field = e.path().to_string();
+            let message = e.into_inner().to_string();
+            let mut err = ApiError::invalid_request(format!("Invalid query parameter {field}: {message}"));
+            err.details = Some(json!([{ "field": field, "message": message }]));
+            err
+        })
+    }
+}
+
+/// The client's address: the socket peer, or the first untrusted `X-Forwarded-For` hop when
+/// the peer is one of `trusted_proxies`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts, state)))
+    }
+}
+
+pub fn client_ip(parts: &Parts, state: &AppState) -> IpAddr {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let xff = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    keygate_core::net::client_ip(peer, xff, &state.trusted_proxies)
+}
+
+/// `?limit=` (1–100, default 50) and `?cursor=`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paging {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl Paging {
+    pub fn to_request(&self) -> Result<keygate_store::PageRequest, ApiError> {
+        page_request(self.limit, self.cursor.as_deref())
+    }
+}
+
+/// For list queries that carry filters beside `limit` and `cursor` (serde's `flatten` does not
+/// mix with query strings, so each query struct holds the two fields and calls this).
+pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<keygate_store::PageRequest, ApiError> {
+    {
+        let limit = limit.unwrap_or(50);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::invalid_field("limit", "must be between 1 and 100"));
+        }
+        if let Some(c) = cursor
+            && (c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        {
+            return Err(ApiError::invalid_field("cursor", "is not a cursor from a previous page"));
+        }
+        Ok(keygate_store::PageRequest { limit, cursor: cursor.map(str::to_owned) })
+    }
+}
+
+/// A JSON body that may be absent: an empty body is `None`, anything else must be valid JSON.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.settings.max_body_bytes;
+        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::payload_too_large())?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        parse_json(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}

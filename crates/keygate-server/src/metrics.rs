@@ -1,0 +1,89 @@
+//! Prometheus metrics at `GET /metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: u16,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_responses: Family<StatusLabel, Counter>,
+    /// Decisions of the authenticator (verify codes: VALID, REVOKED, …).
+    pub decisions: Family<CodeLabel, Counter>,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub shared_limit_failures: Counter,
+    pub invalidations_received: Counter,
+    pub usage_flush_seconds: Histogram,
+    pub upstream_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("keygate");
+        let http_responses = Family::<StatusLabel, Counter>::default();
+        let decisions = Family::<CodeLabel, Counter>::default();
+        let cache_hits = Counter::default();
+        let cache_misses = Counter::default();
+        let shared_limit_failures = Counter::default();
+        let invalidations_received = Counter::default();
+        let usage_flush_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        let upstream_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register("http_responses", "HTTP responses by status", http_responses.clone());
+        registry.register("auth_decisions", "Authenticator decisions by code", decisions.clone());
+        registry.register("key_cache_hits", "Key and session lookups served from the cache", cache_hits.clone());
+        registry.register("key_cache_misses", "Key and session lookups that went to storage", cache_misses.clone());
+        registry.register(
+            "shared_rate_limit_failures",
+            "Shared (Redis) rate-limit checks that could not be decided",
+            shared_limit_failures.clone(),
+        );
+        registry.register(
+            "invalidations_received",
+            "Cache invalidations received from other nodes",
+            invalidations_received.clone(),
+        );
+        registry.register("usage_flush_seconds", "Time to flush usage counters", usage_flush_seconds.clone());
+        registry.register("upstream_seconds", "Gateway upstream latency", upstream_seconds.clone());
+        Metrics {
+            registry,
+            http_responses,
+            decisions,
+            cache_hits,
+            cache_misses,
+            shared_limit_failures,
+            invalidations_received,
+            usage_flush_seconds,
+            upstream_seconds,
+        }
+    }
+
+    pub fn decision(&self, code: &str) {
+        self.decisions.get_or_create(&CodeLabel { code: code.to_owned() }).inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

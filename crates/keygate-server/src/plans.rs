@@ -1,0 +1,60 @@
+//! Plans are configuration: the operator names them in `[plans.*]` and assigns them to accounts.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use keygate_core::RateLimit;
+use keygate_store::Account;
+
+use crate::config::PlanSettings;
+
+#[derive(Debug, Clone)]
+pub struct Plans {
+    plans: BTreeMap<String, PlanSettings>,
+}
+
+/// What an account may do right now under its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanAccess {
+    pub api_access: bool,
+    pub rate_limit: Option<RateLimit>,
+    pub max_keys: Option<u32>,
+}
+
+impl Plans {
+    pub fn new(plans: BTreeMap<String, PlanSettings>) -> Self {
+        Plans { plans }
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.plans.contains_key(name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&PlanSettings> {
+        self.plans.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.plans.keys().map(String::as_str)
+    }
+
+    /// A plan that was removed from the configuration grants nothing (fail closed); a trial
+    /// that has ended grants no API access until the operator sets another plan.
+    pub fn access(&self, account: &Account, now: DateTime<Utc>) -> PlanAccess {
+        match self.plans.get(&account.plan) {
+            None => PlanAccess { api_access: false, rate_limit: None, max_keys: Some(0) },
+            Some(p) => {
+                let trial_over = account.trial_ends_at.is_some_and(|end| end <= now);
+                PlanAccess { api_access: p.api_access && !trial_over, rate_limit: p.rate_limit, max_keys: p.max_keys }
+            }
+        }
+    }
+
+    /// When a new account on `plan` created at `now` ends its trial.
+    pub fn trial_end(&self, plan: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.plans
+            .get(plan)
+            .filter(|p| p.trial_days > 0)
+            .map(|p| now + chrono::Duration::days(i64::from(p.trial_days)))
+    }
+}

@@ -1,0 +1,89 @@
+//! Rate limiting per bucket (a key, or a key on a route) with GCRA from keygate-core.
+//! In memory by default; with `redis_url`, one shared limit for every node through a
+//! `SharedLimiter`, and the operator's policy decides while Redis is unreachable.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use keygate_core::RateLimit;
+use keygate_core::ratelimit::{Decision, check};
+
+use crate::config::FailurePolicy;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// A limit shared across nodes (Redis). Errors mean "could not decide".
+#[async_trait::async_trait]
+pub trait SharedLimiter: Send + Sync {
+    async fn check(&self, bucket: &str, limit: &RateLimit, cost: u32) -> Result<Decision, String>;
+}
+
+pub struct RateLimiter {
+    /// bucket → theoretical arrival time in ns since `epoch`.
+    local: DashMap<String, u64>,
+    epoch: Instant,
+    shared: Option<Arc<dyn SharedLimiter>>,
+    policy: FailurePolicy,
+    metrics: Arc<Metrics>,
+}
+
+impl RateLimiter {
+    pub fn new(shared: Option<Arc<dyn SharedLimiter>>, policy: FailurePolicy, metrics: Arc<Metrics>) -> Self {
+        RateLimiter { local: DashMap::new(), epoch: Instant::now(), shared, policy, metrics }
+    }
+
+    fn now_ns(&self) -> u64 {
+        // Offset by one window so the first request never sits at zero.
+        self.epoch.elapsed().as_nanos() as u64 + 1_000_000_000
+    }
+
+    pub async fn check(&self, bucket: &str, limit: &RateLimit, cost: u32) -> Result<Decision, ApiError> {
+        if let Some(shared) = &self.shared {
+            match shared.check(bucket, limit, cost).await {
+                Ok(d) => return Ok(d),
+                Err(cause) => {
+                    self.metrics.shared_limit_failures.inc();
+                    tracing::warn!(%cause, policy = ?self.policy, "shared rate limit unavailable");
+                    return match self.policy {
+                        // Fail open still limits per node, so one node's share holds.
+                        FailurePolicy::FailOpen => Ok(self.check_local(bucket, limit, cost)),
+                        FailurePolicy::FailClosed => Err(ApiError::unavailable()),
+                    };
+                }
+            }
+        }
+        Ok(self.check_local(bucket, limit, cost))
+    }
+
+    fn check_local(&self, bucket: &str, limit: &RateLimit, cost: u32) -> Decision {
+        let now = self.now_ns();
+        let mut entry = self.local.entry(bucket.to_owned()).or_insert(0);
+        let tat = (*entry > 0).then_some(*entry);
+        let (decision, new_tat) = check(tat, now, limit, cost);
+        if let Some(t) = new_tat {
+            *entry = t;
+        }
+        decision
+    }
+
+    /// Drops buckets whose allowance is whole again; keeps memory bounded by active keys.
+    pub fn prune(&self) {
+        let now = self.now_ns();
+        self.local.retain(|_, tat| *tat > now);
+    }
+
+    pub fn spawn_pruner(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                match me.upgrade() {
+                    Some(l) => l.prune(),
+                    None => break,
+                }
+            }
+        });
+    }
+}

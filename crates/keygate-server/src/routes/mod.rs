@@ -1,0 +1,74 @@
+//! The HTTP surface: every management route, verify, health, docs, and the gateway fallback.
+//! Each module registers its handlers with their OpenAPI description (utoipa-axum), so the
+//! document at `/openapi.json` is generated from the code that serves it.
+
+pub mod accounts;
+pub mod admin;
+pub mod audit;
+pub mod docs;
+pub mod health;
+pub mod identity;
+pub mod key_input;
+pub mod keys;
+pub mod members;
+pub mod roles;
+pub mod verify;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(docs::base())
+        .merge(health::routes())
+        .merge(identity::routes())
+        .merge(accounts::routes())
+        .merge(members::routes())
+        .merge(roles::routes())
+        .merge(keys::routes())
+        .merge(verify::routes())
+        .merge(audit::routes())
+        .merge(admin::routes())
+        .split_for_parts();
+    let openapi = std::sync::Arc::new(openapi);
+    api.merge(docs::routes(openapi))
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), count_responses))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // The path only: query strings could carry anything a client put there.
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %crate::request_id::current())
+        }))
+        .layer(middleware::from_fn(crate::request_id::middleware))
+        .with_state(state)
+}
+
+/// Anything no management route matched: a gateway route, or 404.
+async fn fallback(State(state): State<AppState>, req: Request) -> Response {
+    match &state.gateway {
+        Some(gw) => gw.handle(&state, req).await,
+        None => ApiError::not_found().into_response(),
+    }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+async fn count_responses(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .http_responses
+        .get_or_create(&crate::metrics::StatusLabel { status: resp.status().as_u16() })
+        .inc();
+    resp
+}

@@ -1,0 +1,113 @@
+//! `POST /v1/keys/verify` (SPEC §5): the authenticator's decision for a key, always 200 for a
+//! well-formed request. A verify counts as a use of the key.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keygate_core::Scope;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::resolved::ResolvedKey;
+use crate::auth::{AuthContext, Requirements};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ClientIp, Json};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(verify))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    /// The API key to check.
+    key: String,
+    /// Every one of these `resource:action` permissions is required.
+    permissions: Option<Vec<String>>,
+    /// Only user keys pass (org keys get USER_CREDENTIAL_REQUIRED).
+    user_scoped: Option<bool>,
+    /// Units of rate limit and usage to spend (0–1000, default 1).
+    cost: Option<u32>,
+    /// The end client's address, when the caller forwards requests (for IP allowlists);
+    /// default: the address of the verify call.
+    ip: Option<String>,
+}
+
+/// The decision for a key: `{valid, code, key_id, account_id, user_id, class, authority,
+/// scopes, role_id, expires_at, ratelimit, usage_remaining}`.
+#[utoipa::path(post, path = "/v1/keys/verify", tag = "keys", request_body = VerifyBody,
+    responses((status = 200, description = "the decision; `code` is VALID, NOT_FOUND, REVOKED, EXPIRED, INACTIVE, RATE_LIMITED, USAGE_EXCEEDED, IP_NOT_ALLOWED, INSUFFICIENT_SCOPE, USER_CREDENTIAL_REQUIRED or PLAN_REQUIRED"),
+        (status = 400, description = "malformed request"), (status = 503, description = "storage unreachable: no decision")))]
+async fn verify(State(state): State<AppState>, ClientIp(peer): ClientIp, Json(body): Json<VerifyBody>) -> ApiResult<Response> {
+    let permissions = body
+        .permissions
+        .unwrap_or_default()
+        .iter()
+        .map(|p| Scope::parse(p).map_err(|e| ApiError::invalid_field("permissions", e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cost = body.cost.unwrap_or(1);
+    if cost > 1000 {
+        return Err(ApiError::invalid_field("cost", "must be 0 to 1000"));
+    }
+    if body.key.len() > 512 {
+        return Err(ApiError::invalid_field("key", "is too long to be a key"));
+    }
+    let ip = match body.ip.as_deref() {
+        Some(s) => s.parse().map_err(|_| ApiError::invalid_field("ip", "must be an IPv4 or IPv6 address"))?,
+        None => peer,
+    };
+    let ctx = AuthContext {
+        ip,
+        requirements: Requirements { permissions, user_scoped: body.user_scoped.unwrap_or(false), kinds: Vec::new() },
+        cost,
+        extra_limit: None,
+    };
+    let (code, key, rate, usage_remaining) = match state.auth.authenticate_key(body.key.trim(), &ctx).await {
+        Ok(g) => ("VALID", Some(g.key), g.rate, g.usage_remaining),
+        Err(Ok(refused)) => {
+            let rate = match &refused.refusal {
+                crate::auth::Refusal::RateLimited(d) => Some(*d),
+                _ => None,
+            };
+            (refused.refusal.verify_code(), refused.key, rate, None)
+        }
+        Err(Err(e)) => return Err(e),
+    };
+    let mut out = decision_body(code, key.as_deref());
+    out["ratelimit"] = rate.map_or(Value::Null, |d| json!({ "limit": d.limit, "remaining": d.remaining, "reset": d.reset_seconds }));
+    out["usage_remaining"] = match (usage_remaining, key.as_deref()) {
+        (Some(n), _) => json!(n),
+        (None, Some(k)) => json!(k.key.usage_remaining()),
+        (None, None) => Value::Null,
+    };
+    let mut headers = HeaderMap::new();
+    if let Some(d) = &rate {
+        crate::auth::headers::insert_rate_headers(&mut headers, d);
+    }
+    Ok((StatusCode::OK, headers, axum::Json(out)).into_response())
+}
+
+fn decision_body(code: &str, key: Option<&ResolvedKey>) -> Value {
+    let Some(k) = key.filter(|_| code != "NOT_FOUND") else {
+        return json!({
+            "valid": false, "code": code, "key_id": null, "account_id": null, "user_id": null, "class": null,
+            "authority": null, "scopes": null, "role_id": null, "expires_at": null,
+        });
+    };
+    json!({
+        "valid": code == "VALID",
+        "code": code,
+        "key_id": k.key.id,
+        "account_id": k.key.account_id,
+        "user_id": k.key.user_id,
+        "class": k.key.class.as_str(),
+        "authority": k.effective_authority().as_str(),
+        "scopes": k.key.scopes,
+        "role_id": k.key.role_id,
+        "expires_at": k.key.expires_at.map(crate::views::time),
+    })
+}

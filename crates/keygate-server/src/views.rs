@@ -1,0 +1,250 @@
+//! The JSON shapes of SPEC §4, built from store rows. Times are RFC 3339 UTC, millisecond
+//! precision. Nothing secret is ever part of a view except the one-time `key`/`token` fields
+//! of creation responses, which are added by the handlers that create them.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use keygate_core::RateLimit;
+use keygate_store as store;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+pub fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn opt_time(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(time)
+}
+
+/// `{"items": […], "next_cursor": null|"…"}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListView<T: Serialize> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T: Serialize> ListView<T> {
+    pub fn from_page<S>(page: store::Page<S>, f: impl Fn(S) -> T) -> Self {
+        ListView { items: page.items.into_iter().map(f).collect(), next_cursor: page.next_cursor }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembershipView {
+    pub account_id: String,
+    pub account_name: String,
+    #[schema(value_type = String, example = "owner")]
+    pub authority: keygate_core::Authority,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub created_at: String,
+    pub memberships: Vec<MembershipView>,
+}
+
+impl UserView {
+    pub fn new(u: &store::User, memberships: Vec<store::UserMembership>) -> Self {
+        UserView {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            created_at: time(u.created_at),
+            memberships: memberships
+                .into_iter()
+                .map(|m| MembershipView { account_id: m.account_id, account_name: m.account_name, authority: m.authority })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountView {
+    pub id: String,
+    pub name: String,
+    pub url: Option<String>,
+    pub plan: String,
+    pub api_access: bool,
+    pub trial_ends_at: Option<String>,
+    pub created_at: String,
+    /// The caller's authority in the account, when listed under a user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub authority: Option<keygate_core::Authority>,
+}
+
+impl AccountView {
+    pub fn new(a: &store::Account, plans: &crate::plans::Plans) -> Self {
+        AccountView {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            url: a.url.clone(),
+            plan: a.plan.clone(),
+            api_access: plans.access(a, Utc::now()).api_access,
+            trial_ends_at: opt_time(a.trial_ends_at),
+            created_at: time(a.created_at),
+            authority: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    #[schema(value_type = String)]
+    pub authority: keygate_core::Authority,
+    pub created_at: String,
+}
+
+impl From<store::Member> for MemberView {
+    fn from(m: store::Member) -> Self {
+        MemberView { user_id: m.user_id, email: m.email, name: m.name, authority: m.authority, created_at: time(m.created_at) }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleView {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub permissions: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<store::Role> for RoleView {
+    fn from(r: store::Role) -> Self {
+        RoleView {
+            id: r.id,
+            account_id: r.account_id,
+            name: r.name,
+            permissions: r.permissions,
+            created_at: time(r.created_at),
+            updated_at: time(r.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateLimitView {
+    pub limit: u32,
+    pub window_seconds: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+impl From<RateLimit> for RateLimitView {
+    fn from(r: RateLimit) -> Self {
+        RateLimitView { limit: r.limit, window_seconds: r.window_seconds, burst: r.burst }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub key_part: String,
+    pub class: String,
+    pub name: String,
+    pub account_id: String,
+    pub user_id: Option<String>,
+    pub authority: String,
+    pub scopes: Vec<String>,
+    pub role_id: Option<String>,
+    /// active | inactive | expired | revoked
+    pub status: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub expires_at: Option<String>,
+    pub starts_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub last_used_ip: Option<String>,
+    pub request_count: i64,
+    pub usage_limit: Option<i64>,
+    pub usage_remaining: Option<i64>,
+    pub rate_limit: Option<RateLimitView>,
+    pub ip_allowlist: Vec<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+}
+
+impl KeyView {
+    pub fn new(k: store::ApiKey, now: DateTime<Utc>) -> Self {
+        KeyView {
+            status: k.status(now).as_str().to_owned(),
+            usage_remaining: k.usage_remaining(),
+            id: k.id,
+            key_part: k.key_part,
+            class: k.class.as_str().to_owned(),
+            name: k.name,
+            account_id: k.account_id,
+            user_id: k.user_id,
+            authority: k.authority.as_str().to_owned(),
+            scopes: k.scopes,
+            role_id: k.role_id,
+            created_at: time(k.created_at),
+            created_by: k.created_by,
+            expires_at: opt_time(k.expires_at),
+            starts_at: opt_time(k.starts_at),
+            revoked_at: opt_time(k.revoked_at),
+            last_used_at: opt_time(k.last_used_at),
+            last_used_ip: k.last_used_ip,
+            request_count: k.request_count,
+            usage_limit: k.usage_limit,
+            rate_limit: k.rate_limit.map(Into::into),
+            ip_allowlist: k.ip_allowlist,
+            metadata: k.metadata,
+        }
+    }
+}
+
+/// A key with its secret: only in the answer that creates it (mint, roll).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKeyView {
+    /// The full key. Shown this once; keygate keeps only its SHA-256 digest.
+    pub key: String,
+    #[serde(flatten)]
+    pub view: KeyView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntryView {
+    pub id: String,
+    pub seq: i64,
+    pub at: String,
+    pub account_id: String,
+    #[schema(value_type = Object)]
+    pub actor: store::Actor,
+    pub action: String,
+    #[schema(value_type = Object)]
+    pub target: Value,
+    pub ip: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<store::AuditEntry> for AuditEntryView {
+    fn from(e: store::AuditEntry) -> Self {
+        AuditEntryView {
+            id: e.id,
+            seq: e.seq,
+            at: time(e.at),
+            account_id: e.account_id,
+            actor: e.actor,
+            action: e.action,
+            target: serde_json::json!({ "type": e.target_type, "id": e.target_id }),
+            ip: e.ip,
+            details: e.details,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+}

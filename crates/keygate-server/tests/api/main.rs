@@ -1,0 +1,7 @@
+//! Integration tests: each starts the real server on port 0 with a fresh SQLite file and
+//! speaks HTTP to it. One test binary (compiles once); one module per area.
+
+mod helpers;
+
+mod identity;
+mod keys;
