@@ -1,0 +1,262 @@
+//! The gateway: routes from the configuration, authenticated and authorized by the same
+//! authenticator as verify, then proxied to the route's upstream (SPEC §5).
+//!
+//! Per request: match the route (longest prefix), decide the credential (key: the full hot
+//! path with the route's permission, classes and limit; session: `X-Account-Id`, membership,
+//! the session limit), rewrite the headers, and stream the request to the pooled upstream
+//! client and its answer back. Nothing here touches storage except through the authenticator.
+
+pub mod proxy;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::{IntoResponse, Response};
+use http::header::HeaderValue;
+use http::request::Parts;
+use keygate_core::ratelimit::Decision;
+use keygate_core::{CredentialKind, Permissions};
+use keygate_store::KeyClass;
+
+use self::proxy::{Identity, IdleTimeout, Origin, UpstreamClient};
+use self::routes::{Route, RouteTable};
+use crate::auth::headers::{Presented, insert_rate_headers, presented};
+use crate::auth::{AuthContext, Granted};
+use crate::error::ApiError;
+use crate::extract::client_ip;
+use crate::state::AppState;
+
+/// Marks a response that came from an upstream: its status and body are the upstream's and
+/// no layer may rewrite them (e.g. into keygate's error format).
+#[derive(Debug, Clone, Copy)]
+pub struct Proxied;
+
+/// Built from `[[gateway.routes]]` at start.
+pub struct Gateway {
+    pub routes: RouteTable,
+    client: UpstreamClient,
+}
+
+impl Gateway {
+    /// `None` when no routes are configured.
+    pub fn from_settings(routes: &[crate::config::RouteSettings]) -> anyhow::Result<Option<Self>> {
+        let table = RouteTable::compile(routes).map_err(|e| anyhow::anyhow!(e))?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Gateway { routes: table, client: proxy::client() }))
+    }
+}
+
+/// What the credential check decided, and the limit to report.
+struct Allowed {
+    identity: Identity,
+    rate: Option<Decision>,
+}
+
+impl Gateway {
+    /// Authenticates, authorizes and proxies one request that matched no management route.
+    pub async fn handle(&self, state: &AppState, req: Request) -> Response {
+        let path = req.uri().path();
+        if routes::is_ambiguous(path) {
+            return ApiError::invalid_request("The path has dot segments or encoded separators; send it normalised.")
+                .into_response();
+        }
+        let Some(route) = self.routes.find(path) else {
+            return ApiError::not_found().into_response();
+        };
+        let (parts, body) = req.into_parts();
+        let allowed = match authorize(state, route, &parts).await {
+            Ok(a) => a,
+            Err(e) => return e.into_response(),
+        };
+        let mut resp = self.forward(state, route, parts, body, allowed.identity).await;
+        if let Some(d) = &allowed.rate {
+            insert_rate_headers(resp.headers_mut(), d);
+        }
+        resp
+    }
+
+    async fn forward(&self, state: &AppState, route: &Route, parts: Parts, body: Body, identity: Identity) -> Response {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let origin = Origin {
+            peer: peer.map(keygate_core::net::canonical).unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+            trusted: peer.is_some_and(|p| keygate_core::net::allowed(&state.trusted_proxies, p)),
+            version: parts.version,
+        };
+        let path_and_query = route.upstream_path_and_query(parts.uri.path(), parts.uri.query());
+        let uri = http::Uri::builder()
+            .scheme(route.scheme.clone())
+            .authority(route.authority.clone())
+            .path_and_query(path_and_query)
+            .build();
+        let uri = match uri {
+            Ok(u) => u,
+            Err(_) => return ApiError::invalid_request("The request path cannot be forwarded.").into_response(),
+        };
+        let mut headers = parts.headers;
+        proxy::upstream_headers(&mut headers, identity, &origin, &crate::request_id::current());
+        let mut upstream_req = http::Request::new(body);
+        *upstream_req.method_mut() = parts.method;
+        *upstream_req.uri_mut() = uri;
+        // The pooled client speaks HTTP/1.1 to upstreams, whatever the client spoke to us.
+        *upstream_req.version_mut() = http::Version::HTTP_11;
+        *upstream_req.headers_mut() = headers;
+
+        let started = Instant::now();
+        let answer = tokio::time::timeout(route.timeout, self.client.request(upstream_req)).await;
+        state.metrics.upstream_seconds.observe(started.elapsed().as_secs_f64());
+        match answer {
+            Ok(Ok(resp)) => {
+                let (mut head, incoming) = resp.into_parts();
+                proxy::downstream_headers(&mut head.headers);
+                head.extensions.clear();
+                head.extensions.insert(Proxied);
+                Response::from_parts(head, Body::new(IdleTimeout::new(incoming, route.timeout)))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(route = %route.prefix, upstream = %route.authority, error = %e, connect = e.is_connect(), "upstream unavailable");
+                ApiError::upstream_unavailable().into_response()
+            }
+            Err(_) => {
+                tracing::warn!(route = %route.prefix, upstream = %route.authority, timeout = ?route.timeout, "upstream timed out");
+                ApiError::upstream_timeout().into_response()
+            }
+        }
+    }
+}
+
+/// The credential decision for one request on `route`.
+async fn authorize(state: &AppState, route: &Route, parts: &Parts) -> Result<Allowed, ApiError> {
+    let credential = match presented(&parts.headers) {
+        Presented::None => return Err(ApiError::missing_credentials()),
+        Presented::Malformed => return Err(ApiError::invalid_credentials()),
+        Presented::Credential(c) => c,
+    };
+    match state.auth.kind_of(credential) {
+        None => Err(ApiError::invalid_credentials()),
+        Some(CredentialKind::Session) => authorize_session(state, route, parts, credential).await,
+        Some(_) => {
+            let ctx = AuthContext {
+                ip: client_ip(parts, state),
+                requirements: route.requirements(&parts.method).clone(),
+                cost: 1,
+                extra_limit: route.extra_limit.clone(),
+            };
+            match state.auth.authenticate_key(credential, &ctx).await {
+                Ok(granted) => Ok(key_identity(&granted)),
+                Err(Ok(refused)) => Err(refused.refusal.to_api_error()),
+                Err(Err(e)) => Err(e),
+            }
+        }
+    }
+}
+
+/// A session acts for its user in the account named by `X-Account-Id`, with `*:*`, limited
+/// per user by the account's plan and the route.
+async fn authorize_session(state: &AppState, route: &Route, parts: &Parts, credential: &str) -> Result<Allowed, ApiError> {
+    let session = state.auth.authenticate_session(credential).await?;
+    if !route.accepts_session {
+        return Err(ApiError::new(
+            http::StatusCode::FORBIDDEN,
+            "credential_not_accepted",
+            "This route does not accept session tokens: use an API key.",
+        ));
+    }
+    let account_id = parts
+        .headers
+        .get("x-account-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(ApiError::account_id_required)?;
+    if !keygate_core::id::looks_like(keygate_core::id::IdKind::Account, account_id) {
+        return Err(ApiError::not_found());
+    }
+    let user_id = &session.user.id;
+    let found = state.auth.membership(account_id, user_id).await?.ok_or_else(ApiError::not_found)?;
+    let account = &found.0;
+    let rate = state.auth.limit_session(user_id, account, route.extra_limit.as_ref()).await?;
+    Ok(Allowed {
+        identity: Identity {
+            account_id: header_value(&account.id),
+            user_id: Some(header_value(user_id)),
+            key_id: None,
+            credential: CredentialKind::Session.as_str(),
+            scopes: HeaderValue::from_static("*:*"),
+        },
+        rate,
+    })
+}
+
+fn key_identity(g: &Granted) -> Allowed {
+    let k = &g.key.key;
+    let credential = match k.class {
+        KeyClass::User => CredentialKind::UserKey.as_str(),
+        KeyClass::Org => CredentialKind::OrgKey.as_str(),
+    };
+    Allowed {
+        identity: Identity {
+            account_id: header_value(&k.account_id),
+            user_id: k.user_id.as_deref().map(header_value),
+            key_id: Some(header_value(&k.id)),
+            credential,
+            scopes: header_value(&effective_scopes(&g.key.permissions)),
+        },
+        rate: g.rate,
+    }
+}
+
+/// Ids are ASCII by construction; anything else becomes an empty value rather than a panic.
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The key's effective permissions (scopes ∩ role) as `X-Keygate-Scopes` lists them: each
+/// pair of scope and role permission contributes the narrower of the two when one covers
+/// the other, so the upstream sees what the key may actually do.
+pub fn effective_scopes(p: &Permissions) -> String {
+    let Some(role) = &p.role else { return p.scopes.to_header_value() };
+    let mut out: Vec<String> = Vec::new();
+    for s in p.scopes.iter() {
+        for r in role.iter() {
+            let narrower = if s.covers(r) {
+                r
+            } else if r.covers(s) {
+                s
+            } else {
+                continue;
+            };
+            let text = narrower.to_string();
+            if !out.contains(&text) {
+                out.push(text);
+            }
+        }
+    }
+    out.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keygate_core::{Scope, ScopeSet};
+
+    fn set(items: &[&str]) -> ScopeSet {
+        ScopeSet::new(items.iter().map(|s| Scope::parse(s).expect("scope")).collect())
+    }
+
+    #[test]
+    fn scopes_header_shows_the_intersection_with_the_role() {
+        let p = Permissions { scopes: set(&["*:*"]), role: Some(set(&["leads:create"])) };
+        assert_eq!(effective_scopes(&p), "leads:create");
+        let p = Permissions { scopes: set(&["leads:create", "companies:read"]), role: Some(set(&["leads:*"])) };
+        assert_eq!(effective_scopes(&p), "leads:create");
+        let p = Permissions { scopes: set(&["*:read"]), role: None };
+        assert_eq!(effective_scopes(&p), "*:read");
+        let p = Permissions { scopes: set(&["*:read"]), role: Some(set(&["leads:create"])) };
+        assert_eq!(effective_scopes(&p), "");
+    }
+}

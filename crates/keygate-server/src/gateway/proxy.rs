@@ -1,0 +1,284 @@
+//! Forwarding: the pooled upstream client, header hygiene in both directions (RFC 9110
+//! hop-by-hop fields, credentials, spoofed identity), and a body wrapper that never lets a
+//! stalled upstream hold a client forever. Bodies stream through untouched.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http_body::{Frame, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::time::{Instant, Sleep};
+
+pub type UpstreamClient = Client<HttpConnector, Body>;
+
+/// One client for every route: connections to each upstream are pooled and reused.
+pub fn client() -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    // A black-holed upstream fails within this rather than the route's whole timeout.
+    connector.set_connect_timeout(Some(Duration::from_secs(10)));
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        // The legacy client would add `Host` from the URI only when absent; we remove the
+        // client's `Host` first so the upstream sees its own name (like nginx's default).
+        .set_host(true)
+        .build(connector)
+}
+
+pub const X_KEYGATE_ACCOUNT_ID: HeaderName = HeaderName::from_static("x-keygate-account-id");
+pub const X_KEYGATE_USER_ID: HeaderName = HeaderName::from_static("x-keygate-user-id");
+pub const X_KEYGATE_KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
+pub const X_KEYGATE_CREDENTIAL: HeaderName = HeaderName::from_static("x-keygate-credential");
+pub const X_KEYGATE_SCOPES: HeaderName = HeaderName::from_static("x-keygate-scopes");
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Hop-by-hop fields of RFC 9110 §7.6.1 (and the old `Keep-Alive`/`Proxy-Connection`): they
+/// describe one connection and must not be forwarded.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+const VIA_VALUE: &str = "1.1 keygate";
+
+/// Removes `Connection` and every field it names, then the fixed hop-by-hop list.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if h.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            h.remove(n);
+        }
+    }
+    for n in &HOP_BY_HOP {
+        h.remove(n);
+    }
+}
+
+/// Who the request was authenticated as, for the upstream.
+pub struct Identity {
+    pub account_id: HeaderValue,
+    pub user_id: Option<HeaderValue>,
+    pub key_id: Option<HeaderValue>,
+    pub credential: &'static str,
+    pub scopes: HeaderValue,
+}
+
+/// Where the request came from, for the forwarding headers.
+pub struct Origin {
+    pub peer: IpAddr,
+    /// The peer is one of `trusted_proxies`: its `X-Forwarded-*` headers are kept and extended.
+    pub trusted: bool,
+    pub version: http::Version,
+}
+
+/// Rewrites the client's headers into the upstream request's: connection-level fields,
+/// credentials and anything claiming to be keygate's identity go; identity and forwarding
+/// headers come.
+pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, request_id: &str) {
+    strip_hop_by_hop(h);
+    h.remove(X_API_KEY);
+    h.remove(header::AUTHORIZATION);
+    // hyper already answered `100-continue` to the client when the body was first read.
+    h.remove(header::EXPECT);
+    remove_keygate_headers(h);
+
+    let host = h.remove(header::HOST);
+    if !origin.trusted {
+        // Forwarding claims from an untrusted peer are made up: replace rather than extend.
+        h.remove(X_FORWARDED_FOR);
+        h.remove(X_FORWARDED_PROTO);
+        h.remove(X_FORWARDED_HOST);
+        h.remove(FORWARDED);
+    }
+    append_list(h, X_FORWARDED_FOR, &origin.peer.to_string());
+    if !h.contains_key(X_FORWARDED_PROTO) {
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    if let Some(host) = host
+        && !h.contains_key(X_FORWARDED_HOST)
+    {
+        h.insert(X_FORWARDED_HOST, host);
+    }
+    let via = match origin.version {
+        http::Version::HTTP_2 => "2 keygate",
+        http::Version::HTTP_10 => "1.0 keygate",
+        _ => VIA_VALUE,
+    };
+    append_list(h, header::VIA, via);
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(X_REQUEST_ID, v);
+    }
+
+    h.insert(X_KEYGATE_ACCOUNT_ID, id.account_id);
+    if let Some(u) = id.user_id {
+        h.insert(X_KEYGATE_USER_ID, u);
+    }
+    if let Some(k) = id.key_id {
+        h.insert(X_KEYGATE_KEY_ID, k);
+    }
+    h.insert(X_KEYGATE_CREDENTIAL, HeaderValue::from_static(id.credential));
+    h.insert(X_KEYGATE_SCOPES, id.scopes);
+}
+
+/// Every incoming `X-Keygate-*` field, whatever its suffix: the upstream trusts that family.
+fn remove_keygate_headers(h: &mut HeaderMap) {
+    let spoofed: Vec<HeaderName> = h.keys().filter(|k| k.as_str().starts_with("x-keygate-")).cloned().collect();
+    for k in spoofed {
+        h.remove(k);
+    }
+}
+
+/// Appends `value` to a comma-separated list field, or sets it.
+fn append_list(h: &mut HeaderMap, name: HeaderName, value: &str) {
+    let joined = match h.get(&name).and_then(|v| v.to_str().ok()) {
+        Some(old) if !old.trim().is_empty() => format!("{old}, {value}"),
+        _ => value.to_owned(),
+    };
+    if let Ok(v) = HeaderValue::try_from(joined) {
+        h.insert(name, v);
+    }
+}
+
+/// The upstream's answer headers, cleaned of its connection-level fields; `Via` added.
+pub fn downstream_headers(h: &mut HeaderMap) {
+    strip_hop_by_hop(h);
+    append_list(h, header::VIA, VIA_VALUE);
+}
+
+/// A response body that fails (ending the client's response) when the upstream sends nothing
+/// for `idle`: headers arrived in time, but a stalled body must not hang the client either.
+pub struct IdleTimeout<B> {
+    inner: B,
+    idle: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl<B> IdleTimeout<B> {
+    pub fn new(inner: B, idle: Duration) -> Self {
+        IdleTimeout { inner, idle, deadline: Box::pin(tokio::time::sleep(idle)) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream sent no data for {0:?}")]
+pub struct BodyStalled(Duration);
+
+impl<B> http_body::Body for IdleTimeout<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let idle = this.idle;
+                this.deadline.as_mut().reset(Instant::now() + idle);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(this.idle))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> Identity {
+        Identity {
+            account_id: HeaderValue::from_static("acc_1"),
+            user_id: None,
+            key_id: Some(HeaderValue::from_static("key_1")),
+            credential: "org_key",
+            scopes: HeaderValue::from_static("*:read"),
+        }
+    }
+
+    #[test]
+    fn connection_level_credential_and_spoofed_fields_are_removed() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic x"),
+            ("x-api-key", "kg_secret"),
+            ("authorization", "Bearer kg_secret"),
+            ("x-keygate-user-id", "usr_forged"),
+            ("x-keygate-anything", "forged"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("host", "api.example.com"),
+            ("accept", "application/json"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let origin = Origin { peer: IpAddr::from([10, 0, 0, 9]), trusted: false, version: http::Version::HTTP_11 };
+        upstream_headers(&mut h, id(), &origin, "req_1");
+        for gone in ["connection", "x-secret-hop", "keep-alive", "te", "upgrade", "proxy-authorization", "x-api-key", "authorization", "x-keygate-user-id", "x-keygate-anything", "host"] {
+            assert!(!h.contains_key(gone), "{gone} must be removed");
+        }
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(h["x-forwarded-host"], "api.example.com");
+        assert_eq!(h["x-keygate-key-id"], "key_1");
+        assert_eq!(h["x-keygate-credential"], "org_key");
+        assert_eq!(h["via"], "1.1 keygate");
+        assert_eq!(h["accept"], "application/json");
+    }
+
+    #[test]
+    fn a_trusted_proxy_chain_is_extended() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.5"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        let origin = Origin { peer: IpAddr::from([10, 0, 0, 2]), trusted: true, version: http::Version::HTTP_11 };
+        upstream_headers(&mut h, id(), &origin, "req_1");
+        assert_eq!(h["x-forwarded-for"], "203.0.113.5, 10.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+}

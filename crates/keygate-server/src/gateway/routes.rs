@@ -1,0 +1,307 @@
+//! Gateway routes: validated at start, compiled once into what the hot path needs (upstream
+//! parts, the permission for each method, the credential requirements), matched per request
+//! by the longest prefix, segment-wise.
+
+use std::time::Duration;
+
+use http::Method;
+use http::uri::{Authority, Scheme};
+use keygate_core::{CredentialKind, RateLimit, Scope};
+
+use crate::auth::Requirements;
+use crate::config::RouteSettings;
+
+/// Paths the management API (and the dashboard) own; no route may overlap them.
+pub const RESERVED_PREFIXES: &[&str] = &[
+    "/v1/register", "/v1/login", "/v1/logout", "/v1/user", "/v1/accounts", "/v1/keys", "/v1/audit",
+    "/v1/admin", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/app",
+];
+
+/// Checks every route: a path prefix starting with `/`, an http upstream, a resource name,
+/// known credential classes and actions, no overlap with the management API or another route.
+pub fn validate_routes(routes: &[RouteSettings]) -> Result<(), String> {
+    for (i, r) in routes.iter().enumerate() {
+        let at = format!("gateway.routes[{i}] (prefix `{}`)", r.prefix);
+        if !r.prefix.starts_with('/') || r.prefix.len() < 2 || r.prefix.contains(['?', '#', ' ', '%', '\\']) {
+            return Err(format!("{at}: prefix must be a path like /v1/things"));
+        }
+        let p = r.prefix.trim_end_matches('/');
+        if p.split('/').any(|s| s == "." || s == "..") {
+            return Err(format!("{at}: prefix must not contain `.` or `..` segments"));
+        }
+        for reserved in RESERVED_PREFIXES {
+            if overlaps(p, reserved) {
+                return Err(format!("{at}: overlaps the management path {reserved}"));
+            }
+        }
+        upstream_parts(&r.upstream).map_err(|m| format!("{at}: upstream `{}` {m}", r.upstream))?;
+        if r.resource.is_empty() || r.resource == "*" || Scope::parse(&format!("{}:read", r.resource)).is_err() {
+            return Err(format!("{at}: resource must be a lower-case name like `companies`"));
+        }
+        for c in &r.credentials {
+            if kind_of(c).is_none() {
+                return Err(format!("{at}: credentials: unknown class `{c}` (user_key, org_key, session)"));
+            }
+        }
+        if r.credentials.is_empty() {
+            return Err(format!("{at}: credentials must name at least one class"));
+        }
+        for (method, action) in &r.actions {
+            let method_ok = method.parse::<Method>().is_ok() && method.bytes().all(|b| b.is_ascii_uppercase());
+            if !method_ok || action == "*" || Scope::parse(&format!("x:{action}")).is_err() {
+                return Err(format!("{at}: actions: `{method} = \"{action}\"` is not METHOD = \"action\" (e.g. POST = \"create\")"));
+            }
+        }
+        if let Some(rl) = &r.rate_limit {
+            rl.validate().map_err(|m| format!("{at}: {m}"))?;
+        }
+        if r.timeout_seconds == 0 || r.timeout_seconds > 3600 {
+            return Err(format!("{at}: timeout_seconds must be 1..=3600"));
+        }
+        for other in &routes[..i] {
+            if other.prefix.trim_end_matches('/') == p {
+                return Err(format!("{at}: the same prefix is configured twice"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn kind_of(class: &str) -> Option<CredentialKind> {
+    match class {
+        "user_key" => Some(CredentialKind::UserKey),
+        "org_key" => Some(CredentialKind::OrgKey),
+        "session" => Some(CredentialKind::Session),
+        _ => None,
+    }
+}
+
+/// Scheme, authority and base path (without a trailing `/`) of an upstream URL.
+fn upstream_parts(url: &str) -> Result<(Scheme, Authority, String), &'static str> {
+    if url.starts_with("https://") {
+        // No TLS client is linked in: keygate runs beside the API it protects and speaks plain
+        // HTTP to it; a TLS hop to a remote upstream belongs to a sidecar or the network.
+        return Err("uses https://, which the gateway does not speak: use an http:// upstream next to keygate");
+    }
+    if !url.starts_with("http://") {
+        return Err("is not an http:// URL");
+    }
+    let uri = url.parse::<http::Uri>().map_err(|_| "is not a valid URL")?;
+    let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
+        return Err("has no host");
+    };
+    if authority.host().is_empty() || authority.as_str().contains('@') {
+        return Err("must be http://host[:port][/base-path] without credentials");
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err("must not carry a query or fragment");
+    }
+    Ok((scheme, authority, uri.path().trim_end_matches('/').to_owned()))
+}
+
+/// Whether two path prefixes can match a common path (`/v1/keys` and `/v1/keys/x`, or `/v1`
+/// and `/v1/keys`), segment-wise.
+fn overlaps(a: &str, b: &str) -> bool {
+    let seg = |long: &str, short: &str| long == short || long.starts_with(&format!("{short}/")) || short == "/" || short.is_empty();
+    seg(a, b) || seg(b, a)
+}
+
+/// One route, compiled: everything a request needs is computed here once, not per request.
+#[derive(Debug)]
+pub struct Route {
+    /// Without a trailing `/`.
+    pub prefix: String,
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// The upstream URL's own path (may be empty), prepended to the forwarded path.
+    pub base_path: String,
+    pub strip_prefix: bool,
+    pub timeout: Duration,
+    pub accepts_session: bool,
+    /// The per-route limit with its bucket name (the prefix), as `AuthContext::extra_limit` wants it.
+    pub extra_limit: Option<(String, RateLimit)>,
+    read: Requirements,
+    write: Requirements,
+    overrides: Vec<(Method, Requirements)>,
+}
+
+impl Route {
+    fn compile(r: &RouteSettings) -> Result<Self, String> {
+        let (scheme, authority, base_path) =
+            upstream_parts(&r.upstream).map_err(|m| format!("upstream `{}` {m}", r.upstream))?;
+        let kinds: Vec<CredentialKind> = r.credentials.iter().filter_map(|c| kind_of(c)).collect();
+        let user_scoped = !kinds.contains(&CredentialKind::OrgKey);
+        let needs = |action: &str| Requirements {
+            permissions: vec![Scope::required(&r.resource, action)],
+            user_scoped,
+            kinds: kinds.clone(),
+        };
+        let mut overrides = Vec::with_capacity(r.actions.len());
+        for (method, action) in &r.actions {
+            let m = method.parse::<Method>().map_err(|_| format!("actions: bad method `{method}`"))?;
+            overrides.push((m, needs(action)));
+        }
+        let prefix = r.prefix.trim_end_matches('/').to_owned();
+        Ok(Route {
+            extra_limit: r.rate_limit.map(|l| (prefix.clone(), l)),
+            prefix,
+            scheme,
+            authority,
+            base_path,
+            strip_prefix: r.strip_prefix,
+            timeout: Duration::from_secs(r.timeout_seconds),
+            accepts_session: kinds.contains(&CredentialKind::Session),
+            read: needs("read"),
+            write: needs("write"),
+            overrides,
+        })
+    }
+
+    /// What a request with `method` needs: the route's own action for it, else `read` for the
+    /// safe methods (GET/HEAD/OPTIONS) and `write` for every other.
+    pub fn requirements(&self, method: &Method) -> &Requirements {
+        if let Some((_, r)) = self.overrides.iter().find(|(m, _)| m == method) {
+            return r;
+        }
+        if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS { &self.read } else { &self.write }
+    }
+
+    /// Whether `path` falls under this route: the prefix itself or anything below it.
+    fn matches(&self, path: &str) -> bool {
+        path.strip_prefix(self.prefix.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
+    /// The path to ask the upstream for: its base path, then the request path (without the
+    /// prefix when `strip_prefix`), always starting with `/`.
+    pub fn upstream_path_and_query(&self, path: &str, query: Option<&str>) -> String {
+        let rest = if self.strip_prefix { &path[self.prefix.len().min(path.len())..] } else { path };
+        let mut out = String::with_capacity(self.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
+        out.push_str(&self.base_path);
+        if !rest.starts_with('/') {
+            out.push('/');
+        }
+        out.push_str(rest);
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
+    }
+}
+
+/// The compiled routes, longest prefix first so the first match is the most specific.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    pub fn compile(routes: &[RouteSettings]) -> Result<Self, String> {
+        validate_routes(routes)?;
+        let mut compiled = routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Route::compile(r).map_err(|m| format!("gateway.routes[{i}]: {m}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        compiled.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        Ok(RouteTable { routes: compiled })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    pub fn find(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.matches(path))
+    }
+}
+
+/// A path an upstream could resolve differently than keygate matched it: dot segments
+/// (`/v1/companies/../lists` would leave a public route for a user-scoped one once the
+/// upstream normalises it), encoded dots or slashes, backslashes. Refused before any routing.
+pub fn is_ambiguous(path: &str) -> bool {
+    if path.contains('\\') {
+        return true;
+    }
+    if path.contains('%') {
+        let lower = path.to_ascii_lowercase();
+        if lower.contains("%2e") || lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
+            return true;
+        }
+    }
+    path.split('/').any(|s| s == "." || s == "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(prefix: &str, upstream: &str) -> RouteSettings {
+        RouteSettings {
+            prefix: prefix.into(),
+            upstream: upstream.into(),
+            resource: "things".into(),
+            credentials: vec!["user_key".into()],
+            rate_limit: None,
+            actions: Default::default(),
+            timeout_seconds: 30,
+            strip_prefix: false,
+        }
+    }
+
+    #[test]
+    fn management_paths_are_reserved() {
+        assert!(validate_routes(&[route("/v1/keys/x", "http://a")]).is_err());
+        assert!(validate_routes(&[route("/v1", "http://a")]).is_err());
+        assert!(validate_routes(&[route("/v1/keysmith", "http://a")]).is_ok());
+        assert!(validate_routes(&[route("/v1/companies", "http://127.0.0.1:9")]).is_ok());
+    }
+
+    #[test]
+    fn bad_upstreams_are_refused() {
+        for bad in ["ftp://a", "http://", "https://api.example.com", "http://a/?x=1", "http://u:p@a", "a:80"] {
+            assert!(validate_routes(&[route("/v1/x", bad)]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_longest_prefix_wins_segment_wise() {
+        let mut lists = route("/v1/lists/", "http://a:1/base/");
+        lists.strip_prefix = true;
+        let t = RouteTable::compile(&[route("/v1/l", "http://b:2"), lists, route("/v1/lists/shared", "http://c:3")])
+            .expect("compiles");
+        assert_eq!(t.find("/v1/lists").map(|r| r.prefix.as_str()), Some("/v1/lists"));
+        assert_eq!(t.find("/v1/lists/7").map(|r| r.prefix.as_str()), Some("/v1/lists"));
+        assert_eq!(t.find("/v1/lists/shared/1").map(|r| r.prefix.as_str()), Some("/v1/lists/shared"));
+        assert!(t.find("/v1/listsx").is_none());
+        assert!(t.find("/v1/lis").is_none());
+        let r = t.find("/v1/lists/7").expect("route");
+        assert_eq!(r.upstream_path_and_query("/v1/lists/7", Some("a=1")), "/base/7?a=1");
+        assert_eq!(r.upstream_path_and_query("/v1/lists", None), "/base/");
+    }
+
+    #[test]
+    fn actions_name_the_permission_per_method() {
+        let mut leads = route("/v1/leads", "http://a");
+        leads.actions.insert("POST".into(), "create".into());
+        leads.credentials = vec!["user_key".into(), "org_key".into()];
+        let t = RouteTable::compile(&[leads]).expect("compiles");
+        let r = t.find("/v1/leads").expect("route");
+        let perm = |m: Method| r.requirements(&m).permissions[0].to_string();
+        assert_eq!(perm(Method::POST), "things:create");
+        assert_eq!(perm(Method::GET), "things:read");
+        assert_eq!(perm(Method::DELETE), "things:write");
+        assert!(!r.requirements(&Method::GET).user_scoped);
+        assert!(!r.accepts_session);
+    }
+
+    #[test]
+    fn ambiguous_paths_are_spotted() {
+        for bad in ["/v1/a/../b", "/v1/a/./b", "/v1/a/%2e%2e/b", "/v1/a%2Fb", "/v1\\a", "/v1/a/.."] {
+            assert!(is_ambiguous(bad), "{bad}");
+        }
+        for ok in ["/v1/a/b", "/v1/a.b/..c", "/v1/a%20b"] {
+            assert!(!is_ambiguous(ok), "{ok}");
+        }
+    }
+}
