@@ -16,7 +16,14 @@ pub(crate) async fn create_account(
 ) -> StoreResult<()> {
     let mut tx = s.begin().await?;
     insert_account(&mut tx, &account).await?;
-    insert_membership(&mut tx, &account.id, owner_user_id, Authority::Owner, account.created_at).await?;
+    insert_membership(
+        &mut tx,
+        &account.id,
+        owner_user_id,
+        Authority::Owner,
+        account.created_at,
+    )
+    .await?;
     audit::append(&mut tx, s.dialect, audit).await?;
     tx.commit().await?;
     Ok(())
@@ -183,7 +190,12 @@ pub(crate) async fn update_role(
 
 /// Deletes the role row. Keys keep their `role_id`; the authenticator's join then finds no
 /// role and grants them nothing.
-pub(crate) async fn delete_role(s: &SqlStore, account_id: &str, role_id: &str, audit: Vec<NewAudit>) -> StoreResult<()> {
+pub(crate) async fn delete_role(
+    s: &SqlStore,
+    account_id: &str,
+    role_id: &str,
+    audit: Vec<NewAudit>,
+) -> StoreResult<()> {
     let mut tx = s.begin().await?;
     let done = sqlx::query(
         "DELETE FROM roles WHERE account_id = $1 AND id = $2 AND EXISTS \

@@ -9,6 +9,11 @@
 //! can never wait on each other. Appends come last in every transaction, after all row locks,
 //! so no other lock is ever requested while an audit lock is held. (The unique index on
 //! `(account_id, seq)` would turn any slip into an error rather than a fork.)
+//!
+//! Portability note: the advisory lock is the one PostgreSQL-specific statement in the store
+//! (YugabyteDB has advisory locks too). A CockroachDB dialect would skip it: its serializable
+//! isolation plus the unique index keep the chain intact, concurrent appends then surfacing
+//! as retryable errors instead of waiting.
 
 use std::collections::BTreeSet;
 
@@ -129,7 +134,12 @@ pub(crate) async fn list_audit(
         None => i64::MAX,
         Some(c) => match c.parse::<i64>() {
             Ok(seq) => seq,
-            Err(_) => return Ok(Page { items: vec![], next_cursor: None }),
+            Err(_) => {
+                return Ok(Page {
+                    items: vec![],
+                    next_cursor: None,
+                });
+            }
         },
     };
     let (exact, prefix) = action_filter(filter.action.as_deref());
@@ -152,7 +162,12 @@ pub(crate) async fn list_audit(
     Ok(page_of(items, page.limit, |e| e.seq.to_string()))
 }
 
-pub(crate) async fn audit_chain(s: &SqlStore, account_id: &str, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+pub(crate) async fn audit_chain(
+    s: &SqlStore,
+    account_id: &str,
+    after_seq: i64,
+    limit: u32,
+) -> StoreResult<Vec<AuditEntry>> {
     let found = sqlx::query("SELECT * FROM audit_log WHERE account_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3")
         .bind(account_id)
         .bind(after_seq)

@@ -76,10 +76,10 @@ pub(crate) async fn create_key(
 ) -> StoreResult<ApiKey> {
     let mut tx = s.begin().await?;
     lock_live_account(&mut tx, s.dialect, &key.account_id).await?;
-    if let Some(max) = max_live_keys {
-        if live_keys(&mut tx, &key.account_id, key.created_at).await? >= i64::from(max) {
-            return Err(StoreError::KeyLimitReached);
-        }
+    if let Some(max) = max_live_keys
+        && live_keys(&mut tx, &key.account_id, key.created_at).await? >= i64::from(max)
+    {
+        return Err(StoreError::KeyLimitReached);
     }
     let created = insert_key(&mut tx, &key).await?;
     audit::append(&mut tx, s.dialect, audit).await?;
@@ -242,7 +242,9 @@ pub(crate) async fn roll_key(
     audit: Vec<NewAudit>,
 ) -> StoreResult<(ApiKey, ApiKey)> {
     if successor.account_id != account_id {
-        return Err(StoreError::Other("roll_key: successor belongs to another account".into()));
+        return Err(StoreError::Other(
+            "roll_key: successor belongs to another account".into(),
+        ));
     }
     let mut tx = s.begin().await?;
     let old = lock_key(&mut tx, s, account_id, key_id).await?;

@@ -46,7 +46,12 @@ pub(crate) async fn list_members(s: &SqlStore, account_id: &str, page: &PageRequ
         Some(c) => match parse_member_cursor(c) {
             Some(parsed) => Some(parsed),
             // Not a cursor this store made: nothing lies beyond it.
-            None => return Ok(Page { items: vec![], next_cursor: None }),
+            None => {
+                return Ok(Page {
+                    items: vec![],
+                    next_cursor: None,
+                });
+            }
         },
     };
     let found = sqlx::query(
@@ -103,7 +108,12 @@ pub(crate) async fn add_member(
 }
 
 /// The target's current authority and the account's owner count, read under the account lock.
-async fn target_and_owners(tx: &mut Tx, s: &SqlStore, account_id: &str, user_id: &str) -> StoreResult<(Authority, usize)> {
+async fn target_and_owners(
+    tx: &mut Tx,
+    s: &SqlStore,
+    account_id: &str,
+    user_id: &str,
+) -> StoreResult<(Authority, usize)> {
     lock_live_account(tx, s.dialect, account_id).await?;
     let target = sqlx::query("SELECT authority FROM memberships WHERE account_id = $1 AND user_id = $2")
         .bind(account_id)
@@ -112,11 +122,12 @@ async fn target_and_owners(tx: &mut Tx, s: &SqlStore, account_id: &str, user_id:
         .await?
         .ok_or(StoreError::NotFound)?;
     let current = rows::authority(&target, "authority")?;
-    let owners: i64 = sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE account_id = $1 AND authority = 'owner'")
-        .bind(account_id)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("n")?;
+    let owners: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE account_id = $1 AND authority = 'owner'")
+            .bind(account_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("n")?;
     Ok((current, usize::try_from(owners).unwrap_or(0)))
 }
 
@@ -172,7 +183,10 @@ mod tests {
 
     #[test]
     fn member_cursor_round_trip() {
-        assert_eq!(parse_member_cursor("1700000000000:usr_abc"), Some((1_700_000_000_000, "usr_abc")));
+        assert_eq!(
+            parse_member_cursor("1700000000000:usr_abc"),
+            Some((1_700_000_000_000, "usr_abc"))
+        );
         assert_eq!(parse_member_cursor("garbage"), None);
         assert_eq!(parse_member_cursor("x:usr_abc"), None);
     }

@@ -78,7 +78,9 @@ pub struct SqlStore {
 impl std::fmt::Debug for SqlStore {
     // Deliberately no URL: it may carry a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlStore").field("dialect", &self.dialect).finish_non_exhaustive()
+        f.debug_struct("SqlStore")
+            .field("dialect", &self.dialect)
+            .finish_non_exhaustive()
     }
 }
 
@@ -119,7 +121,11 @@ impl SqlStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
-        Ok(SqlStore { dialect: Dialect::Postgres, reader: pool.clone(), writer: pool })
+        Ok(SqlStore {
+            dialect: Dialect::Postgres,
+            reader: pool.clone(),
+            writer: pool,
+        })
     }
 
     async fn connect_sqlite(url: &str) -> StoreResult<SqlStore> {
@@ -162,13 +168,21 @@ impl SqlStore {
                 .max_lifetime(None)
                 .connect_with(options)
                 .await?;
-            return Ok(SqlStore { dialect: Dialect::Sqlite, reader: pool.clone(), writer: pool });
+            return Ok(SqlStore {
+                dialect: Dialect::Sqlite,
+                reader: pool.clone(),
+                writer: pool,
+            });
         }
         let writer = pool_options(1).connect_with(options.clone()).await?;
         // WAL is a property of the database file: set once, before readers open it.
         writer.execute("PRAGMA journal_mode = WAL").await?;
         let reader = pool_options(SQLITE_READERS).connect_with(options).await?;
-        Ok(SqlStore { dialect: Dialect::Sqlite, reader, writer })
+        Ok(SqlStore {
+            dialect: Dialect::Sqlite,
+            reader,
+            writer,
+        })
     }
 
     /// Applies the embedded migrations of the backend that are not applied yet. Safe to run
@@ -181,7 +195,13 @@ impl SqlStore {
         let migrations = sources
             .iter()
             .map(|(version, description, sql)| {
-                Migration::new(*version, (*description).into(), MigrationType::Simple, sql.into_sql_str(), false)
+                Migration::new(
+                    *version,
+                    (*description).into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
             })
             .collect();
         Migrator::with_migrations(migrations)

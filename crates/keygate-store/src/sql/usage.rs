@@ -5,8 +5,8 @@
 use chrono::NaiveDate;
 use sqlx::Row;
 
-use super::rows::{self, get, millis};
 use super::SqlStore;
+use super::rows::{self, get, millis};
 use crate::error::{StoreError, StoreResult};
 use crate::model::*;
 
@@ -42,7 +42,12 @@ pub(crate) async fn key_auth_by_digest(s: &SqlStore, digest: &str) -> StoreResul
         None => None,
         Some(_) => Some(rows::authority(&row, "m_authority")?),
     };
-    Ok(Some(KeyAuth { key, role_permissions, account: rows::account_prefixed(&row)?, member_authority }))
+    Ok(Some(KeyAuth {
+        key,
+        role_permissions,
+        account: rows::account_prefixed(&row)?,
+        member_authority,
+    }))
 }
 
 /// Spends `cost` units in one conditional statement, so the limit holds exactly under any
@@ -116,7 +121,12 @@ pub(crate) async fn record_usage(s: &SqlStore, deltas: &[UsageDelta]) -> StoreRe
     Ok(())
 }
 
-pub(crate) async fn key_usage(s: &SqlStore, key_id: &str, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<DailyUsage>> {
+pub(crate) async fn key_usage(
+    s: &SqlStore,
+    key_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> StoreResult<Vec<DailyUsage>> {
     let found = sqlx::query(
         "SELECT day, requests FROM key_usage_daily WHERE key_id = $1 AND day >= $2 AND day <= $3 ORDER BY day ASC",
     )

@@ -7,8 +7,7 @@ use super::{SqlStore, Tx, audit};
 use crate::error::{StoreError, StoreResult};
 use crate::model::*;
 
-const INSERT_USER: &str =
-    "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
+const INSERT_USER: &str = "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
 
 const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, digest, created_at, last_seen_at, expires_at, revoked_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -98,7 +97,12 @@ pub(crate) async fn user_by_id(s: &SqlStore, user_id: &str) -> StoreResult<Optio
         .transpose()
 }
 
-pub(crate) async fn update_user_name(s: &SqlStore, user_id: &str, name: &str, audit: Vec<NewAudit>) -> StoreResult<User> {
+pub(crate) async fn update_user_name(
+    s: &SqlStore,
+    user_id: &str,
+    name: &str,
+    audit: Vec<NewAudit>,
+) -> StoreResult<User> {
     let mut tx = s.begin().await?;
     let row = sqlx::query("UPDATE users SET name = $2 WHERE id = $1 RETURNING *")
         .bind(user_id)
@@ -170,8 +174,13 @@ pub(crate) async fn session_by_digest(s: &SqlStore, digest: &str) -> StoreResult
     .bind(digest)
     .fetch_optional(s.reader())
     .await?;
-    row.map(|r| Ok(SessionAuth { session: rows::session(&r)?, user: rows::user_prefixed(&r)? }))
-        .transpose()
+    row.map(|r| {
+        Ok(SessionAuth {
+            session: rows::session(&r)?,
+            user: rows::user_prefixed(&r)?,
+        })
+    })
+    .transpose()
 }
 
 /// Moves `last_seen_at` forward only: touches from several nodes may arrive out of order.

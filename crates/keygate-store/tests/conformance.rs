@@ -1,0 +1,60 @@
+//! One behaviour, two backends: every test of the suite runs against SQLite (a fresh file) and
+//! PostgreSQL (a fresh database, when `KEYGATE_TEST_POSTGRES_URL` is set, e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`). The suite only sees `Arc<dyn Store>`.
+//!
+//! `cargo test -p keygate-store` runs `sqlite::*` and `postgres::*`; without the variable the
+//! PostgreSQL half prints a loud SKIPPED line and passes.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+#[path = "conformance/audit.rs"]
+mod audit;
+#[path = "conformance/harness.rs"]
+mod harness;
+#[path = "conformance/identity.rs"]
+mod identity;
+#[path = "conformance/keys.rs"]
+mod keys;
+
+/// Generates `sqlite::<name>` and `postgres::<name>` for each suite function `module::name`.
+macro_rules! conformance {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    crate::harness::run_sqlite(crate::$module::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    crate::harness::run_postgres(crate::$module::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    identity::register_and_look_up,
+    identity::email_and_domain_conflicts,
+    identity::soft_delete_hides_everything,
+    identity::account_update_plan_and_listing,
+    identity::membership_rules,
+    identity::last_owner_rule_holds_under_concurrency,
+    identity::members_page_without_gaps,
+    identity::roles,
+    identity::sessions_and_password_change,
+    audit::audit_chain_hashes_and_pages,
+    audit::concurrent_appends_keep_the_chain,
+    keys::keys_create_look_up_and_page,
+    keys::key_status_filters_follow_api_key_status,
+    keys::key_update_revoke_roll,
+    keys::key_limit,
+    keys::key_limit_holds_under_concurrency,
+    keys::consume_usage_is_exact_under_concurrency,
+    keys::record_usage_from_two_nodes_adds_up,
+    keys::key_auth_joins,
+}

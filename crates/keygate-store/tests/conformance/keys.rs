@@ -1,0 +1,573 @@
+//! API keys, usage limits and counters, and the authenticator's lookup.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use keygate_core::id::{IdKind, new_id};
+use keygate_core::{Authority, RateLimit};
+use keygate_store::*;
+use serde_json::json;
+
+use crate::harness::*;
+
+pub async fn keys_create_look_up_and_page(db: TestDb) {
+    let s = &db.store;
+    let o = register(s, "k@keys.example", None).await;
+    let other = register(s, "x@keys.example", None).await;
+    let a = &o.account.id;
+
+    let mut nk = key(a, Some(&o.user.id));
+    nk.scopes = vec!["companies:read".into(), "lists:*".into()];
+    nk.rate_limit = Some(RateLimit {
+        limit: 100,
+        window_seconds: 60,
+        burst: Some(10),
+    });
+    nk.ip_allowlist = vec!["10.0.0.0/8".into()];
+    nk.metadata = json!({"team": "growth", "n": 3});
+    nk.usage_limit = Some(1000);
+    nk.expires_at = Some(now() + Duration::days(30));
+    nk.authority = Authority::Administrator;
+    let created = s
+        .create_key(nk.clone(), None, vec![audit(a, "key.created", &o.user.id)])
+        .await
+        .unwrap();
+    let expected = ApiKey {
+        id: nk.id.clone(),
+        digest: nk.digest.clone(),
+        key_part: nk.key_part.clone(),
+        class: KeyClass::User,
+        name: nk.name.clone(),
+        account_id: a.clone(),
+        user_id: Some(o.user.id.clone()),
+        authority: Authority::Administrator,
+        scopes: nk.scopes.clone(),
+        role_id: None,
+        created_at: nk.created_at,
+        created_by: nk.created_by.clone(),
+        expires_at: nk.expires_at,
+        starts_at: None,
+        staged: false,
+        revoked_at: None,
+        last_used_at: None,
+        last_used_ip: None,
+        request_count: 0,
+        usage_limit: Some(1000),
+        usage_used: 0,
+        rate_limit: nk.rate_limit,
+        ip_allowlist: nk.ip_allowlist.clone(),
+        metadata: nk.metadata.clone(),
+    };
+    assert_eq!(created, expected);
+    assert_eq!(s.key_by_handle(a, &nk.id).await.unwrap(), Some(expected.clone()));
+    assert_eq!(s.key_by_handle(a, &nk.key_part).await.unwrap(), Some(expected.clone()));
+    assert_eq!(
+        s.key_by_handle(&other.account.id, &nk.id).await.unwrap(),
+        None,
+        "another account's key"
+    );
+    assert_eq!(s.key_by_handle(a, "key_nope").await.unwrap(), None);
+
+    // key_part names one key.
+    let mut dup = key(a, None);
+    dup.key_part = nk.key_part.clone();
+    let err = s.create_key(dup, None, vec![]).await;
+    assert!(matches!(err, Err(StoreError::Conflict("key_part"))), "{err:?}");
+
+    // Pages newest first, without gaps; class and user filters.
+    let mut ids = vec![created.id.clone()];
+    for i in 0..6 {
+        let k = if i % 2 == 0 {
+            key(a, None)
+        } else {
+            key(a, Some(&o.user.id))
+        };
+        ids.push(s.create_key(k, None, vec![]).await.unwrap().id);
+    }
+    s.create_key(key(&other.account.id, None), None, vec![]).await.unwrap();
+    ids.sort();
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = s
+            .list_keys(a, &KeyFilter::default(), now(), &page(3, cursor))
+            .await
+            .unwrap();
+        seen.extend(p.items.iter().map(|k| k.id.clone()));
+        match p.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let orgs = KeyFilter {
+        class: Some(KeyClass::Org),
+        ..Default::default()
+    };
+    let listed = s.list_keys(a, &orgs, now(), &page(100, None)).await.unwrap().items;
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|k| k.class == KeyClass::Org));
+    let mine = KeyFilter {
+        user_id: Some(o.user.id.clone()),
+        ..Default::default()
+    };
+    let listed = s.list_keys(a, &mine, now(), &page(100, None)).await.unwrap().items;
+    assert_eq!(listed.len(), 4);
+    assert!(listed.iter().all(|k| k.user_id.as_deref() == Some(o.user.id.as_str())));
+    let exact = s
+        .list_keys(a, &KeyFilter::default(), now(), &page(7, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        (exact.items.len(), exact.next_cursor),
+        (7, None),
+        "no cursor when nothing follows"
+    );
+}
+
+/// One way to shape a key for the status test.
+type Variant = Box<dyn Fn(&mut NewKey) + Send + Sync>;
+
+pub async fn key_status_filters_follow_api_key_status(db: TestDb) {
+    let s = &db.store;
+    let o = register(s, "st@keys.example", None).await;
+    let a = &o.account.id;
+    let t = now();
+    let mut made = Vec::new();
+    let variants: Vec<Variant> = vec![
+        Box::new(|_| {}),
+        Box::new(move |k| k.expires_at = Some(t + Duration::hours(1))),
+        Box::new(move |k| k.expires_at = Some(t - Duration::hours(1))),
+        Box::new(move |k| k.expires_at = Some(t)), // expires_at <= now: expired
+        Box::new(move |k| k.starts_at = Some(t + Duration::hours(1))),
+        Box::new(move |k| k.starts_at = Some(t)), // started exactly now: active
+        Box::new(move |k| {
+            k.staged = true;
+            k.expires_at = Some(t - Duration::hours(1));
+        }),
+        Box::new(move |k| {
+            k.starts_at = Some(t + Duration::hours(1));
+            k.expires_at = Some(t - Duration::hours(1));
+        }),
+    ];
+    for v in &variants {
+        let mut k = key(a, None);
+        v(&mut k);
+        made.push(s.create_key(k, None, vec![]).await.unwrap());
+    }
+    let revoked = s.create_key(key(a, None), None, vec![]).await.unwrap();
+    made.push(s.revoke_key(a, &revoked.id, t, vec![]).await.unwrap());
+
+    let mut total = 0;
+    for status in [
+        KeyStatus::Active,
+        KeyStatus::Inactive,
+        KeyStatus::Expired,
+        KeyStatus::Revoked,
+    ] {
+        let filter = KeyFilter {
+            status: Some(status),
+            ..Default::default()
+        };
+        let listed = s.list_keys(a, &filter, t, &page(100, None)).await.unwrap().items;
+        let mut want: Vec<_> = made
+            .iter()
+            .filter(|k| k.status(t) == status)
+            .map(|k| k.id.clone())
+            .collect();
+        want.sort();
+        want.reverse();
+        assert_eq!(
+            listed.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
+            want,
+            "{status:?}"
+        );
+        assert!(!want.is_empty(), "{status:?} is exercised");
+        total += want.len();
+    }
+    assert_eq!(total, made.len());
+}
+
+pub async fn key_update_revoke_roll(db: TestDb) {
+    let s = &db.store;
+    let o = register(s, "u@roll.example", None).await;
+    let other = register(s, "v@roll.example", None).await;
+    let a = &o.account.id;
+    let mut nk = key(a, Some(&o.user.id));
+    nk.role_id = Some("rol_x".into());
+    nk.rate_limit = Some(RateLimit {
+        limit: 5,
+        window_seconds: 1,
+        burst: None,
+    });
+    nk.usage_limit = Some(10);
+    nk.expires_at = Some(now() + Duration::days(1));
+    let k = s.create_key(nk, None, vec![]).await.unwrap();
+
+    // Some(None) clears, None leaves alone.
+    let patch = KeyPatch {
+        name: Some("renamed".into()),
+        expires_at: Some(None),
+        role_id: Some(None),
+        rate_limit: Some(None),
+        usage_limit: Some(None),
+        scopes: Some(vec!["a:read".into()]),
+        metadata: Some(json!({"m": true})),
+        ip_allowlist: Some(vec!["192.0.2.0/24".into()]),
+        staged: Some(true),
+        starts_at: Some(Some(now())),
+    };
+    let u = s
+        .update_key(a, &k.id, &patch, vec![audit(a, "key.updated", &o.user.id)])
+        .await
+        .unwrap();
+    assert_eq!(
+        (u.name.as_str(), u.expires_at, u.role_id.as_deref()),
+        ("renamed", None, None)
+    );
+    assert_eq!((u.rate_limit, u.usage_limit, u.staged), (None, None, true));
+    assert_eq!(
+        (u.scopes.clone(), u.metadata.clone()),
+        (vec!["a:read".to_owned()], json!({"m": true}))
+    );
+    assert_eq!(u.ip_allowlist, vec!["192.0.2.0/24".to_owned()]);
+    assert_eq!(u.starts_at, patch.starts_at.flatten());
+    let same = s.update_key(a, &k.id, &KeyPatch::default(), vec![]).await.unwrap();
+    assert_eq!(same, u);
+    let err = s.update_key(&other.account.id, &k.id, &patch, vec![]).await;
+    assert!(matches!(err, Err(StoreError::NotFound)), "another account's key");
+    assert!(matches!(
+        s.update_key(a, "key_nope", &patch, vec![]).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.revoke_key(&other.account.id, &k.id, now(), vec![]).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Revoke keeps the first time; a revoked key cannot be changed or rolled.
+    let t1 = now();
+    let r = s
+        .revoke_key(a, &k.id, t1, vec![audit(a, "key.revoked", &o.user.id)])
+        .await
+        .unwrap();
+    assert_eq!(r.revoked_at, Some(t1));
+    let r2 = s.revoke_key(a, &k.id, t1 + ms(500), vec![]).await.unwrap();
+    assert_eq!(r2.revoked_at, Some(t1));
+    let err = s.update_key(a, &k.id, &patch, vec![]).await;
+    assert!(matches!(err, Err(StoreError::Conflict("key_revoked"))), "{err:?}");
+    let err = s
+        .roll_key(a, &k.id, key(a, Some(&o.user.id)), None, now(), vec![])
+        .await;
+    assert!(matches!(err, Err(StoreError::Conflict("key_revoked"))), "{err:?}");
+
+    // Roll without grace: the old key is revoked at `at`.
+    let old = s.create_key(key(a, Some(&o.user.id)), None, vec![]).await.unwrap();
+    let at = now();
+    let succ = key(a, Some(&o.user.id));
+    let (new, old_after) = s
+        .roll_key(
+            a,
+            &old.id,
+            succ.clone(),
+            None,
+            at,
+            vec![audit(a, "key.rolled", &o.user.id)],
+        )
+        .await
+        .unwrap();
+    assert_eq!((new.id.as_str(), new.revoked_at), (succ.id.as_str(), None));
+    assert_eq!((old_after.revoked_at, old_after.expires_at), (Some(at), None));
+
+    // Roll with grace: the old key expires at the earlier of its expiry and the grace end.
+    let mut with_expiry = key(a, None);
+    with_expiry.expires_at = Some(at + Duration::hours(1));
+    let old = s.create_key(with_expiry, None, vec![]).await.unwrap();
+    let (_, old_after) = s
+        .roll_key(a, &old.id, key(a, None), Some(at + Duration::days(7)), at, vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        (old_after.revoked_at, old_after.expires_at),
+        (None, Some(at + Duration::hours(1)))
+    );
+    let old = s.create_key(key(a, None), None, vec![]).await.unwrap();
+    let (_, old_after) = s
+        .roll_key(a, &old.id, key(a, None), Some(at + Duration::minutes(5)), at, vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        (old_after.revoked_at, old_after.expires_at),
+        (None, Some(at + Duration::minutes(5)))
+    );
+
+    // A failed roll changes nothing: no successor, the old key untouched, no audit entry.
+    let mut ghost = key(a, None);
+    ghost.key_part = k.key_part.clone();
+    let err = s
+        .roll_key(
+            a,
+            &old.id,
+            ghost.clone(),
+            None,
+            at,
+            vec![audit(a, "key.rolled", &o.user.id)],
+        )
+        .await;
+    assert!(matches!(err, Err(StoreError::Conflict("key_part"))), "{err:?}");
+    assert_eq!(s.key_by_handle(a, &ghost.id).await.unwrap(), None);
+    assert_eq!(s.key_by_handle(a, &old.id).await.unwrap().unwrap(), old_after);
+    let err = s
+        .roll_key(
+            &other.account.id,
+            &old.id,
+            key(&other.account.id, None),
+            None,
+            at,
+            vec![],
+        )
+        .await;
+    assert!(matches!(err, Err(StoreError::NotFound)), "another account's key");
+    assert_eq!(verify_chain(s, a).await, 4);
+}
+
+pub async fn key_limit(db: TestDb) {
+    let s = &db.store;
+    let o = register(s, "lim@keys.example", None).await;
+    let a = &o.account.id;
+    let k1 = s.create_key(key(a, None), Some(2), vec![]).await.unwrap();
+    s.create_key(key(a, None), Some(2), vec![]).await.unwrap();
+    let audited = vec![audit(a, "key.created", &o.user.id)];
+    assert!(matches!(
+        s.create_key(key(a, None), Some(2), audited).await,
+        Err(StoreError::KeyLimitReached)
+    ));
+    assert_eq!(verify_chain(s, a).await, 1, "a refused mint writes no audit entry");
+    s.create_key(key(a, None), None, vec![]).await.unwrap();
+    assert!(matches!(
+        s.create_key(key(a, None), Some(3), vec![]).await,
+        Err(StoreError::KeyLimitReached)
+    ));
+
+    // Revoked and expired keys do not count; future-dated and staged ones do.
+    s.revoke_key(a, &k1.id, now(), vec![]).await.unwrap();
+    let mut expired = key(a, None);
+    expired.expires_at = Some(now() - Duration::hours(1));
+    s.create_key(expired, None, vec![]).await.unwrap();
+    s.create_key(key(a, None), Some(3), vec![]).await.unwrap();
+    assert!(matches!(
+        s.create_key(key(a, None), Some(3), vec![]).await,
+        Err(StoreError::KeyLimitReached)
+    ));
+}
+
+pub async fn key_limit_holds_under_concurrency(db: TestDb) {
+    let o = register(&db.store, "race@keys.example", None).await;
+    let node2 = db.another_node().await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let s = if i % 2 == 0 {
+            Arc::clone(&db.store)
+        } else {
+            Arc::clone(&node2)
+        };
+        let a = o.account.id.clone();
+        tasks.push(tokio::spawn(async move {
+            s.create_key(key(&a, None), Some(5), vec![]).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::KeyLimitReached) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(ok, 5);
+}
+
+pub async fn consume_usage_is_exact_under_concurrency(db: TestDb) {
+    let s = &db.store;
+    let o = register(s, "use@keys.example", None).await;
+    let mut nk = key(&o.account.id, None);
+    nk.usage_limit = Some(10);
+    let k = s.create_key(nk, None, vec![]).await.unwrap();
+    let node2 = db.another_node().await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = if i % 2 == 0 { Arc::clone(s) } else { Arc::clone(&node2) };
+        let id = k.id.clone();
+        tasks.push(tokio::spawn(
+            async move { s.consume_usage(&id, 1).await.expect("consume") },
+        ));
+    }
+    let mut remaining = Vec::new();
+    for t in tasks {
+        if let Some(r) = t.await.unwrap() {
+            remaining.push(r);
+        }
+    }
+    remaining.sort();
+    assert_eq!(
+        remaining,
+        (0..10).collect::<Vec<i64>>(),
+        "exactly 10 spends, each seeing its own remainder"
+    );
+    let after = s.key_by_handle(&o.account.id, &k.id).await.unwrap().unwrap();
+    assert_eq!((after.usage_used, after.usage_remaining()), (10, Some(0)));
+
+    // A spend larger than what is left spends nothing.
+    let mut nk = key(&o.account.id, None);
+    nk.usage_limit = Some(5);
+    let k2 = s.create_key(nk, None, vec![]).await.unwrap();
+    assert_eq!(s.consume_usage(&k2.id, 3).await.unwrap(), Some(2));
+    assert_eq!(s.consume_usage(&k2.id, 3).await.unwrap(), None);
+    assert_eq!(s.consume_usage(&k2.id, 2).await.unwrap(), Some(0));
+
+    let unlimited = s.create_key(key(&o.account.id, None), None, vec![]).await.unwrap();
+    assert_eq!(s.consume_usage(&unlimited.id, 1).await.unwrap(), Some(i64::MAX));
+    assert!(matches!(
+        s.consume_usage("key_nope", 1).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn record_usage_from_two_nodes_adds_up(db: TestDb) {
+    let s = &db.store;
+    let o = register(s, "cnt@keys.example", None).await;
+    let a = &o.account.id;
+    let k1 = s.create_key(key(a, None), None, vec![]).await.unwrap();
+    let k2 = s.create_key(key(a, None), None, vec![]).await.unwrap();
+    let node2 = db.another_node().await;
+    let t0 = now();
+    let day1 = t0.date_naive();
+    let day2 = day1.succ_opt().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..10i64 {
+        let node = if i % 2 == 0 { Arc::clone(s) } else { Arc::clone(&node2) };
+        let (id1, id2) = (k1.id.clone(), k2.id.clone());
+        tasks.push(tokio::spawn(async move {
+            let delta = |key_id: &str, day, n, at_ms: i64| UsageDelta {
+                key_id: key_id.to_owned(),
+                day,
+                requests: n,
+                last_used_at: t0 + ms(at_ms),
+                last_used_ip: Some(format!("198.51.100.{at_ms}")),
+            };
+            // Batches name both keys in different orders, plus an unknown key that is skipped.
+            let batch = if i % 2 == 0 {
+                vec![
+                    delta(&id1, day1, 1, i),
+                    delta(&id2, day1, 2, i),
+                    delta(&id1, day2, 3, i),
+                ]
+            } else {
+                vec![
+                    delta(&id2, day1, 2, i),
+                    delta("key_unknown", day1, 9, i),
+                    delta(&id1, day1, 1, i),
+                    delta(&id1, day2, 3, i),
+                ]
+            };
+            node.record_usage(&batch).await.expect("record");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    s.record_usage(&[]).await.unwrap();
+    let k1_after = s.key_by_handle(a, &k1.id).await.unwrap().unwrap();
+    let k2_after = s.key_by_handle(a, &k2.id).await.unwrap().unwrap();
+    assert_eq!((k1_after.request_count, k2_after.request_count), (40, 20));
+    assert_eq!(
+        k1_after.last_used_at,
+        Some(t0 + ms(9)),
+        "the newest use wins, whatever the order"
+    );
+    assert_eq!(k1_after.last_used_ip.as_deref(), Some("198.51.100.9"));
+
+    // An older delta arriving late adds its count but does not move last_used back.
+    let late = UsageDelta {
+        key_id: k1.id.clone(),
+        day: day1,
+        requests: 5,
+        last_used_at: t0,
+        last_used_ip: Some("192.0.2.1".into()),
+    };
+    s.record_usage(&[late]).await.unwrap();
+    let k1_after = s.key_by_handle(a, &k1.id).await.unwrap().unwrap();
+    assert_eq!((k1_after.request_count, k1_after.last_used_at), (45, Some(t0 + ms(9))));
+    assert_eq!(k1_after.last_used_ip.as_deref(), Some("198.51.100.9"));
+
+    let daily = s.key_usage(&k1.id, day1, day2).await.unwrap();
+    assert_eq!(
+        daily,
+        vec![
+            DailyUsage {
+                date: day1,
+                requests: 15
+            },
+            DailyUsage {
+                date: day2,
+                requests: 30
+            }
+        ]
+    );
+    assert_eq!(s.key_usage(&k1.id, day2, day2).await.unwrap().len(), 1);
+    assert!(s.key_usage(&k2.id, day2, day2).await.unwrap().is_empty());
+}
+
+pub async fn key_auth_joins(db: TestDb) {
+    let s = &db.store;
+    let o = register(s, "auth@keys.example", Some("keys.example")).await;
+    let a = &o.account.id;
+    let member = register(s, "member@else.example", None).await.user;
+    s.add_member(a, &member.id, Authority::Administrator, now(), vec![])
+        .await
+        .unwrap();
+    let role = Role {
+        id: new_id(IdKind::Role),
+        account_id: a.clone(),
+        name: "intake".into(),
+        permissions: vec!["leads:create".into()],
+        created_at: now(),
+        updated_at: now(),
+    };
+    s.create_role(role.clone(), vec![]).await.unwrap();
+    let mut uk = key(a, Some(&member.id));
+    uk.role_id = Some(role.id.clone());
+    let uk = s.create_key(uk, None, vec![]).await.unwrap();
+    let ok = s.create_key(key(a, None), None, vec![]).await.unwrap();
+
+    let auth = s.key_auth_by_digest(&uk.digest).await.unwrap().expect("found");
+    assert_eq!(auth.key, uk);
+    assert_eq!(auth.role_permissions, Some(vec!["leads:create".to_owned()]));
+    assert_eq!(auth.account, Some(o.account.clone()));
+    assert_eq!(auth.member_authority, Some(Authority::Administrator));
+    let org = s.key_auth_by_digest(&ok.digest).await.unwrap().expect("found");
+    assert_eq!((org.role_permissions, org.member_authority), (None, None));
+    assert_eq!(org.account, Some(o.account.clone()));
+    assert_eq!(s.key_auth_by_digest(&digest()).await.unwrap(), None);
+
+    // Demotion shows at once; a deleted role grants nothing; a removed member has no authority.
+    s.change_member_authority(a, &member.id, Authority::Owner, Authority::User, vec![])
+        .await
+        .unwrap();
+    let auth = s.key_auth_by_digest(&uk.digest).await.unwrap().unwrap();
+    assert_eq!(auth.member_authority, Some(Authority::User));
+    s.delete_role(a, &role.id, vec![]).await.unwrap();
+    let auth = s.key_auth_by_digest(&uk.digest).await.unwrap().unwrap();
+    assert_eq!(auth.role_permissions, Some(vec![]));
+    s.remove_member(a, &member.id, Authority::Owner, false, vec![])
+        .await
+        .unwrap();
+    let auth = s.key_auth_by_digest(&uk.digest).await.unwrap().unwrap();
+    assert_eq!(auth.member_authority, None);
+
+    // The account goes: the key is still found, without its account.
+    s.delete_account(a, now(), vec![]).await.unwrap();
+    let auth = s.key_auth_by_digest(&ok.digest).await.unwrap().unwrap();
+    assert_eq!(auth.account, None);
+}
