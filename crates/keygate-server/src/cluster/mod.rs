@@ -1,12 +1,23 @@
-//! Several nodes as one service: cross-node invalidation and shared rate limits. Without
-//! `redis_url` and on SQLite, a single node needs neither.
+//! Several nodes as one service (docs/operations.md):
+//!
+//! - **Cross-node invalidation** when `database_url` is PostgreSQL: `LISTEN/NOTIFY` on the
+//!   database the nodes already share ([`pg_bus`]).
+//! - **Shared rate limits** when `redis_url` is set: one atomic Lua script per decision
+//!   ([`redis_limiter`]).
+//!
+//! On SQLite there is no bus, even with `redis_url`: SQLite is the single-node store (several
+//! processes on one file are not a supported topology), and a lone node invalidates its own
+//! cache directly. Without either setting a node needs nothing from here.
+
+pub mod pg_bus;
+pub mod redis_limiter;
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::invalidation::{Epochs, InvalidationBus};
-use crate::config::Settings;
+use crate::config::{Settings, redact_url};
 use crate::metrics::Metrics;
 use crate::ratelimit::SharedLimiter;
 
@@ -16,11 +27,35 @@ pub struct Cluster {
     pub shared_limiter: Option<Arc<dyn SharedLimiter>>,
 }
 
+/// Wires what the settings ask for. Fails only on settings that can never work (a malformed
+/// URL); an unreachable Redis or a lost subscription is survived and logged, never fatal.
 pub async fn start(
-    _settings: &Settings,
-    _epochs: Arc<Epochs>,
-    _metrics: Arc<Metrics>,
-    _stop: CancellationToken,
+    settings: &Settings,
+    epochs: Arc<Epochs>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
 ) -> anyhow::Result<Cluster> {
-    Ok(Cluster::default())
+    let mut cluster = Cluster::default();
+    if !settings.redis_url.is_empty() {
+        let limiter = redis_limiter::RedisLimiter::new(&settings.redis_url)?;
+        let redis = redact_url(&settings.redis_url);
+        let policy = settings.rate_limits.redis_failure_policy;
+        match limiter.ping().await {
+            Ok(()) => tracing::info!(%redis, ?policy, "rate limits shared through Redis"),
+            Err(cause) => {
+                tracing::warn!(%redis, ?policy, %cause, "Redis unreachable at start; the failure policy applies until it answers")
+            }
+        }
+        cluster.shared_limiter = Some(Arc::new(limiter));
+    }
+    if is_postgres(&settings.database_url) {
+        cluster.bus = Some(Arc::new(pg_bus::PgBus::new(&settings.database_url)?));
+        pg_bus::spawn_listener(settings.database_url.clone(), epochs, metrics, stop).await;
+        tracing::info!(channel = pg_bus::CHANNEL, "cross-node invalidation through PostgreSQL LISTEN/NOTIFY");
+    }
+    Ok(cluster)
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

@@ -1,0 +1,210 @@
+//! Cross-node invalidation over PostgreSQL `LISTEN/NOTIFY`: the database every node already
+//! shares is the bus, so a cluster needs nothing more to honour a revocation everywhere.
+//!
+//! - **Publish:** `SELECT pg_notify('keygate_invalidate', <json>)` on a small pool of its own,
+//!   so a busy store pool never delays an invalidation.
+//! - **Listen:** one dedicated connection per node. Notifications are not queued for a
+//!   connection that is gone, so whenever the subscription is lost the node forgets every
+//!   cached decision (`Invalidation::All`), resubscribes with back-off, and forgets everything
+//!   once more when the new subscription is in place (anything published in between is lost).
+//!   A silently dead connection (no RST) is found by a periodic round trip on it.
+//!
+//! A node receives its own events too and applies them twice: harmless, epochs just move on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgListener, PgNotification, PgPoolOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::invalidation::{Epochs, Invalidation, InvalidationBus};
+use crate::metrics::Metrics;
+
+pub const CHANNEL: &str = "keygate_invalidate";
+/// A mutation's response waits at most this long for its notification to be sent.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle subscription proves it is alive, and how long it may take.
+const HEALTH_EVERY: Duration = Duration::from_secs(10);
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+pub struct PgBus {
+    pool: PgPool,
+}
+
+impl PgBus {
+    /// Connects lazily: publishing is the first use.
+    pub fn new(database_url: &str) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(PUBLISH_TIMEOUT)
+            .connect_lazy(database_url)
+            .map_err(|e| anyhow::anyhow!("invalidation bus: {e}"))?;
+        Ok(PgBus { pool })
+    }
+}
+
+#[async_trait::async_trait]
+impl InvalidationBus for PgBus {
+    async fn publish(&self, inv: &Invalidation) {
+        let payload = match serde_json::to_string(inv) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an invalidation");
+                return;
+            }
+        };
+        let send = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(&self.pool);
+        match tokio::time::timeout(PUBLISH_TIMEOUT, send).await {
+            Ok(Ok(_)) => tracing::debug!(%payload, "invalidation published"),
+            // The change itself is committed; other nodes catch up through the cache TTL.
+            Ok(Err(e)) => tracing::warn!(error = %e, %payload, "invalidation not published; other nodes rely on the cache TTL"),
+            Err(_) => tracing::warn!(%payload, "invalidation not published in time; other nodes rely on the cache TTL"),
+        }
+    }
+}
+
+/// Subscribes once before returning (so a node that answers requests already hears every
+/// later change), then keeps the subscription alive in the background until `stop`.
+pub async fn spawn_listener(database_url: String, epochs: Arc<Epochs>, metrics: Arc<Metrics>, stop: CancellationToken) {
+    let first = match subscribe(&database_url).await {
+        Ok(l) => Some(l),
+        Err(cause) => {
+            tracing::warn!(%cause, "cannot subscribe to invalidations yet; retrying in the background");
+            None
+        }
+    };
+    tokio::spawn(run(database_url, first, epochs, metrics, stop));
+}
+
+async fn subscribe(url: &str) -> Result<PgListener, String> {
+    let attempt = async {
+        let mut listener = PgListener::connect(url).await?;
+        // A lost connection must come back to `run`, which clears the cache before anything
+        // is cached again, rather than be reconnected silently inside sqlx.
+        listener.eager_reconnect(false);
+        listener.listen(CHANNEL).await?;
+        Ok::<_, sqlx::Error>(listener)
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        Ok(Ok(l)) => Ok(l),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no connection within {} s", CONNECT_TIMEOUT.as_secs())),
+    }
+}
+
+async fn run(url: String, first: Option<PgListener>, epochs: Arc<Epochs>, metrics: Arc<Metrics>, stop: CancellationToken) {
+    let mut listener = first;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let mut current = match listener.take() {
+            Some(l) => l,
+            None => {
+                let attempt = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    a = subscribe(&url) => a,
+                };
+                match attempt {
+                    Ok(l) => {
+                        epochs.apply(&Invalidation::All);
+                        tracing::info!("resubscribed to invalidations; cache cleared");
+                        backoff = BACKOFF_MIN;
+                        l
+                    }
+                    Err(cause) => {
+                        tracing::warn!(%cause, retry_in_ms = backoff.as_millis() as u64, "cannot subscribe to invalidations");
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        continue;
+                    }
+                }
+            }
+        };
+        match listen_until_lost(&mut current, &epochs, &metrics, &stop).await {
+            None => return,
+            Some(cause) => {
+                epochs.apply(&Invalidation::All);
+                tracing::warn!(%cause, "lost the invalidation subscription; cache cleared, resubscribing");
+            }
+        }
+    }
+}
+
+enum Event {
+    Stop,
+    Received(Result<Option<PgNotification>, sqlx::Error>),
+    HealthCheck,
+}
+
+/// Applies notifications until the connection fails (answers why) or `stop` (answers None).
+async fn listen_until_lost(listener: &mut PgListener, epochs: &Epochs, metrics: &Metrics, stop: &CancellationToken) -> Option<String> {
+    let mut health = tokio::time::interval_at(tokio::time::Instant::now() + HEALTH_EVERY, HEALTH_EVERY);
+    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // `try_recv` is cancel-safe (sqlx reads whole messages only), so losing the race to
+        // the health tick drops nothing.
+        let event = tokio::select! {
+            _ = stop.cancelled() => Event::Stop,
+            r = listener.try_recv() => Event::Received(r),
+            _ = health.tick() => Event::HealthCheck,
+        };
+        match event {
+            Event::Stop => return None,
+            Event::Received(Ok(Some(n))) => receive(n.payload(), epochs, metrics),
+            Event::Received(Ok(None)) => return Some("connection closed".into()),
+            Event::Received(Err(e)) => return Some(e.to_string()),
+            Event::HealthCheck => {
+                // Notifications arriving meanwhile are buffered by the listener, not lost.
+                match tokio::time::timeout(HEALTH_TIMEOUT, sqlx::query("SELECT 1").execute(&mut *listener)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Some(format!("health check: {e}")),
+                    Err(_) => return Some("health check timed out".into()),
+                }
+            }
+        }
+    }
+}
+
+fn receive(payload: &str, epochs: &Epochs, metrics: &Metrics) {
+    match serde_json::from_str::<Invalidation>(payload) {
+        Ok(inv) => {
+            epochs.apply(&inv);
+            metrics.invalidations_received.inc();
+            tracing::debug!(?inv, "invalidation received");
+        }
+        // Something keygate did not send (or a newer version's kind): forgetting everything
+        // is the only safe reading of a change we cannot parse.
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable invalidation; clearing the cache");
+            epochs.apply(&Invalidation::All);
+            metrics.invalidations_received.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_unknown_ones_clear_everything() {
+        let inv = Invalidation::Account("acc_1".into());
+        let json = serde_json::to_string(&inv).expect("json");
+        assert_eq!(json, r#"{"kind":"account","id":"acc_1"}"#);
+        let (epochs, metrics) = (Epochs::default(), Metrics::new());
+        let account = epochs.stamp(Some("acc_1"), None);
+        let other = epochs.stamp(Some("acc_2"), None);
+        receive(&json, &epochs, &metrics);
+        assert!(!epochs.is_current(account, Some("acc_1"), None));
+        assert!(epochs.is_current(other, Some("acc_2"), None));
+        receive(r#"{"kind":"galaxy"}"#, &epochs, &metrics);
+        assert!(!epochs.is_current(other, Some("acc_2"), None));
+        assert_eq!(metrics.invalidations_received.get(), 2);
+    }
+}

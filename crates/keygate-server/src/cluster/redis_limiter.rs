@@ -1,0 +1,258 @@
+//! Rate limits shared by every node: the GCRA step of `keygate_core::ratelimit::check` as one
+//! Lua script, so each decision is a single atomic round trip to Redis whatever the number of
+//! nodes.
+//!
+//! # Time and precision
+//!
+//! The script reads the clock with Redis `TIME`, so the nodes' own clocks never matter. The
+//! stored theoretical arrival time (TAT) is the decimal string of nanoseconds since the Unix
+//! epoch, the same number the in-memory limiter keeps; Lua numbers are doubles, exact only up
+//! to 2^53, so the script splits it into seconds and nanoseconds and does all arithmetic on
+//! the distance from now, which stays exact up to 2^53 ns (104 days of allowance).
+//!
+//! # Failure
+//!
+//! A `ConnectionManager` reconnects by itself; every call is bounded by `CALL_TIMEOUT`, so a
+//! dead or blackholed Redis costs a request at most that long, and the error goes back to
+//! `RateLimiter`, where the operator's `redis_failure_policy` decides.
+
+use std::time::Duration;
+
+use keygate_core::RateLimit;
+use keygate_core::ratelimit::{Decision, check};
+use redis::Script;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::config::redact_url;
+use crate::ratelimit::SharedLimiter;
+
+/// Longest a request waits for a shared decision before the failure policy applies.
+const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+/// Every key keygate writes in Redis starts with this.
+pub const KEY_PREFIX: &str = "kg:rl:";
+
+/// KEYS[1]: the bucket. ARGV: emission interval T (ns), capacity = T·burst (ns), cost, and,
+/// for tests only, a fixed now as seconds and microseconds (production uses `TIME`).
+/// Answers {allowed (1/0), ns the stored TAT was ahead of now before this request (≥ 0)};
+/// the caller derives remaining/reset/retry-after from that with the same Rust code as the
+/// in-memory limiter, so both report alike.
+const GCRA_LUA: &str = r#"
+local t = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local now_s, now_us
+if ARGV[4] then
+  now_s, now_us = tonumber(ARGV[4]), tonumber(ARGV[5])
+else
+  local clock = redis.call('TIME')
+  now_s, now_us = tonumber(clock[1]), tonumber(clock[2])
+end
+local now_ns = now_us * 1000
+local current = 0
+local stored = redis.call('GET', KEYS[1])
+if stored and string.len(stored) > 9 then
+  local tat_s = tonumber(string.sub(stored, 1, -10))
+  local tat_ns = tonumber(string.sub(stored, -9))
+  local d = (tat_s - now_s) * 1000000000 + (tat_ns - now_ns)
+  if d > 0 then current = d end
+end
+local ahead = current + cost * t
+if ahead > capacity then
+  return {0, string.format('%.0f', current)}
+end
+if ahead > 0 then
+  local total = now_ns + ahead
+  local new_s = now_s + math.floor(total / 1000000000)
+  local new_ns = total - math.floor(total / 1000000000) * 1000000000
+  -- Expires when the allowance is whole again: from then on, no key means the same.
+  local ttl_ms = math.max(1, math.ceil(ahead / 1000000))
+  redis.call('SET', KEYS[1], string.format('%d%09d', new_s, new_ns), 'PX', string.format('%.0f', ttl_ms))
+end
+return {1, string.format('%.0f', current)}
+"#;
+
+pub struct RedisLimiter {
+    conn: ConnectionManager,
+    script: Script,
+}
+
+impl RedisLimiter {
+    /// Validates the URL but does not wait for Redis: the connection is made on first use, so
+    /// a node starts (and applies its failure policy) while Redis is down.
+    pub fn new(url: &str) -> anyhow::Result<Self> {
+        let client =
+            redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid redis_url {}: {e}", redact_url(url)))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CALL_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT))
+            // Few, quick retries per reconnect: callers give up after CALL_TIMEOUT anyway, and
+            // the next call starts a fresh attempt, so recovery follows Redis within a request.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| anyhow::anyhow!("redis connection manager: {e}"))?;
+        Ok(RedisLimiter { conn, script: Script::new(GCRA_LUA) })
+    }
+
+    /// One round trip, for a startup log line; never fails the caller.
+    pub async fn ping(&self) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<String>(&mut conn)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", CALL_TIMEOUT.as_millis())),
+        }
+    }
+
+    async fn decide(&self, bucket: &str, limit: &RateLimit, cost: u32, now: Option<(u64, u64)>) -> Result<Decision, String> {
+        let t = limit.emission_interval_ns();
+        let capacity = t.saturating_mul(u64::from(limit.burst()));
+        let mut invocation = self.script.key(redis_key(bucket));
+        invocation.arg(t).arg(capacity).arg(cost);
+        if let Some((secs, micros)) = now {
+            invocation.arg(secs).arg(micros);
+        }
+        let mut conn = self.conn.clone();
+        let (allowed, current): (i64, String) =
+            match tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async(&mut conn)).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err(format!("no answer within {} ms", CALL_TIMEOUT.as_millis())),
+            };
+        let current = parse_ns(&current)?;
+        Ok(decision(current, limit, cost, allowed == 1))
+    }
+}
+
+#[async_trait::async_trait]
+impl SharedLimiter for RedisLimiter {
+    async fn check(&self, bucket: &str, limit: &RateLimit, cost: u32) -> Result<Decision, String> {
+        self.decide(bucket, limit, cost, None).await
+    }
+}
+
+/// `kg:rl:{bucket}`: the braces make the whole bucket the Redis Cluster hash tag, so any
+/// further key a bucket ever needs lands in the same slot as its TAT.
+fn redis_key(bucket: &str) -> String {
+    format!("{KEY_PREFIX}{{{bucket}}}")
+}
+
+fn parse_ns(s: &str) -> Result<u64, String> {
+    // Beyond u64 only with absurd limits; the float form saturates like the Rust arithmetic.
+    s.parse::<u64>().or_else(|_| s.parse::<f64>().map(|f| f as u64)).map_err(|_| format!("unexpected script answer {s:?}"))
+}
+
+/// The in-memory arithmetic on a clock where now = 0 and the TAT sits `current` ns ahead, so
+/// remaining, reset and retry-after are computed by the very same code as without Redis.
+fn decision(current: u64, limit: &RateLimit, cost: u32, allowed: bool) -> Decision {
+    let (mut d, _) = check(Some(current), 0, limit, cost);
+    if d.allowed != allowed {
+        // Only past 2^53 ns of allowance, where Lua's doubles round; Redis's verdict stands
+        // because it is what was (or was not) stored.
+        d.allowed = allowed;
+        if !allowed {
+            d.remaining = 0;
+            d.retry_after_seconds = d.retry_after_seconds.max(1);
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn redis_url() -> Option<String> {
+        let url = std::env::var("KEYGATE_TEST_REDIS_URL").ok().filter(|u| !u.is_empty());
+        if url.is_none() {
+            eprintln!("SKIPPED: KEYGATE_TEST_REDIS_URL is not set; the Redis GCRA script was not tested");
+        }
+        url
+    }
+
+    fn bucket() -> String {
+        format!("test:{}", keygate_core::base62::random(12))
+    }
+
+    /// Runs `steps` (ns since an arbitrary second, cost) through Redis with a fixed clock and
+    /// through the in-memory arithmetic, and insists they agree on every field.
+    async fn compare(limiter: &RedisLimiter, limit: RateLimit, steps: &[(u64, u32)]) {
+        let b = bucket();
+        let origin_s = 1_800_000_000u64;
+        let mut tat = None;
+        for (i, &(at, cost)) in steps.iter().enumerate() {
+            // Redis TIME has microsecond resolution; keep the fixed clock on whole microseconds.
+            let at = at / 1_000 * 1_000;
+            let now = origin_s * SEC + at;
+            let got = limiter.decide(&b, &limit, cost, Some((now / SEC, (now % SEC) / 1_000))).await.expect("redis");
+            let (want, new_tat) = check(tat, now, &limit, cost);
+            if let Some(n) = new_tat {
+                tat = Some(n);
+            }
+            assert_eq!(got, want, "step {i} at {at} ns, cost {cost}, limit {limit:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_script_reproduces_the_in_memory_arithmetic() {
+        let Some(url) = redis_url() else { return };
+        let limiter = RedisLimiter::new(&url).expect("limiter");
+        let ten_a_minute = RateLimit { limit: 10, window_seconds: 60, burst: None };
+        compare(&limiter, ten_a_minute, &[(0, 1); 12]).await;
+        let steps: Vec<(u64, u32)> = (0..40).map(|i| (i * 2_500_000_000 + (i % 3) * 777_777, 1 + (i % 4) as u32)).collect();
+        compare(&limiter, ten_a_minute, &steps).await;
+        let two_per_two = RateLimit { limit: 2, window_seconds: 2, burst: None };
+        compare(&limiter, two_per_two, &[(0, 1), (0, 1), (0, 1), (SEC, 1), (SEC, 1), (5 * SEC, 3), (5 * SEC, 2)]).await;
+        let burst = RateLimit { limit: 100, window_seconds: 100, burst: Some(3) };
+        compare(&limiter, burst, &[(0, 1), (0, 1), (0, 1), (0, 1), (999_999_000, 1), (SEC, 1)]).await;
+        // An emission interval that is not a whole number of microseconds.
+        let odd = RateLimit { limit: 7, window_seconds: 3, burst: Some(5) };
+        let steps: Vec<(u64, u32)> = (0..30).map(|i| (i * 123_456_789, 1)).collect();
+        compare(&limiter, odd, &steps).await;
+    }
+
+    #[tokio::test]
+    async fn server_time_limits_and_keys_clean_themselves_up() {
+        let Some(url) = redis_url() else { return };
+        let limiter = RedisLimiter::new(&url).expect("limiter");
+        let limit = RateLimit { limit: 10, window_seconds: 60, burst: None };
+        let b = bucket();
+        let mut allowed = 0;
+        for _ in 0..12 {
+            let d = limiter.check(&b, &limit, 1).await.expect("redis");
+            if d.allowed {
+                allowed += 1;
+                assert_eq!(d.remaining, 10 - allowed);
+            } else {
+                assert!(d.retry_after_seconds >= 1 && d.retry_after_seconds <= 6, "{d:?}");
+            }
+        }
+        assert_eq!(allowed, 10);
+        let mut conn = redis::Client::open(url.as_str()).expect("client").get_multiplexed_async_connection().await.expect("conn");
+        let ttl: i64 = redis::cmd("PTTL").arg(redis_key(&b)).query_async(&mut conn).await.expect("pttl");
+        assert!(ttl > 59_000 && ttl <= 60_000, "PTTL {ttl}");
+        let stored: String = redis::cmd("GET").arg(redis_key(&b)).query_async(&mut conn).await.expect("get");
+        assert!(stored.len() >= 19 && stored.bytes().all(|c| c.is_ascii_digit()), "{stored}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_an_error_quickly() {
+        // Port 1 refuses connections: nothing to skip, no Redis needed.
+        let limiter = RedisLimiter::new("redis://127.0.0.1:1").expect("limiter");
+        let limit = RateLimit { limit: 10, window_seconds: 60, burst: None };
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            assert!(limiter.check("k:x", &limit, 1).await.is_err());
+            assert!(started.elapsed() < Duration::from_millis(600), "{:?}", started.elapsed());
+        }
+    }
+
+    #[test]
+    fn keys_are_prefixed_and_hash_tagged() {
+        assert_eq!(redis_key("k:key_1"), "kg:rl:{k:key_1}");
+    }
+}
