@@ -108,8 +108,33 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let ip = client_ip(parts, state);
-        authenticate(&parts.headers, ip, state).await
+        let principal = authenticate(&parts.headers, ip, state).await?;
+        if let (Principal::Key(g), Some(slot)) = (&principal, parts.extensions.get::<RateSlot>())
+            && let Some(d) = g.rate
+            && let Ok(mut s) = slot.0.lock()
+        {
+            *s = Some(d);
+        }
+        Ok(principal)
     }
+}
+
+/// Carries a key's rate-limit decision from the extractor to the response, so every
+/// authenticated answer has `RateLimit-*` headers (see `rate_headers`).
+#[derive(Clone, Default)]
+pub struct RateSlot(std::sync::Arc<std::sync::Mutex<Option<keygate_core::ratelimit::Decision>>>);
+
+pub async fn rate_headers(mut req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let slot = RateSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let mut resp = next.run(req).await;
+    if !resp.headers().contains_key("ratelimit-limit")
+        && let Ok(s) = slot.0.lock()
+        && let Some(d) = *s
+    {
+        super::headers::insert_rate_headers(resp.headers_mut(), &d);
+    }
+    resp
 }
 
 pub async fn authenticate(headers: &HeaderMap, ip: std::net::IpAddr, state: &AppState) -> Result<Principal, ApiError> {

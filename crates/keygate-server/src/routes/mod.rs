@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
     api.merge(docs::routes(openapi))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(crate::auth::principal::rate_headers))
         .layer(middleware::from_fn_with_state(state.clone(), count_responses))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -25,8 +25,9 @@ async fn mint_shows_the_secret_once_and_stores_only_its_digest() {
     }
     let list = app.get(&format!("/v1/keys?account_id={}", u.account_id), Cred::Bearer(&u.token)).await;
     assert!(!list.text.contains(&secret));
+    let db_path = app_db(&app);
     app.stop().await;
-    let db = std::fs::read(&app_db(&app)).unwrap_or_default();
+    let db = std::fs::read(&db_path).unwrap_or_default();
     assert!(!contains(&db, secret.as_bytes()), "the secret is in the database file");
 }
 
