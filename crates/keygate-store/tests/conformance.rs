@@ -58,3 +58,33 @@ conformance! {
     keys::record_usage_from_two_nodes_adds_up,
     keys::key_auth_joins,
 }
+
+// ---- connecting (backend-specific, outside the suite) ----
+
+#[tokio::test]
+async fn sqlite_in_memory_works_on_one_connection() {
+    let s = keygate_store::open("sqlite::memory:").await.unwrap();
+    let o = harness::register(&s, "mem@example.com", None).await;
+    assert_eq!(s.user_by_id(&o.user.id).await.unwrap(), Some(o.user));
+    assert_eq!(harness::verify_chain(&s, &o.account.id).await, 1);
+}
+
+#[tokio::test]
+async fn sqlite_file_is_created_and_reopened_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("sub.db").display());
+    let o = {
+        let s = keygate_store::open(&url).await.unwrap();
+        harness::register(&s, "file@example.com", None).await
+    };
+    let again = keygate_store::open(&url).await.unwrap();
+    assert_eq!(again.user_by_email("file@example.com").await.unwrap(), Some(o.user));
+}
+
+#[tokio::test]
+async fn unknown_scheme_and_unreachable_database() {
+    let err = keygate_store::SqlStore::connect("mysql://localhost/x").await.err();
+    assert!(matches!(err, Some(keygate_store::StoreError::Other(_))), "{err:?}");
+    let err = keygate_store::SqlStore::connect("postgres://postgres@127.0.0.1:1/none").await.err();
+    assert!(matches!(err, Some(keygate_store::StoreError::Unavailable(_))), "{err:?}");
+}
