@@ -124,7 +124,7 @@ pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<keygate_
             return Err(ApiError::invalid_field("limit", "must be between 1 and 100"));
         }
         if let Some(c) = cursor
-            && (c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            && (c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'))
         {
             return Err(ApiError::invalid_field("cursor", "is not a cursor from a previous page"));
         }
