@@ -196,6 +196,7 @@ async fn patch_account(
     caller.require_scope("accounts", "write")?;
     caller.require_authority(Authority::Administrator)?;
     let mut errors = FieldErrors::default();
+    let empty_patch = body.name.is_none() && body.url.is_none();
     let name = match body.name.as_deref() {
         None => None,
         Some(n) => check_name(n).map_err(|e| errors.add("name", e.to_string())).ok(),
@@ -211,7 +212,7 @@ async fn patch_account(
             }
         },
     };
-    if body.name.is_none() && body.url.is_none() {
+    if empty_patch {
         errors.add("body", "nothing to change: send name or url");
     }
     errors.into_result()?;

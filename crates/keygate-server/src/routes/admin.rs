@@ -1,7 +1,143 @@
-use utoipa_axum::router::OpenApiRouter;
+//! The operator API (SPEC §4): `/v1/admin/…` with the deployment's `admin_token`.
+//!
+//! The token is compared in constant time (SHA-256 of both sides, then `subtle`), so neither
+//! its content nor its length leaks through timing. With no `admin_token` configured the
+//! operator API does not exist: every path answers 404.
 
-use crate::state::AppState;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use keygate_core::id::IdKind;
+use keygate_store::{Actor, ActorType};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::identity::common::{ErrorBody, PathIds, check_id};
+use crate::auth::Invalidation;
+use crate::auth::headers::{Presented, presented};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ClientIp, Json, Query, page_request};
+use crate::state::{AppState, audit};
+use crate::views::{AccountView, ListView};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::new().routes(routes!(list_accounts)).routes(routes!(set_plan))
+}
+
+/// The operator, authenticated by `Authorization: Bearer <admin_token>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator;
+
+fn token_matches(sent: &str, expected: &str) -> bool {
+    let a = Sha256::digest(sent.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    bool::from(a.as_slice().ct_eq(b.as_slice()))
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let expected = state.settings.admin_token.expose_secret();
+        if expected.is_empty() {
+            return Err(ApiError::not_found());
+        }
+        // Only the Authorization header: an operator token is not an API key.
+        let sent = match parts.headers.get(axum::http::header::AUTHORIZATION) {
+            None => return Err(ApiError::missing_credentials()),
+            Some(_) => match presented(&parts.headers) {
+                Presented::Credential(c) => c,
+                Presented::None => return Err(ApiError::missing_credentials()),
+                Presented::Malformed => return Err(ApiError::invalid_credentials()),
+            },
+        };
+        if token_matches(sent, expected) {
+            Ok(Operator)
+        } else {
+            tracing::debug!("operator API: wrong token");
+            Err(ApiError::invalid_credentials())
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AdminListQuery {
+    /// 1–100, default 50.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Every account of the deployment, newest first.
+#[utoipa::path(get, path = "/v1/admin/accounts", tag = "operator", security(("bearer" = [])), params(AdminListQuery), responses(
+    (status = 200, description = "`{items: [account…], next_cursor}`", body = inline(ListView<AccountView>)),
+    (status = 401, description = "missing_credentials or invalid_credentials (wrong operator token)", body = ErrorBody),
+    (status = 404, description = "the operator API is disabled (no admin_token)", body = ErrorBody),
+))]
+async fn list_accounts(
+    State(state): State<AppState>,
+    _: Operator,
+    Query(q): Query<AdminListQuery>,
+) -> ApiResult<axum::Json<ListView<AccountView>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let found = state.store.list_accounts(&page).await?;
+    Ok(axum::Json(ListView::from_page(found, |a| AccountView::new(&a, &state.plans))))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPlanBody {
+    /// One of the plans under `[plans.*]` in the configuration.
+    #[schema(example = "trial")]
+    pub plan: String,
+}
+
+/// Sets an account's plan. The account's keys follow the new plan at once.
+#[utoipa::path(patch, path = "/v1/admin/accounts/{id}", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path, description = "account id (`acc_…`)")),
+    request_body = SetPlanBody,
+    responses(
+        (status = 200, description = "the account", body = AccountView),
+        (status = 400, description = "invalid_request: not a configured plan", body = ErrorBody),
+        (status = 401, description = "missing_credentials or invalid_credentials", body = ErrorBody),
+        (status = 404, description = "not_found (or the operator API is disabled)", body = ErrorBody),
+    ))]
+async fn set_plan(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    _: Operator,
+    PathIds(id): PathIds<String>,
+    Json(body): Json<SetPlanBody>,
+) -> ApiResult<axum::Json<AccountView>> {
+    check_id(IdKind::Account, &id)?;
+    if !state.plans.exists(&body.plan) {
+        let known = state.plans.names().collect::<Vec<_>>().join(", ");
+        return Err(ApiError::invalid_field("plan", format!("is not a configured plan (known: {known})")));
+    }
+    let before = state.store.account_by_id(&id).await?.ok_or_else(ApiError::not_found)?;
+    let actor = Actor { kind: ActorType::Operator, user_id: None, key_id: None };
+    let entry = audit(&id, &actor, "account.plan_changed", ("account", &id), ip, json!({ "from": before.plan, "to": body.plan }));
+    let account = state.store.set_plan(&id, &body.plan, vec![entry]).await?;
+    state.invalidate(Invalidation::Account(id.clone())).await;
+    tracing::info!(account_id = %id, plan = %account.plan, "operator set plan");
+    Ok(axum::Json(AccountView::new(&account, &state.plans)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_matches;
+
+    #[test]
+    fn only_the_exact_token_matches() {
+        assert!(token_matches("s3cret-operator-token", "s3cret-operator-token"));
+        assert!(!token_matches("s3cret-operator-toke", "s3cret-operator-token"));
+        assert!(!token_matches("", "s3cret-operator-token"));
+    }
 }

@@ -395,14 +395,18 @@ async fn patch_user(
     let new_hash = match password {
         None => None,
         Some((current, new)) => {
-            // Guessing the current password through a stolen session is throttled like sign-in.
-            if let Err(wait) = state.throttle.check(&user.email, ip) {
+            // Guessing the current password through a stolen session is throttled like sign-in,
+            // on a counter of its own: the sign-in counter exempts the user's usual address,
+            // which is exactly where a stolen session would be used from. A right answer does
+            // not clear it (idle counters are pruned), so alternating cannot reset it.
+            let throttle_key = format!("password-change:{user_id}");
+            if let Err(wait) = state.throttle.check(&throttle_key, ip) {
                 return Err(ApiError::login_throttled(wait));
             }
             let ok = current.expose_secret().len() <= MAX_PASSWORD_BYTES
                 && state.passwords.verify(current, Some(&user.password_hash)).await?;
             if !ok {
-                state.throttle.failure(&user.email, ip);
+                state.throttle.failure(&throttle_key, ip);
                 return Err(ApiError::login_error().with_user_message("The current password is not correct."));
             }
             Some(state.passwords.hash(new).await?)

@@ -210,3 +210,80 @@ pub async fn eventually(seconds: f64, mut f: impl AsyncFnMut() -> bool) -> bool 
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+// ---- identity tests' helpers (added by the identity/accounts/audit tests) ----
+
+/// A key inserted straight into the app's database, without `POST /v1/keys`.
+pub struct DirectKey {
+    pub secret: String,
+    pub id: String,
+}
+
+/// Inserts an API key into the app's database (a second connection to the same SQLite file),
+/// so identity tests need nothing from the keys API. `user_id: None` makes an org key.
+pub async fn insert_key(
+    app: &TestApp,
+    account_id: &str,
+    user_id: Option<&str>,
+    authority: keygate_core::Authority,
+    scopes: &[&str],
+) -> DirectKey {
+    use keygate_core::id::{IdKind, new_id};
+    use keygate_core::{CredentialKind, KeyFormat};
+    let store = keygate_store::open(&format!("sqlite://{}", app.db_path.display())).await.expect("open store");
+    let format = KeyFormat::new("kg_", "kg_org_", "kgs_").expect("format");
+    let kind = if user_id.is_some() { CredentialKind::UserKey } else { CredentialKind::OrgKey };
+    let generated = format.generate(kind);
+    let id = new_id(IdKind::Key);
+    let key = keygate_store::NewKey {
+        id: id.clone(),
+        digest: generated.digest.to_hex(),
+        key_part: generated.key_part.clone(),
+        class: if user_id.is_some() { keygate_store::KeyClass::User } else { keygate_store::KeyClass::Org },
+        name: "direct".into(),
+        account_id: account_id.to_owned(),
+        user_id: user_id.map(str::to_owned),
+        authority,
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        role_id: None,
+        created_at: chrono::Utc::now(),
+        created_by: user_id.unwrap_or("operator").to_owned(),
+        expires_at: None,
+        starts_at: None,
+        staged: false,
+        usage_limit: None,
+        rate_limit: None,
+        ip_allowlist: vec![],
+        metadata: json!({}),
+    };
+    store.create_key(key, None, vec![]).await.expect("insert key");
+    DirectKey { secret: generated.secret.expose().to_owned(), id }
+}
+
+/// Adds `email`'s user to `account_id` with `authority`, as `token`; panics unless 201.
+pub async fn add_member(app: &TestApp, token: &str, account_id: &str, email: &str, authority: &str) {
+    let a = app
+        .post(&format!("/v1/accounts/{account_id}/members"), Cred::Bearer(token), json!({ "email": email, "authority": authority }))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "add member {email}: {}", a.text);
+}
+
+/// Signs in; panics unless 200. Answers the session token.
+pub async fn login(app: &TestApp, email: &str, password: &str) -> String {
+    let a = app.post("/v1/login", Cred::None, json!({ "email": email, "password": password })).await;
+    assert_eq!(a.status, StatusCode::OK, "login {email}: {}", a.text);
+    a.body["token"].as_str().expect("token").to_owned()
+}
+
+/// Whether `needle` occurs in the bytes of the app's database files (main file and WAL).
+pub fn database_contains(app: &TestApp, needle: &str) -> bool {
+    let mut paths = vec![app.db_path.clone()];
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut p = app.db_path.clone().into_os_string();
+        p.push(suffix);
+        paths.push(p.into());
+    }
+    paths.iter().filter_map(|p| std::fs::read(p).ok()).any(|bytes| {
+        !needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+    })
+}

@@ -4,4 +4,6 @@
 mod helpers;
 
 mod identity;
+mod accounts;
+mod audit;
 mod keys;
