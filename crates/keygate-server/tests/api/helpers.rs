@@ -287,3 +287,29 @@ pub fn database_contains(app: &TestApp, needle: &str) -> bool {
         !needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
     })
 }
+
+/// Like `spawn_app`, with a store the test wraps (e.g. one that can fail on demand).
+pub async fn spawn_with_store(wrap: impl FnOnce(std::sync::Arc<dyn keygate_store::Store>) -> std::sync::Arc<dyn keygate_store::Store>) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_path = dir.path().join("keygate.db");
+    let mut settings = Settings::default();
+    settings.database_url = format!("sqlite://{}", db_path.display());
+    settings.usage.flush_interval_ms = 100;
+    let store = keygate_store::open(&settings.database_url).await.expect("open store");
+    let app = keygate_server::build_with_store(settings, wrap(store)).await.expect("build app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        addr,
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+        db_path,
+        dir,
+        stop: Some(tx),
+        handle: Some(handle),
+    }
+}
