@@ -169,7 +169,9 @@ mod tests {
     fn redis_url() -> Option<String> {
         let url = std::env::var("KEYGATE_TEST_REDIS_URL").ok().filter(|u| !u.is_empty());
         if url.is_none() {
-            eprintln!("SKIPPED: KEYGATE_TEST_REDIS_URL is not set; the Redis GCRA script was not tested");
+            // Past the harness's capture of `eprintln!`, so a plain `cargo test` shows it.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "SKIPPED: KEYGATE_TEST_REDIS_URL is not set; the Redis GCRA script was not tested");
         }
         url
     }
