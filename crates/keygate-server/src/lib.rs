@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod gateway;
@@ -13,6 +14,7 @@ pub mod plans;
 pub mod ratelimit;
 pub mod request_id;
 pub mod routes;
+pub mod service;
 pub mod state;
 pub mod throttle;
 pub mod usage;

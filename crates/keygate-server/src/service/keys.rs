@@ -1,0 +1,273 @@
+//! API-key management as domain operations: mint, list, find, revoke, roll.
+//!
+//! The JSON API (`routes/keys.rs`) and the dashboard both call these, so the authority
+//! rules, validation, audit entries and cache invalidation are the same whichever way a
+//! person manages their keys. Errors are `ApiError`s: each front end renders them its way.
+
+use std::net::IpAddr;
+
+use chrono::Utc;
+use keygate_core::id::{IdKind, new_id};
+use keygate_core::{Authority, CredentialKind, RateLimit, ScopeSet, Secret};
+use keygate_store::{ApiKey, KeyClass, KeyFilter, KeyStatus, NewKey, Page, PageRequest};
+use serde_json::{Value, json};
+
+use crate::auth::{Caller, Invalidation};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::key_input::*;
+use crate::state::{AppState, audit};
+
+/// Everything a new key is made of, as the person gave it (validated here).
+#[derive(Debug, Clone, Default)]
+pub struct MintInput {
+    /// `user` (default) or `org`.
+    pub class: Option<String>,
+    pub name: String,
+    /// `user` (default), `administrator` or `owner`.
+    pub authority: Option<String>,
+    /// Already defaulted by the caller (a session's `*:*`, a key's own scopes).
+    pub scopes: Vec<String>,
+    pub role_id: Option<String>,
+    pub expires_at: Option<String>,
+    pub end_date: Option<String>,
+    pub starts_at: Option<String>,
+    pub rate_limit: Option<RateLimit>,
+    pub usage_limit: Option<i64>,
+    pub ip_allowlist: Vec<String>,
+    pub metadata: Option<Value>,
+}
+
+/// A new key with its secret: the one moment the secret exists outside a digest.
+#[derive(Debug)]
+pub struct Minted {
+    pub secret: Secret,
+    pub key: ApiKey,
+}
+
+/// A successor with its secret, and the old key as it ends.
+#[derive(Debug)]
+pub struct Rolled {
+    pub secret: Secret,
+    pub new: ApiKey,
+    pub old: ApiKey,
+}
+
+/// Which keys to list. `own_only` narrows an administrator to their own user keys
+/// (the dashboard's "Personal API keys"); members below administrator only ever see those.
+#[derive(Debug, Clone, Default)]
+pub struct ListInput {
+    pub class: Option<String>,
+    pub status: Option<String>,
+    pub own_only: bool,
+}
+
+/// The longest overlap a rolled key may keep working (7 days).
+pub const MAX_ROLL_OVERLAP_SECONDS: i64 = 604_800;
+
+pub async fn mint(state: &AppState, caller: &Caller, ip: IpAddr, input: MintInput) -> ApiResult<Minted> {
+    caller.require_scope("keys", "write")?;
+    let now = Utc::now();
+    let plan = state.plans.access(&caller.account, now);
+    if !plan.api_access {
+        return Err(ApiError::plan_required());
+    }
+    let class = match input.class.as_deref() {
+        None | Some("user") => KeyClass::User,
+        Some("org") => KeyClass::Org,
+        Some(_) => return Err(ApiError::invalid_field("class", "must be `user` or `org`")),
+    };
+    let user_id = match class {
+        KeyClass::User => Some(caller.require_user()?.to_owned()),
+        KeyClass::Org => {
+            caller.require_authority(Authority::Administrator)?;
+            None
+        }
+    };
+    let authority = match input.authority.as_deref() {
+        None => Authority::User,
+        Some(a) => Authority::parse(a).ok_or_else(|| ApiError::invalid_field("authority", "must be user, administrator or owner"))?,
+    };
+    caller.require_authority(authority)?;
+    let name = parse_name(&input.name)?;
+    let scopes = parse_scopes(&input.scopes)?;
+    let role_permissions = match &input.role_id {
+        Some(r) => Some(role_permissions(state, &caller.account.id, r).await?),
+        None => None,
+    };
+    ensure_within(caller, &scopes, role_permissions.as_ref())?;
+    let expires_at = expiry(input.expires_at.as_deref(), input.end_date.as_deref())?;
+    let starts_at = input.starts_at.as_deref().map(|s| parse_time("starts_at", s)).transpose()?;
+    let generated = state.format().generate(credential_kind(class));
+    let new = NewKey {
+        id: new_id(IdKind::Key),
+        digest: generated.digest.to_hex(),
+        key_part: generated.key_part.clone(),
+        class,
+        name,
+        account_id: caller.account.id.clone(),
+        user_id,
+        authority,
+        scopes: scopes.iter().map(ToString::to_string).collect(),
+        role_id: input.role_id,
+        created_at: now,
+        created_by: creator(caller),
+        // An expiry already past creates the key inactive: pre-staged until PATCHed.
+        staged: expires_at.is_some_and(|e| e <= now),
+        expires_at,
+        starts_at,
+        usage_limit: input.usage_limit.map(parse_usage_limit).transpose()?,
+        rate_limit: input.rate_limit.as_ref().map(parse_rate_limit).transpose()?,
+        ip_allowlist: parse_allowlist(&input.ip_allowlist)?,
+        metadata: parse_metadata(input.metadata.as_ref().unwrap_or(&json!({})))?,
+    };
+    let entry = audit(
+        &caller.account.id,
+        &caller.actor,
+        "key.created",
+        ("key", &new.id),
+        ip,
+        json!({ "name": new.name, "class": class.as_str(), "authority": authority.as_str(), "scopes": new.scopes, "role_id": new.role_id, "key_part": new.key_part }),
+    );
+    let key = state.store.create_key(new, plan.max_keys, vec![entry]).await?;
+    Ok(Minted { secret: generated.secret, key })
+}
+
+/// Keys newest first, never secrets. Members below administrator see only their own user keys.
+pub async fn list(state: &AppState, caller: &Caller, input: &ListInput, page: &PageRequest) -> ApiResult<Page<ApiKey>> {
+    caller.require_scope("keys", "read")?;
+    let mut filter = KeyFilter {
+        class: input
+            .class
+            .as_deref()
+            .map(|c| KeyClass::parse(c).ok_or_else(|| ApiError::invalid_field("class", "must be user or org")))
+            .transpose()?,
+        status: input
+            .status
+            .as_deref()
+            .map(|s| KeyStatus::parse(s).ok_or_else(|| ApiError::invalid_field("status", "must be active, inactive, expired or revoked")))
+            .transpose()?,
+        user_id: None,
+    };
+    if input.own_only || !caller.authority.is_admin() {
+        // Their own user keys only; an org key without administrator authority owns none.
+        filter.class = Some(KeyClass::User);
+        filter.user_id = Some(caller.user_id.clone().unwrap_or_else(|| "-".into()));
+    }
+    Ok(state.store.list_keys(&caller.account.id, &filter, Utc::now(), page).await?)
+}
+
+/// The key behind `handle` (`id` or `key_part`) if the caller may see it: administrators see
+/// every key of the account, others only their own user keys (and a key itself). Anything
+/// else is 404, like a key that never was. Checks no scope: each operation checks its own.
+pub async fn visible_key(state: &AppState, caller: &Caller, handle: &str) -> ApiResult<ApiKey> {
+    if !keygate_core::id::looks_like(IdKind::Key, handle) && !state.format().is_key_part(handle) {
+        return Err(ApiError::not_found());
+    }
+    let key = state.store.key_by_handle(&caller.account.id, handle).await?.ok_or_else(ApiError::not_found)?;
+    let own = key.class == KeyClass::User && key.user_id.is_some() && key.user_id == caller.user_id;
+    if caller.authority.is_admin() || own || caller.key_id.as_deref() == Some(key.id.as_str()) {
+        Ok(key)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// One key, to look at.
+pub async fn get(state: &AppState, caller: &Caller, handle: &str) -> ApiResult<ApiKey> {
+    caller.require_scope("keys", "read")?;
+    visible_key(state, caller, handle).await
+}
+
+/// Revoke now, for good. The key stays listed with status `revoked`.
+pub async fn revoke(state: &AppState, caller: &Caller, ip: IpAddr, handle: &str) -> ApiResult<ApiKey> {
+    caller.require_scope("keys", "write")?;
+    let key = visible_key(state, caller, handle).await?;
+    let now = Utc::now();
+    let entry = audit(&caller.account.id, &caller.actor, "key.revoked", ("key", &key.id), ip, json!({ "key_part": key.key_part }));
+    let revoked = state.store.revoke_key(&caller.account.id, &key.id, now, vec![entry]).await?;
+    state.invalidate(Invalidation::Account(caller.account.id.clone())).await;
+    Ok(revoked)
+}
+
+/// A successor with the same settings; the old key ends now (`overlap_seconds` 0) or after
+/// the overlap (at most 7 days). 409 `key_revoked` on a revoked key.
+pub async fn roll(state: &AppState, caller: &Caller, ip: IpAddr, handle: &str, overlap_seconds: i64) -> ApiResult<Rolled> {
+    caller.require_scope("keys", "write")?;
+    let old = visible_key(state, caller, handle).await?;
+    if old.revoked_at.is_some() {
+        return Err(ApiError::key_revoked());
+    }
+    if !(0..=MAX_ROLL_OVERLAP_SECONDS).contains(&overlap_seconds) {
+        return Err(ApiError::invalid_field("old_expires_in_seconds", "must be 0 to 604800"));
+    }
+    let now = Utc::now();
+    let old_expires_at = (overlap_seconds > 0).then(|| now + chrono::Duration::seconds(overlap_seconds));
+    let generated = state.format().generate(credential_kind(old.class));
+    let successor = NewKey {
+        id: new_id(IdKind::Key),
+        digest: generated.digest.to_hex(),
+        key_part: generated.key_part.clone(),
+        class: old.class,
+        name: old.name.clone(),
+        account_id: old.account_id.clone(),
+        user_id: old.user_id.clone(),
+        authority: old.authority,
+        scopes: old.scopes.clone(),
+        role_id: old.role_id.clone(),
+        created_at: now,
+        created_by: creator(caller),
+        expires_at: old.expires_at,
+        starts_at: old.starts_at,
+        staged: old.staged,
+        usage_limit: old.usage_limit,
+        rate_limit: old.rate_limit,
+        ip_allowlist: old.ip_allowlist.clone(),
+        metadata: old.metadata.clone(),
+    };
+    let entry = audit(
+        &caller.account.id,
+        &caller.actor,
+        "key.rolled",
+        ("key", &old.id),
+        ip,
+        json!({ "successor_id": successor.id, "old_expires_in_seconds": overlap_seconds }),
+    );
+    let (new, old) = state.store.roll_key(&caller.account.id, &old.id, successor, old_expires_at, now, vec![entry]).await?;
+    state.invalidate(Invalidation::Account(caller.account.id.clone())).await;
+    Ok(Rolled { secret: generated.secret, new, old })
+}
+
+/// A data role's permissions; an unknown or foreign role is a field error, not a 404, since
+/// the key itself exists.
+pub async fn role_permissions(state: &AppState, account_id: &str, role_id: &str) -> ApiResult<ScopeSet> {
+    if !keygate_core::id::looks_like(IdKind::Role, role_id) {
+        return Err(ApiError::invalid_field("role_id", "no such role in this account"));
+    }
+    let role = state
+        .store
+        .role(account_id, role_id)
+        .await?
+        .ok_or_else(|| ApiError::invalid_field("role_id", "no such role in this account"))?;
+    ScopeSet::parse_all(role.permissions.iter().map(String::as_str)).map_err(ApiError::internal)
+}
+
+/// A key's effective permissions (scopes ∩ role) must stay within the caller's: it is enough
+/// that either its scopes or its role fit, since the key gets their intersection.
+pub fn ensure_within(caller: &Caller, scopes: &ScopeSet, role: Option<&ScopeSet>) -> ApiResult<()> {
+    if caller.permissions.covers_all(scopes) || role.is_some_and(|r| caller.permissions.covers_all(r)) {
+        return Ok(());
+    }
+    let first = scopes.iter().find(|s| !caller.permissions.allows(s)).map(ToString::to_string).unwrap_or_default();
+    Err(ApiError::insufficient_scope(&first))
+}
+
+fn creator(caller: &Caller) -> String {
+    caller.key_id.clone().or_else(|| caller.user_id.clone()).unwrap_or_else(|| "operator".into())
+}
+
+fn credential_kind(class: KeyClass) -> CredentialKind {
+    match class {
+        KeyClass::User => CredentialKind::UserKey,
+        KeyClass::Org => CredentialKind::OrgKey,
+    }
+}
