@@ -253,6 +253,67 @@ mod tests {
         }
     }
 
+    /// A throwaway `redis-server` of this test's own on `port`, killed when dropped.
+    struct OwnRedis(std::process::Child);
+
+    impl OwnRedis {
+        fn start(port: u16) -> Option<OwnRedis> {
+            std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .ok()
+                .map(OwnRedis)
+        }
+    }
+
+    impl Drop for OwnRedis {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    async fn recovers_within(limiter: &RedisLimiter, limit: &RateLimit, seconds: u64) -> bool {
+        let end = std::time::Instant::now() + Duration::from_secs(seconds);
+        while std::time::Instant::now() < end {
+            if limiter.check("k:recovery", limit, 1).await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn decisions_come_back_by_themselves_when_redis_does() {
+        if redis_url().is_none() {
+            return;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let limiter = RedisLimiter::new(&format!("redis://127.0.0.1:{port}")).expect("limiter");
+        let limit = RateLimit { limit: 1000, window_seconds: 1, burst: None };
+        assert!(limiter.check("k:recovery", &limit, 1).await.is_err(), "nothing listens yet");
+        let Some(server) = OwnRedis::start(port) else {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "SKIPPED: no redis-server binary; Redis recovery was not tested");
+            return;
+        };
+        assert!(recovers_within(&limiter, &limit, 5).await, "no recovery after Redis started");
+        drop(server);
+        let mut failed = false;
+        for _ in 0..20 {
+            if limiter.check("k:recovery", &limit, 1).await.is_err() {
+                failed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(failed, "Redis is gone but decisions still succeed");
+        let _server = OwnRedis::start(port).expect("restart redis-server");
+        assert!(recovers_within(&limiter, &limit, 5).await, "no recovery after Redis came back");
+    }
+
     #[test]
     fn keys_are_prefixed_and_hash_tagged() {
         assert_eq!(redis_key("k:key_1"), "kg:rl:{k:key_1}");
