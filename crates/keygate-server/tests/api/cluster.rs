@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use keygate_server::Settings;
-use keygate_server::config::FailurePolicy;
+use keygate_server::config::{FailurePolicy, RateLimitSettings, UsageSettings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection as _;
@@ -72,12 +72,14 @@ async fn drop_db(db: TestDb) {
 }
 
 async fn node(db: &TestDb, redis_url: &str, policy: FailurePolicy) -> TestApp {
-    let mut settings = Settings::default();
-    settings.database_url = db.url.clone();
-    settings.redis_url = redis_url.to_owned();
-    settings.rate_limits.redis_failure_policy = policy;
-    settings.listen = "127.0.0.1:0".into();
-    settings.usage.flush_interval_ms = 100;
+    let settings = Settings {
+        database_url: db.url.clone(),
+        redis_url: redis_url.to_owned(),
+        rate_limits: RateLimitSettings { redis_failure_policy: policy },
+        listen: "127.0.0.1:0".into(),
+        usage: UsageSettings { flush_interval_ms: 100 },
+        ..Settings::default()
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let unused = dir.path().join("unused.db");
     spawn_with_settings(settings, dir, unused).await
