@@ -44,7 +44,9 @@ impl Plans {
         match self.plans.get(&account.plan) {
             None => PlanAccess { api_access: false, rate_limit: None, max_keys: Some(0) },
             Some(p) => {
-                let trial_over = account.trial_ends_at.is_some_and(|end| end <= now);
+                // The trial end only binds on a trial plan: once the operator sets a plan
+                // without trial days, the account's old `trial_ends_at` no longer matters.
+                let trial_over = p.trial_days > 0 && account.trial_ends_at.is_some_and(|end| end <= now);
                 PlanAccess { api_access: p.api_access && !trial_over, rate_limit: p.rate_limit, max_keys: p.max_keys }
             }
         }

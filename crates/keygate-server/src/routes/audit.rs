@@ -83,7 +83,7 @@ async fn list_audit(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct VerifyView {
+pub struct AuditVerification {
     /// Whether every entry's hash, its link to the previous entry and the sequence hold.
     pub valid: bool,
     /// Entries checked (up to and including the first broken one).
@@ -115,7 +115,7 @@ fn entry_holds(e: &AuditEntry, prev_hash: &str, expected_seq: i64) -> bool {
 
 /// Recomputes the account's whole hash chain.
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = []), ("api_key" = [])), params(AccountQuery), responses(
-    (status = 200, description = "`{valid, entries_checked, first_invalid_seq}`", body = VerifyView),
+    (status = 200, description = "`{valid, entries_checked, first_invalid_seq}`", body = AuditVerification),
     (status = 400, description = "account_id_required", body = ErrorBody),
     (status = 403, description = "insufficient_authority or insufficient_scope", body = ErrorBody),
     (status = 404, description = "not_found", body = ErrorBody),
@@ -124,7 +124,7 @@ async fn verify_audit(
     State(state): State<AppState>,
     principal: Principal,
     Query(q): Query<AccountQuery>,
-) -> ApiResult<axum::Json<VerifyView>> {
+) -> ApiResult<axum::Json<AuditVerification>> {
     let caller = audit_reader(&state, &principal, q.account_id.as_deref()).await?;
     let account_id = &caller.account.id;
     let mut prev_hash = GENESIS.to_owned();
@@ -140,7 +140,7 @@ async fn verify_audit(
             checked += 1;
             if e.account_id != *account_id || !entry_holds(&e, &prev_hash, last_seq + 1) {
                 tracing::warn!(account_id = %account_id, seq = e.seq, "audit chain does not verify");
-                return Ok(axum::Json(VerifyView { valid: false, entries_checked: checked, first_invalid_seq: Some(e.seq) }));
+                return Ok(axum::Json(AuditVerification { valid: false, entries_checked: checked, first_invalid_seq: Some(e.seq) }));
             }
             last_seq = e.seq;
             prev_hash = e.hash;
@@ -149,7 +149,7 @@ async fn verify_audit(
             break;
         }
     }
-    Ok(axum::Json(VerifyView { valid: true, entries_checked: checked, first_invalid_seq: None }))
+    Ok(axum::Json(AuditVerification { valid: true, entries_checked: checked, first_invalid_seq: None }))
 }
 
 #[cfg(test)]

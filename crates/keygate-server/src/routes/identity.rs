@@ -224,7 +224,10 @@ async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, Json(body)
     // The throttle's key: the normalised email when it parses, the raw lower-cased text otherwise
     // (so made-up strings are counted too, and never touch storage).
     let parsed = Email::parse(&body.email).ok();
-    let email_key = parsed.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_else(|| body.email.trim().to_lowercase());
+    let email_key = parsed
+        .as_ref()
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_else(|| body.email.trim().chars().take(320).collect::<String>().to_lowercase());
     if let Err(wait) = state.throttle.check(&email_key, ip) {
         tracing::debug!("sign-in attempt throttled");
         return Err(ApiError::login_throttled(wait));

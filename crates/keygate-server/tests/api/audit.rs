@@ -251,3 +251,33 @@ async fn operator_api_disabled_without_token() {
     let acc: Value = app.get(&format!("/v1/accounts/{}", u.account_id), Cred::Bearer(&u.token)).await.body;
     assert_eq!(acc["plan"], "trial");
 }
+
+#[tokio::test]
+async fn operator_lifts_an_ended_trial_by_setting_another_plan() {
+    let app = spawn_app_with(|s| {
+        s.admin_token = ADMIN_TOKEN.to_owned().into();
+        s.plans.insert(
+            "pro".into(),
+            keygate_server::config::PlanSettings { api_access: true, trial_days: 0, rate_limit: None, max_keys: None },
+        );
+    })
+    .await;
+    let u = app.register().await;
+    let acc = &u.account_id;
+    // The trial ended yesterday.
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("sqlite://{}", app.db_path.display()))
+        .await
+        .expect("open db");
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).timestamp_millis();
+    sqlx::query("UPDATE accounts SET trial_ends_at = ? WHERE id = ?").bind(yesterday).bind(acc).execute(&pool).await.expect("end trial");
+    pool.close().await;
+    let key = insert_key(&app, acc, Some(&u.user_id), Authority::Owner, &["*:*"]).await;
+    let path = format!("/v1/accounts/{acc}");
+    assert_eq!(app.get(&path, Cred::ApiKey(&key.secret)).await.code(), "plan_required");
+    let a = app.patch(&format!("/v1/admin/accounts/{acc}"), Cred::Bearer(ADMIN_TOKEN), json!({ "plan": "pro" })).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["api_access"], true);
+    assert_eq!(app.get(&path, Cred::ApiKey(&key.secret)).await.status, StatusCode::OK);
+}
