@@ -4,27 +4,25 @@
 //! concurrent changes cannot together break them.
 //!
 //! After every change the account's and the user's cached decisions are dropped, so a removed
-//! member's keys stop at once and a demoted member's keys are capped at once.
+//! member's keys stop at once and a demoted member's keys are capped at once. The rules live
+//! in `service::members`, which the dashboard's Members page calls too.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use keygate_core::Authority;
-use keygate_core::authority::may_grant;
 use keygate_core::id::IdKind;
-use keygate_core::validate::Email;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::identity::common::{ErrorBody, PathIds, check_id};
-use crate::auth::{Invalidation, Principal};
-use crate::error::{ApiError, ApiResult};
+use crate::auth::Principal;
+use crate::error::ApiResult;
 use crate::extract::{ClientIp, Json, Query, page_request};
-use crate::state::{AppState, audit};
+use crate::service::members as service;
+use crate::state::AppState;
 use crate::views::{ListView, MemberView};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -61,7 +59,7 @@ async fn list_members(
     let caller = principal.in_account(&state, Some(&id)).await?;
     caller.require_scope("members", "read")?;
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    let found = state.store.list_members(&id, &page).await?;
+    let found = service::list(&state, &caller, &page).await?;
     Ok(axum::Json(ListView::from_page(found, MemberView::from)))
 }
 
@@ -95,26 +93,7 @@ async fn add_member(
 ) -> ApiResult<Response> {
     check_id(IdKind::Account, &id)?;
     let caller = principal.in_account(&state, Some(&id)).await?;
-    caller.require_scope("members", "write")?;
-    caller.require_authority(Authority::Administrator)?;
-    let email = Email::parse(&body.email).map_err(|e| ApiError::invalid_field("email", e.to_string()))?;
-    may_grant(caller.authority, body.authority).map_err(|_| ApiError::insufficient_authority())?;
-    let user = state
-        .store
-        .user_by_email(email.as_str())
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "No user with this email: they must sign up first."))?;
-    let entry = audit(
-        &id,
-        &caller.actor,
-        "member.added",
-        ("user", &user.id),
-        ip,
-        json!({ "user_id": user.id, "email": user.email, "authority": body.authority }),
-    );
-    let member = state.store.add_member(&id, &user.id, body.authority, Utc::now(), vec![entry]).await?;
-    state.invalidate(Invalidation::Account(id.clone())).await;
-    state.invalidate(Invalidation::User(user.id.clone())).await;
+    let member = service::add(&state, &caller, ip, &body.email, body.authority).await?;
     Ok((StatusCode::CREATED, axum::Json(MemberView::from(member))).into_response())
 }
 
@@ -146,24 +125,7 @@ async fn change_member(
 ) -> ApiResult<axum::Json<MemberView>> {
     check_id(IdKind::Account, &id)?;
     let caller = principal.in_account(&state, Some(&id)).await?;
-    check_id(IdKind::User, &user_id)?;
-    caller.require_scope("members", "write")?;
-    caller.require_authority(Authority::Administrator)?;
-    let current = state.store.membership(&id, &user_id).await?.ok_or_else(ApiError::not_found)?;
-    let entry = audit(
-        &id,
-        &caller.actor,
-        "member.updated",
-        ("user", &user_id),
-        ip,
-        json!({ "user_id": user_id, "from": current.authority, "to": body.authority }),
-    );
-    let member = state
-        .store
-        .change_member_authority(&id, &user_id, caller.authority, body.authority, vec![entry])
-        .await?;
-    state.invalidate(Invalidation::Account(id.clone())).await;
-    state.invalidate(Invalidation::User(user_id.clone())).await;
+    let member = service::change(&state, &caller, ip, &user_id, body.authority).await?;
     Ok(axum::Json(MemberView::from(member)))
 }
 
@@ -185,25 +147,7 @@ async fn remove_member(
 ) -> ApiResult<StatusCode> {
     check_id(IdKind::Account, &id)?;
     let caller = principal.in_account(&state, Some(&id)).await?;
-    check_id(IdKind::User, &user_id)?;
-    caller.require_scope("members", "write")?;
-    let is_self = caller.user_id.as_deref() == Some(user_id.as_str());
-    if !is_self {
-        caller.require_authority(Authority::Administrator)?;
-    }
-    let target = state.store.membership(&id, &user_id).await?.ok_or_else(ApiError::not_found)?;
-    let action_detail = if is_self { "left" } else { "removed" };
-    let entry = audit(
-        &id,
-        &caller.actor,
-        "member.removed",
-        ("user", &user_id),
-        ip,
-        json!({ "user_id": user_id, "authority": target.authority, "how": action_detail }),
-    );
-    state.store.remove_member(&id, &user_id, caller.authority, is_self, vec![entry]).await?;
-    state.invalidate(Invalidation::Account(id.clone())).await;
-    state.invalidate(Invalidation::User(user_id.clone())).await;
+    service::remove(&state, &caller, ip, &user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,3 +3,6 @@
 //! both front ends apply one set of rules and write one set of audit entries.
 
 pub mod keys;
+pub mod audit;
+pub mod identity;
+pub mod members;

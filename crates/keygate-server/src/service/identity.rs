@@ -1,0 +1,217 @@
+//! Sign-up, sign-in and sign-out as domain operations, shared by `POST /v1/register`,
+//! `/v1/login`, `/v1/logout` and the dashboard's forms: one login throttle, one timing-safe
+//! password check, one session format (a dashboard cookie holds an ordinary `kgs_` token).
+//!
+//! Security notes:
+//! - passwords stay in `SecretString`, are hashed and verified on the blocking pool
+//!   (argon2id), and appear in no log, error or audit entry;
+//! - sign-in answers `login_error` alike for an unknown email and a wrong password, including
+//!   in time: an unknown email verifies against a dummy hash, and the audit write of a failed
+//!   attempt happens after the answer;
+//! - throttling is checked before anything else, so a throttled answer (429) is the same for
+//!   every email, known or not, and whatever the password.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use chrono::Utc;
+use keygate_core::id::{IdKind, new_id};
+use keygate_core::validate::{Email, check_name, check_password, is_blocked_domain};
+use keygate_core::Secret;
+use keygate_store::{Account, Actor, ActorType, NewAudit, SessionAuth, User, UserMembership};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use crate::auth::Invalidation;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::identity::common::{FieldErrors, new_session, parse_url};
+use crate::state::{AppState, audit};
+
+/// Passwords longer than this are never hashed: the policy caps them at 256 characters
+/// (at most 1024 bytes of UTF-8), so anything longer is wrong anyway.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The longest text counted as an email by the throttle: an address is at most 320 octets,
+/// and a megabyte of garbage must not become a megabyte-long map key.
+const MAX_EMAIL_KEY_CHARS: usize = 320;
+
+#[derive(Debug)]
+pub struct RegisterInput {
+    pub email: String,
+    pub password: SecretString,
+    pub name: String,
+    pub url: Option<String>,
+}
+
+/// A new user, their default account (they own it) and a session token, shown once.
+#[derive(Debug)]
+pub struct Registered {
+    pub user: User,
+    pub account: Account,
+    pub token: Secret,
+}
+
+/// A signed-in user with a new session token, shown once.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub token: Secret,
+    pub user: User,
+    /// Oldest membership first.
+    pub memberships: Vec<UserMembership>,
+}
+
+pub fn user_actor(user_id: &str) -> Actor {
+    Actor { kind: ActorType::User, user_id: Some(user_id.to_owned()), key_id: None }
+}
+
+/// One audit entry per account the user belongs to (user-level events are recorded in each).
+pub fn audit_in_each(
+    memberships: &[UserMembership],
+    actor: &Actor,
+    action: &str,
+    user_id: &str,
+    ip: IpAddr,
+    details: serde_json::Value,
+) -> Vec<NewAudit> {
+    memberships
+        .iter()
+        .map(|m| audit(&m.account_id, actor, action, ("user", user_id), ip, details.clone()))
+        .collect()
+}
+
+/// Creates the user, a default account (default plan, a trial) with them as owner, and a session.
+pub async fn register(state: &AppState, ip: IpAddr, input: RegisterInput) -> ApiResult<Registered> {
+    let signup = &state.settings.signup;
+    if !signup.enabled {
+        return Err(ApiError::signup_disabled());
+    }
+    let mut errors = FieldErrors::default();
+    let email = Email::parse(&input.email).map_err(|e| errors.add("email", e.to_string())).ok();
+    let name = check_name(&input.name).map_err(|e| errors.add("name", e.to_string())).ok();
+    if let Err(e) = check_password(input.password.expose_secret(), signup.min_password_chars) {
+        errors.add("password", e.to_string());
+    }
+    let url = match input.url.as_deref() {
+        None => None,
+        Some(raw) => parse_url(raw).map_err(|m| errors.add("url", m)).ok(),
+    };
+    errors.into_result()?;
+    let (Some(email), Some(name)) = (email, name) else {
+        return Err(ApiError::invalid_request("Invalid request."));
+    };
+    let domain = email.domain().to_owned();
+    if signup.block_free_email && is_blocked_domain(&domain, &signup.extra_blocked_domains)
+        || !signup.block_free_email && is_extra_blocked(&domain, &signup.extra_blocked_domains)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "email_format_register",
+            "Sign-up needs a work email address; free-webmail and disposable domains are not accepted.",
+        )
+        .with_user_message(
+            "Please sign up with your work email address (for example you@yourcompany.com). \
+             Addresses from free-webmail or disposable-email providers cannot be used.",
+        ));
+    }
+    // Answer a taken email before spending a password hash on it (the store re-checks).
+    if state.store.user_by_email(email.as_str()).await?.is_some() {
+        return Err(keygate_store::StoreError::Conflict("email").into());
+    }
+    let password_hash = state.passwords.hash(&input.password).await?;
+    let now = Utc::now();
+    let user = User { id: new_id(IdKind::User), email: email.as_str().to_owned(), name: name.clone(), password_hash, created_at: now };
+    let plan = signup.default_plan.clone();
+    let account = Account {
+        id: new_id(IdKind::Account),
+        name,
+        url,
+        domain: Some(domain),
+        trial_ends_at: state.plans.trial_end(&plan, now),
+        plan,
+        created_at: now,
+    };
+    let entry = audit(
+        &account.id,
+        &user_actor(&user.id),
+        "user.registered",
+        ("user", &user.id),
+        ip,
+        json!({ "email": user.email, "name": user.name, "account_name": account.name }),
+    );
+    state.store.register(user.clone(), account.clone(), vec![entry]).await?;
+    let (token, session) = new_session(state, &user.id, now);
+    state.store.create_session(session, vec![]).await?;
+    tracing::info!(user_id = %user.id, account_id = %account.id, "user registered");
+    Ok(Registered { user, account, token })
+}
+
+/// With `block_free_email = false` the built-in lists are off but the operator's own still apply.
+fn is_extra_blocked(domain: &str, extra: &[String]) -> bool {
+    let d = domain.to_lowercase();
+    extra.iter().map(|b| b.to_lowercase()).any(|b| d == b || d.ends_with(&format!(".{b}")))
+}
+
+/// Email and password → a session. Throttled per email and per client address, shared by
+/// every way in (API and dashboard), so a second door is not a second set of guesses.
+pub async fn login(state: &AppState, ip: IpAddr, email: &str, password: &SecretString) -> ApiResult<SignedIn> {
+    // The throttle's key: the normalised email when it parses, the raw lower-cased text otherwise
+    // (so made-up strings are counted too, and never touch storage).
+    let parsed = Email::parse(email).ok();
+    let email_key = parsed
+        .as_ref()
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_else(|| email.trim().chars().take(MAX_EMAIL_KEY_CHARS).collect::<String>().to_lowercase());
+    if let Err(wait) = state.throttle.check(&email_key, ip) {
+        tracing::debug!("sign-in attempt throttled");
+        return Err(ApiError::login_throttled(wait));
+    }
+    let user = match &parsed {
+        Some(e) => state.store.user_by_email(e.as_str()).await?,
+        None => None,
+    };
+    let phc = user.as_ref().map(|u| u.password_hash.as_str()).filter(|_| password.expose_secret().len() <= MAX_PASSWORD_BYTES);
+    let ok = state.passwords.verify(password, phc).await? && phc.is_some();
+    let user = match user {
+        Some(user) if ok => user,
+        unknown_or_wrong => {
+            state.throttle.failure(&email_key, ip);
+            if let Some(user) = unknown_or_wrong {
+                record_failed_login(state, user, ip);
+            }
+            tracing::debug!("sign-in refused");
+            return Err(ApiError::login_error());
+        }
+    };
+    state.throttle.success(&email_key, ip);
+    let memberships = state.store.user_memberships(&user.id).await?;
+    let now = Utc::now();
+    let (token, session) = new_session(state, &user.id, now);
+    let entries = audit_in_each(&memberships, &user_actor(&user.id), "user.login", &user.id, ip, json!({ "session_id": session.id }));
+    state.store.create_session(session, entries).await?;
+    Ok(SignedIn { token, user, memberships })
+}
+
+/// After the answer: the extra writes must not make a known email slower to refuse.
+fn record_failed_login(state: &AppState, user: User, ip: IpAddr) {
+    let store = Arc::clone(&state.store);
+    tokio::spawn(async move {
+        let result = async {
+            let memberships = store.user_memberships(&user.id).await?;
+            let actor = user_actor(&user.id);
+            let entries = audit_in_each(&memberships, &actor, "user.login_failed", &user.id, ip, json!({}));
+            store.append_audit(entries).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not record a failed sign-in in the audit log");
+        }
+    });
+}
+
+/// Ends one session; it is refused at once afterwards, on every node.
+pub async fn logout(state: &AppState, session: &SessionAuth) -> ApiResult<()> {
+    state.store.revoke_session(&session.session.id, Utc::now()).await?;
+    state.invalidate(Invalidation::User(session.user.id.clone())).await;
+    Ok(())
+}
