@@ -462,3 +462,83 @@ async fn identity_routes_are_documented_in_openapi() {
         assert!(op["responses"].as_object().is_some_and(|r| r.len() >= 2), "{method} {path} lists its statuses");
     }
 }
+
+/// Captures every span and event, at every level, as text (a minimal `tracing` subscriber).
+struct CaptureLogs(std::sync::Arc<std::sync::Mutex<String>>, std::sync::atomic::AtomicU64);
+
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!("{}={value:?} ", field.name()));
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.push_str(&format!("{}={value} ", field.name()));
+    }
+}
+
+impl CaptureLogs {
+    fn write(&self, f: impl FnOnce(&mut Fields<'_>)) {
+        if let Ok(mut buf) = self.0.lock() {
+            f(&mut Fields(&mut buf));
+            buf.push('\n');
+        }
+    }
+}
+
+impl tracing::Subscriber for CaptureLogs {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, attrs: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        self.write(|v| attrs.record(v));
+        tracing::span::Id::from_u64(self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        self.write(|v| values.record(v));
+    }
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        self.write(|v| event.record(v));
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test]
+async fn nothing_secret_reaches_the_logs_even_at_trace() {
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let subscriber = CaptureLogs(std::sync::Arc::clone(&logs), std::sync::atomic::AtomicU64::new(0));
+    // A current-thread test runtime: the server's tasks run here, under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let admin_token = "operator-secret-token-for-log-test";
+    let app = spawn_app_with(|s| s.admin_token = admin_token.to_owned().into()).await;
+    let u = app.register().await;
+    let wrong = "a-wrong-password-in-the-logs?";
+    let _ = app.post("/v1/login", Cred::None, json!({ "email": u.email, "password": wrong })).await;
+    let second = login(&app, &u.email, PASSWORD).await;
+    let new_password = "a-new-password-in-the-logs?";
+    let changed = app
+        .patch("/v1/user", Cred::Bearer(&second), json!({ "current_password": PASSWORD, "new_password": new_password }))
+        .await;
+    let fresh = changed.body["token"].as_str().expect("token").to_owned();
+    let _ = app.get("/v1/user", Cred::Bearer(&u.token)).await;
+    let key = insert_key(&app, &u.account_id, Some(&u.user_id), Authority::Owner, &["*:*"]).await;
+    let _ = app.get("/v1/user", Cred::ApiKey(&key.secret)).await;
+    let _ = app.get("/v1/admin/accounts", Cred::Bearer(admin_token)).await;
+    let _ = app.get("/v1/admin/accounts", Cred::Bearer("a-wrong-operator-token")).await;
+    let _ = app.post("/v1/register", Cred::None, json!({ "email": company_email("weak"), "password": "weak-pass", "name": "W" })).await;
+    let _ = app.post("/v1/logout", Cred::Bearer(&fresh), json!({})).await;
+    let captured = logs.lock().map(|l| l.clone()).unwrap_or_default();
+    assert!(captured.contains("/v1/login"), "the capture works: {}", &captured[..captured.len().min(2000)]);
+    for secret in [PASSWORD, wrong, new_password, "weak-pass", &u.token, &second, &fresh, &key.secret, admin_token, "a-wrong-operator-token", "$argon2id$"] {
+        assert!(!captured.contains(secret), "the logs contain a secret: {secret}");
+    }
+}
