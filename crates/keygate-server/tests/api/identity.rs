@@ -514,6 +514,22 @@ impl tracing::Subscriber for CaptureLogs {
 
 #[tokio::test]
 async fn nothing_secret_reaches_the_logs_even_at_trace() {
+    // `tracing` keeps process-wide state (callsite interest) that other tests running in
+    // parallel without a subscriber would disturb: the check runs alone in a child process
+    // (this same test binary, this one test).
+    const CHILD: &str = "KEYGATE_TEST_LOG_CAPTURE_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let exe = std::env::current_exe().expect("test binary");
+        let out = tokio::process::Command::new(exe)
+            .args(["identity::nothing_secret_reaches_the_logs_even_at_trace", "--exact", "--test-threads=1", "--nocapture"])
+            .env(CHILD, "1")
+            .output()
+            .await
+            .expect("run the child test");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
     let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let subscriber = CaptureLogs(std::sync::Arc::clone(&logs), std::sync::atomic::AtomicU64::new(0));
     // A current-thread test runtime: the server's tasks run here, under this subscriber.
