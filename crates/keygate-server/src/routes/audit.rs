@@ -5,8 +5,7 @@
 
 use axum::extract::State;
 use keygate_core::audit::{ChainedFields, GENESIS, entry_hash};
-use keygate_core::{Authority, CredentialKind};
-use keygate_store::{AuditEntry, AuditFilter};
+use keygate_store::AuditEntry;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -15,8 +14,9 @@ use utoipa_axum::routes;
 
 use super::identity::common::{AccountQuery, ErrorBody, check_account_param};
 use crate::auth::{Caller, Principal};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Query, page_request};
+use crate::service::audit as service;
 use crate::state::AppState;
 use crate::views::{AuditEntryView, ListView};
 
@@ -30,14 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 async fn audit_reader(state: &AppState, principal: &Principal, account_id: Option<&str>) -> ApiResult<Caller> {
     check_account_param(account_id)?;
     let caller = principal.in_account(state, account_id).await?;
-    match caller.kind {
-        CredentialKind::Session => caller.require_authority(Authority::Administrator)?,
-        CredentialKind::OrgKey => caller.require_scope("audit", "read")?,
-        CredentialKind::UserKey => {
-            caller.require_scope("audit", "read")?;
-            caller.require_authority(Authority::Administrator)?;
-        }
-    }
+    service::require_reader(&caller)?;
     Ok(caller)
 }
 
@@ -71,14 +64,7 @@ async fn list_audit(
 ) -> ApiResult<axum::Json<ListView<AuditEntryView>>> {
     let caller = audit_reader(&state, &principal, q.account_id.as_deref()).await?;
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    let bounded = |field: &str, v: Option<String>| -> ApiResult<Option<String>> {
-        match v {
-            Some(s) if s.is_empty() || s.len() > 100 => Err(ApiError::invalid_field(field, "must be 1 to 100 characters")),
-            other => Ok(other),
-        }
-    };
-    let filter = AuditFilter { action: bounded("action", q.action)?, actor: bounded("actor", q.actor)? };
-    let found = state.store.list_audit(&caller.account.id, &filter, &page).await?;
+    let found = service::list(&state, &caller, q.action, q.actor, &page).await?;
     Ok(axum::Json(ListView::from_page(found, AuditEntryView::from)))
 }
 

@@ -1,4 +1,5 @@
-//! Identity (SPEC §4): register, login, logout, and the user.
+//! Identity (SPEC §4): register, login, logout, and the user. Register, login and logout are
+//! `service::identity`'s operations (the dashboard's sign-up, sign-in and sign-out call them too).
 //!
 //! Security notes, as the handlers keep them:
 //! - passwords live in `SecretString` from the moment the body is parsed, are hashed and
@@ -16,10 +17,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use keygate_core::id::{IdKind, new_id};
-use keygate_core::validate::{Email, InputError, check_name, check_password, is_blocked_domain};
+use keygate_core::validate::{InputError, check_name, check_password};
 use keygate_core::{Authority, CredentialKind};
-use keygate_store::{Account, Actor, ActorType, NewAudit, User, UserMembership};
+use keygate_store::UserMembership;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -27,11 +27,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use self::common::{ErrorBody, FieldErrors, new_session, parse_url};
+use self::common::{ErrorBody, FieldErrors, new_session};
 use crate::auth::{Invalidation, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Json};
-use crate::state::{AppState, audit};
+use crate::service::identity::{self as service, MAX_PASSWORD_BYTES, audit_in_each, user_actor};
+use crate::state::AppState;
 use crate::views::{AccountView, UserView};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -42,31 +43,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_user, patch_user))
 }
 
-/// Passwords longer than this are never hashed: the policy caps them at 256 characters
-/// (at most 1024 bytes of UTF-8), so anything longer is wrong anyway.
-const MAX_PASSWORD_BYTES: usize = 1024;
-
 fn input_message(e: &InputError) -> String {
     e.to_string()
-}
-
-fn user_actor(user_id: &str) -> Actor {
-    Actor { kind: ActorType::User, user_id: Some(user_id.to_owned()), key_id: None }
-}
-
-/// One audit entry per account the user belongs to (user-level events are recorded in each).
-fn audit_in_each(
-    memberships: &[UserMembership],
-    actor: &Actor,
-    action: &str,
-    user_id: &str,
-    ip: std::net::IpAddr,
-    details: serde_json::Value,
-) -> Vec<NewAudit> {
-    memberships
-        .iter()
-        .map(|m| audit(&m.account_id, actor, action, ("user", user_id), ip, details.clone()))
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -104,94 +82,24 @@ pub struct RegisterResponse {
     (status = 413, description = "payload_too_large", body = ErrorBody),
 ))]
 async fn register(State(state): State<AppState>, ClientIp(ip): ClientIp, Json(body): Json<RegisterBody>) -> ApiResult<Response> {
-    let signup = &state.settings.signup;
-    if !signup.enabled {
-        return Err(ApiError::signup_disabled());
-    }
-    let mut errors = FieldErrors::default();
-    let email = Email::parse(&body.email).map_err(|e| errors.add("email", input_message(&e))).ok();
-    let name = check_name(&body.name).map_err(|e| errors.add("name", input_message(&e))).ok();
-    if let Err(e) = check_password(body.password.expose_secret(), signup.min_password_chars) {
-        errors.add("password", input_message(&e));
-    }
-    let url = match body.url.as_deref() {
-        None => None,
-        Some(raw) => parse_url(raw).map_err(|m| errors.add("url", m)).ok(),
-    };
-    errors.into_result()?;
-    let (Some(email), Some(name)) = (email, name) else {
-        return Err(ApiError::invalid_request("Invalid request."));
-    };
-    let domain = email.domain().to_owned();
-    if signup.block_free_email && is_blocked_domain(&domain, &signup.extra_blocked_domains)
-        || !signup.block_free_email && is_extra_blocked(&domain, &signup.extra_blocked_domains)
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "email_format_register",
-            "Sign-up needs a work email address; free-webmail and disposable domains are not accepted.",
-        )
-        .with_user_message(
-            "Please sign up with your work email address (for example you@yourcompany.com). \
-             Addresses from free-webmail or disposable-email providers cannot be used.",
-        ));
-    }
-    // Answer a taken email before spending a password hash on it (the store re-checks).
-    if state.store.user_by_email(email.as_str()).await?.is_some() {
-        return Err(keygate_store::StoreError::Conflict("email").into());
-    }
-    let password_hash = state.passwords.hash(&body.password).await?;
-    let now = Utc::now();
-    let user = User {
-        id: new_id(IdKind::User),
-        email: email.as_str().to_owned(),
-        name: name.clone(),
-        password_hash,
-        created_at: now,
-    };
-    let plan = signup.default_plan.clone();
-    let account = Account {
-        id: new_id(IdKind::Account),
-        name: name.clone(),
-        url,
-        domain: Some(domain),
-        trial_ends_at: state.plans.trial_end(&plan, now),
-        plan,
-        created_at: now,
-    };
-    let entry = audit(
-        &account.id,
-        &user_actor(&user.id),
-        "user.registered",
-        ("user", &user.id),
-        ip,
-        json!({ "email": user.email, "name": user.name, "account_name": account.name }),
-    );
-    state.store.register(user.clone(), account.clone(), vec![entry]).await?;
-    let (token, session) = new_session(&state, &user.id, now);
-    state.store.create_session(session, vec![]).await?;
+    let input = service::RegisterInput { email: body.email, password: body.password, name: body.name, url: body.url };
+    let r = service::register(&state, ip, input).await?;
+    let now = r.user.created_at;
     let memberships = vec![UserMembership {
-        account_id: account.id.clone(),
-        account_name: account.name.clone(),
+        account_id: r.account.id.clone(),
+        account_name: r.account.name.clone(),
         authority: Authority::Owner,
         created_at: now,
     }];
-    let mut account_view = AccountView::new(&account, &state.plans);
+    let mut account_view = AccountView::new(&r.account, &state.plans);
     account_view.authority = Some(Authority::Owner);
     let out = RegisterResponse {
-        user: UserView::new(&user, memberships),
-        token: token.expose().to_owned(),
-        default_account_id: account.id.clone(),
+        user: UserView::new(&r.user, memberships),
+        token: r.token.expose().to_owned(),
+        default_account_id: r.account.id.clone(),
         account: account_view,
     };
-    tracing::info!(user_id = %user.id, account_id = %account.id, "user registered");
     Ok((StatusCode::CREATED, axum::Json(out)).into_response())
-}
-
-/// With `block_free_email = false` the built-in lists are off but the operator's own still apply.
-fn is_extra_blocked(domain: &str, extra: &[String]) -> bool {
-    let d = domain.to_lowercase();
-    extra.iter().map(|b| b.to_lowercase()).any(|b| d == b || d.ends_with(&format!(".{b}")))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,55 +129,13 @@ pub struct LoginResponse {
     (status = 429, description = "rate_limited: too many failed attempts; `Retry-After` says when to retry", body = ErrorBody),
 ))]
 async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, Json(body): Json<LoginBody>) -> ApiResult<Response> {
-    // The throttle's key: the normalised email when it parses, the raw lower-cased text otherwise
-    // (so made-up strings are counted too, and never touch storage).
-    let parsed = Email::parse(&body.email).ok();
-    let email_key = parsed
-        .as_ref()
-        .map(|e| e.as_str().to_owned())
-        .unwrap_or_else(|| body.email.trim().chars().take(320).collect::<String>().to_lowercase());
-    if let Err(wait) = state.throttle.check(&email_key, ip) {
-        tracing::debug!("sign-in attempt throttled");
-        return Err(ApiError::login_throttled(wait));
-    }
-    let user = match &parsed {
-        Some(e) => state.store.user_by_email(e.as_str()).await?,
-        None => None,
+    let signed_in = service::login(&state, ip, &body.email, &body.password).await?;
+    let default_account_id = signed_in.memberships.first().map(|m| m.account_id.clone());
+    let out = LoginResponse {
+        token: signed_in.token.expose().to_owned(),
+        user: UserView::new(&signed_in.user, signed_in.memberships),
+        default_account_id,
     };
-    let phc = user.as_ref().map(|u| u.password_hash.as_str()).filter(|_| body.password.expose_secret().len() <= MAX_PASSWORD_BYTES);
-    let ok = state.passwords.verify(&body.password, phc).await? && phc.is_some();
-    let user = match user {
-        Some(user) if ok => user,
-        unknown_or_wrong => {
-            state.throttle.failure(&email_key, ip);
-            if let Some(user) = unknown_or_wrong {
-                // After the answer: the extra writes must not make a known email slower to refuse.
-                let store = std::sync::Arc::clone(&state.store);
-                tokio::spawn(async move {
-                    let result = async {
-                        let memberships = store.user_memberships(&user.id).await?;
-                        let actor = user_actor(&user.id);
-                        let entries = audit_in_each(&memberships, &actor, "user.login_failed", &user.id, ip, json!({}));
-                        store.append_audit(entries).await
-                    }
-                    .await;
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "could not record a failed sign-in in the audit log");
-                    }
-                });
-            }
-            tracing::debug!("sign-in refused");
-            return Err(ApiError::login_error());
-        }
-    };
-    state.throttle.success(&email_key, ip);
-    let memberships = state.store.user_memberships(&user.id).await?;
-    let now = Utc::now();
-    let (token, session) = new_session(&state, &user.id, now);
-    let entries = audit_in_each(&memberships, &user_actor(&user.id), "user.login", &user.id, ip, json!({ "session_id": session.id }));
-    state.store.create_session(session, entries).await?;
-    let default_account_id = memberships.first().map(|m| m.account_id.clone());
-    let out = LoginResponse { token: token.expose().to_owned(), user: UserView::new(&user, memberships), default_account_id };
     Ok(axum::Json(out).into_response())
 }
 
@@ -283,9 +149,7 @@ async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, Json(body)
     (status = 403, description = "session_required: an API key cannot log out", body = ErrorBody),
 ))]
 async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<StatusCode> {
-    let session = principal.session()?;
-    state.store.revoke_session(&session.session.id, Utc::now()).await?;
-    state.invalidate(Invalidation::User(session.user.id.clone())).await;
+    service::logout(&state, principal.session()?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
