@@ -261,7 +261,7 @@ impl Default for LoginSettings {
         LoginSettings {
             max_failures_per_email: 10,
             max_failures_per_ip: 50,
-            backoff_base_seconds: 1,
+            backoff_base_seconds: 30,
             backoff_max_seconds: 900,
         }
     }

@@ -3,6 +3,7 @@
 //! `SharedLimiter`, and the operator's policy decides while Redis is unreachable.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -26,11 +27,13 @@ pub struct RateLimiter {
     shared: Option<Arc<dyn SharedLimiter>>,
     policy: FailurePolicy,
     metrics: Arc<Metrics>,
+    /// Seconds since `epoch` of the last logged shared-limit failure.
+    last_failure_log: AtomicU64,
 }
 
 impl RateLimiter {
     pub fn new(shared: Option<Arc<dyn SharedLimiter>>, policy: FailurePolicy, metrics: Arc<Metrics>) -> Self {
-        RateLimiter { local: DashMap::new(), epoch: Instant::now(), shared, policy, metrics }
+        RateLimiter { local: DashMap::new(), epoch: Instant::now(), shared, policy, metrics, last_failure_log: AtomicU64::new(0) }
     }
 
     fn now_ns(&self) -> u64 {
@@ -44,7 +47,15 @@ impl RateLimiter {
                 Ok(d) => return Ok(d),
                 Err(cause) => {
                     self.metrics.shared_limit_failures.inc();
-                    tracing::warn!(%cause, policy = ?self.policy, "shared rate limit unavailable");
+                    // Once per 10 s at most: an outage must not flood the logs (the counter
+                    // in /metrics has every failure).
+                    let now = self.epoch.elapsed().as_secs();
+                    let last = self.last_failure_log.load(Ordering::Relaxed);
+                    if (last == 0 || now >= last + 10)
+                        && self.last_failure_log.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+                    {
+                        tracing::warn!(%cause, policy = ?self.policy, "shared rate limit unavailable");
+                    }
                     return match self.policy {
                         // Fail open still limits per node, so one node's share holds.
                         FailurePolicy::FailOpen => Ok(self.check_local(bucket, limit, cost)),
