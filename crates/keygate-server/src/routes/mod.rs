@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     api.merge(docs::routes(openapi))
+        .merge(crate::dashboard::routes(&state))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::auth::principal::rate_headers))

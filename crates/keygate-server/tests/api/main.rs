@@ -11,3 +11,4 @@ mod fail_closed;
 mod keys;
 mod cluster;
 mod gateway;
+mod dashboard;
