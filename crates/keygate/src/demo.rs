@@ -49,9 +49,11 @@ fn routes(upstream: &str) -> Vec<RouteSettings> {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("keygate-demo-").tempdir().context("cannot create a temporary directory")?;
     let upstream = crate::demo_upstream::start().await.context("cannot start the sample upstream")?;
-    let mut settings = Settings::default();
-    settings.listen = args.listen.clone();
-    settings.database_url = format!("sqlite://{}", dir.path().join("keygate-demo.db").display());
+    let mut settings = Settings {
+        listen: args.listen.clone(),
+        database_url: format!("sqlite://{}", dir.path().join("keygate-demo.db").display()),
+        ..Settings::default()
+    };
     // The demo speaks plain HTTP on loopback: `Secure` cookies would never come back.
     settings.dashboard.secure_cookies = false;
     settings.gateway.routes = routes(&format!("http://{upstream}"));

@@ -98,7 +98,7 @@ impl Gateway {
             Err(_) => return ApiError::invalid_request("The request path cannot be forwarded.").into_response(),
         };
         let mut headers = parts.headers;
-        proxy::upstream_headers(&mut headers, identity, &origin, &crate::request_id::current());
+        proxy::upstream_headers(&mut headers, identity, &origin, &crate::request_id::current(), state.format());
         let mut upstream_req = http::Request::new(body);
         *upstream_req.method_mut() = parts.method;
         *upstream_req.uri_mut() = uri;

@@ -14,6 +14,7 @@ use http_body::{Frame, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use keygate_core::{CredentialKind, KeyFormat};
 use tokio::time::{Instant, Sleep};
 
 pub type UpstreamClient = Client<HttpConnector, Body>;
@@ -103,10 +104,11 @@ pub struct Origin {
 /// Rewrites the client's headers into the upstream request's: connection-level fields,
 /// credentials and anything claiming to be keygate's identity go; identity and forwarding
 /// headers come.
-pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, request_id: &str) {
+pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, request_id: &str, format: &KeyFormat) {
     strip_hop_by_hop(h);
     h.remove(X_API_KEY);
     h.remove(header::AUTHORIZATION);
+    strip_credential_cookies(h, format);
     // hyper already answered `100-continue` to the client when the body was first read.
     h.remove(header::EXPECT);
     remove_keygate_headers(h);
@@ -147,6 +149,36 @@ pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, reques
     }
     h.insert(X_KEYGATE_CREDENTIAL, HeaderValue::from_static(id.credential));
     h.insert(X_KEYGATE_SCOPES, id.scopes);
+}
+
+/// Cookies whose value is one of our credentials: the dashboard keeps its session token in a
+/// cookie, and a browser sends it to every path of the origin, gateway routes included. The
+/// upstream must never see it (it could act as the user on keygate's own API).
+fn strip_credential_cookies(h: &mut HeaderMap, format: &KeyFormat) {
+    let prefixes = [CredentialKind::Session, CredentialKind::UserKey, CredentialKind::OrgKey].map(|k| format.prefix(k));
+    let suspicious = h.get_all(header::COOKIE).iter().any(|v| {
+        let v = v.as_bytes();
+        prefixes.iter().any(|p| !p.is_empty() && v.windows(p.len()).any(|w| w == p.as_bytes()))
+    });
+    if !suspicious {
+        return;
+    }
+    let is_credential = |pair: &str| {
+        pair.split_once('=').is_some_and(|(_, v)| format.parse(v.trim().trim_matches('"')).is_ok())
+    };
+    let values: Vec<String> = h.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
+    let kept: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !is_credential(p))
+        .collect();
+    h.remove(header::COOKIE);
+    if !kept.is_empty()
+        && let Ok(v) = HeaderValue::try_from(kept.join("; "))
+    {
+        h.insert(header::COOKIE, v);
+    }
 }
 
 /// Every incoming `X-Keygate-*` field, whatever its suffix: the upstream trusts that family.
@@ -238,6 +270,24 @@ mod tests {
         }
     }
 
+    fn format() -> KeyFormat {
+        KeyFormat::new("kg_", "kg_org_", "kgs_").expect("format")
+    }
+
+    #[test]
+    fn cookies_carrying_our_credentials_are_dropped() {
+        let f = format();
+        let token = f.generate(CredentialKind::Session).secret.expose().to_owned();
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::try_from(format!("theme=dark; __Host-kg={token}; kgs_fake=kgs_notatoken")).expect("v"));
+        strip_credential_cookies(&mut h, &f);
+        assert_eq!(h[header::COOKIE], "theme=dark; kgs_fake=kgs_notatoken");
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::try_from(format!("s={token}")).expect("v"));
+        strip_credential_cookies(&mut h, &f);
+        assert!(!h.contains_key(header::COOKIE));
+    }
+
     #[test]
     fn connection_level_credential_and_spoofed_fields_are_removed() {
         let mut h = HeaderMap::new();
@@ -259,7 +309,7 @@ mod tests {
             h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
         let origin = Origin { peer: IpAddr::from([10, 0, 0, 9]), trusted: false, version: http::Version::HTTP_11 };
-        upstream_headers(&mut h, id(), &origin, "req_1");
+        upstream_headers(&mut h, id(), &origin, "req_1", &format());
         for gone in ["connection", "x-secret-hop", "keep-alive", "te", "upgrade", "proxy-authorization", "x-api-key", "authorization", "x-keygate-user-id", "x-keygate-anything", "host"] {
             assert!(!h.contains_key(gone), "{gone} must be removed");
         }
@@ -277,7 +327,7 @@ mod tests {
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.5"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         let origin = Origin { peer: IpAddr::from([10, 0, 0, 2]), trusted: true, version: http::Version::HTTP_11 };
-        upstream_headers(&mut h, id(), &origin, "req_1");
+        upstream_headers(&mut h, id(), &origin, "req_1", &format());
         assert_eq!(h["x-forwarded-for"], "203.0.113.5, 10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "https");
     }

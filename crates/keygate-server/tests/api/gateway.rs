@@ -199,6 +199,8 @@ async fn credentials_and_spoofed_identity_headers_never_reach_the_upstream() {
     let u = app.register().await;
     let minted = app.mint(&u.token, &u.account_id, json!({ "scopes": ["companies:read", "lists:*"] })).await;
     let key = key_of(&minted);
+    // A browser that is signed in to the dashboard sends its session cookie here too.
+    let cookie = format!("theme=dark; __Host-keygate_session={}", u.token);
     let r = app
         .call_with(
             Method::GET,
@@ -213,12 +215,15 @@ async fn credentials_and_spoofed_identity_headers_never_reach_the_upstream() {
                 ("X-Hop-Secret", "1"),
                 ("X-Forwarded-For", "6.6.6.6"),
                 ("X-Custom", "kept"),
+                ("Cookie", &cookie),
             ],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let h = &r.body["headers"];
     assert!(!r.text.contains(&key), "the key reached the upstream");
+    assert!(!r.text.contains(&u.token), "the dashboard session reached the upstream");
+    assert_eq!(h["cookie"], "theme=dark");
     assert!(h.get("x-api-key").is_none() && h.get("authorization").is_none());
     assert!(h.get("x-keygate-whatever").is_none() && h.get("x-hop-secret").is_none());
     assert_eq!(h["x-keygate-account-id"], u.account_id.as_str());
