@@ -170,19 +170,17 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryFields {
 
 /// Refuses a POST that a browser says came from another site. `Sec-Fetch-Site` and `Origin`
 /// are set by browsers and cannot be forged by a page; clients that send neither still need
-/// the CSRF token.
+/// the CSRF token. `Origin: null` says nothing: browsers send it for every form post from a
+/// page with `Referrer-Policy: no-referrer`, which the dashboard's pages have.
 fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && site != "same-origin"
-        && site != "none"
-    {
-        return false;
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return site == "same-origin" || site == "none";
     }
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        None => true,
+        None | Some("null") => true,
         Some(origin) => {
             let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("null");
+            let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or_default();
             !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
         }
     }
@@ -216,6 +214,7 @@ impl FromRequest<AppState> for SignedForm {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if !same_origin(req.headers()) {
+            tracing::debug!("dashboard form refused: posted from another site");
             return Err(forbidden());
         }
         let (mut parts, body) = req.into_parts();
@@ -243,6 +242,7 @@ impl FromRequest<AppState> for PublicForm {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if !same_origin(req.headers()) {
+            tracing::debug!("dashboard form refused: posted from another site");
             return Err(forbidden());
         }
         let names = cookie_names(&state.settings.dashboard);
@@ -308,6 +308,7 @@ mod tests {
         assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
         assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")])));
         assert!(!same_origin(&headers(&[("origin", "https://evil.example"), ("host", "keygate.example")])));
-        assert!(!same_origin(&headers(&[("origin", "null"), ("host", "keygate.example")])));
+        assert!(same_origin(&headers(&[("origin", "null"), ("host", "keygate.example")])), "no-referrer pages post `null`");
+        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin"), ("origin", "null"), ("host", "h")])));
     }
 }
