@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::body::Body;
+use http_body::Body as _;
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use http::header::HeaderValue;
@@ -99,6 +100,8 @@ impl Gateway {
         };
         let mut headers = parts.headers;
         proxy::upstream_headers(&mut headers, identity, &origin, &crate::request_id::current(), state.format());
+        let activity = proxy::Activity::new();
+        let body = if body.is_end_stream() { body } else { Body::new(proxy::Tracked::new(body, activity.clone())) };
         let mut upstream_req = http::Request::new(body);
         *upstream_req.method_mut() = parts.method;
         *upstream_req.uri_mut() = uri;
@@ -107,7 +110,7 @@ impl Gateway {
         *upstream_req.headers_mut() = headers;
 
         let started = Instant::now();
-        let answer = tokio::time::timeout(route.timeout, self.client.request(upstream_req)).await;
+        let answer = self.wait_for_answer(upstream_req, route.timeout, &activity).await;
         state.metrics.upstream_seconds.observe(started.elapsed().as_secs_f64());
         match answer {
             Ok(Ok(resp)) => {
@@ -124,6 +127,29 @@ impl Gateway {
             Err(_) => {
                 tracing::warn!(route = %route.prefix, upstream = %route.authority, timeout = ?route.timeout, "upstream timed out");
                 ApiError::upstream_timeout().into_response()
+            }
+        }
+    }
+}
+
+impl Gateway {
+    /// The upstream's response head, or `Err(())` when none came within `timeout` of the
+    /// request's last activity (its start, or the last piece of body the client sent).
+    async fn wait_for_answer(
+        &self,
+        req: http::Request<Body>,
+        timeout: std::time::Duration,
+        activity: &proxy::Activity,
+    ) -> Result<Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>, ()> {
+        let answer = self.client.request(req);
+        tokio::pin!(answer);
+        loop {
+            let deadline = activity.deadline(timeout);
+            match tokio::time::timeout_at(deadline, &mut answer).await {
+                Ok(r) => return Ok(r),
+                // The upload moved on since the deadline was set: keep waiting.
+                Err(_) if activity.deadline(timeout) > deadline => continue,
+                Err(_) => return Err(()),
             }
         }
     }

@@ -4,6 +4,8 @@
 
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -64,6 +66,8 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 const VIA_VALUE: &str = "1.1 keygate";
+/// Names of the dashboard's cookies contain this (`__Host-keygate_session`, `keygate_csrf`).
+const DASHBOARD_COOKIE: &str = "keygate_";
 
 /// Removes `Connection` and every field it names, then the fixed hop-by-hop list.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
@@ -155,16 +159,20 @@ pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, reques
 /// cookie, and a browser sends it to every path of the origin, gateway routes included. The
 /// upstream must never see it (it could act as the user on keygate's own API).
 fn strip_credential_cookies(h: &mut HeaderMap, format: &KeyFormat) {
+    // The dashboard's own cookies (`keygate_session`, `keygate_csrf`, …) go too, whatever they hold.
     let prefixes = [CredentialKind::Session, CredentialKind::UserKey, CredentialKind::OrgKey].map(|k| format.prefix(k));
     let suspicious = h.get_all(header::COOKIE).iter().any(|v| {
         let v = v.as_bytes();
-        prefixes.iter().any(|p| !p.is_empty() && v.windows(p.len()).any(|w| w == p.as_bytes()))
+        let has = |p: &[u8]| !p.is_empty() && v.windows(p.len()).any(|w| w == p);
+        has(DASHBOARD_COOKIE.as_bytes()) || prefixes.iter().any(|p| has(p.as_bytes()))
     });
     if !suspicious {
         return;
     }
     let is_credential = |pair: &str| {
-        pair.split_once('=').is_some_and(|(_, v)| format.parse(v.trim().trim_matches('"')).is_ok())
+        pair.split_once('=').is_some_and(|(name, v)| {
+            name.contains(DASHBOARD_COOKIE) || format.parse(v.trim().trim_matches('"')).is_ok()
+        })
     };
     let values: Vec<String> = h.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
     let kept: Vec<&str> = values
@@ -256,6 +264,67 @@ where
     }
 }
 
+/// When the client last sent a piece of its request body, for the upstream timeout: a large
+/// upload that keeps flowing is not "no answer within timeout_seconds", a stalled one is.
+#[derive(Clone)]
+pub struct Activity {
+    started: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    pub fn new() -> Self {
+        Activity { started: Instant::now(), last_ms: Arc::new(AtomicU64::new(0)) }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The moment the wait for the upstream's answer ends: `timeout` after the last activity.
+    pub fn deadline(&self, timeout: Duration) -> Instant {
+        self.started + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + timeout
+    }
+}
+
+/// The client's request body on its way to the upstream, noting each piece in `Activity`.
+pub struct Tracked<B> {
+    inner: B,
+    activity: Activity,
+}
+
+impl<B> Tracked<B> {
+    pub fn new(inner: B, activity: Activity) -> Self {
+        Tracked { inner, activity }
+    }
+}
+
+impl<B> http_body::Body for Tracked<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if polled.is_ready() {
+            this.activity.touch();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,7 +348,7 @@ mod tests {
         let f = format();
         let token = f.generate(CredentialKind::Session).secret.expose().to_owned();
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::try_from(format!("theme=dark; __Host-kg={token}; kgs_fake=kgs_notatoken")).expect("v"));
+        h.insert(header::COOKIE, HeaderValue::try_from(format!("theme=dark; __Host-kg={token}; kgs_fake=kgs_notatoken; __Host-keygate_csrf=abc")).expect("v"));
         strip_credential_cookies(&mut h, &f);
         assert_eq!(h[header::COOKIE], "theme=dark; kgs_fake=kgs_notatoken");
         let mut h = HeaderMap::new();

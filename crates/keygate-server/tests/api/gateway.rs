@@ -471,6 +471,25 @@ async fn an_upstream_that_hangs_is_answered_504_within_its_timeout() {
 }
 
 #[tokio::test]
+async fn an_upload_that_keeps_flowing_outlasts_the_timeout() {
+    let (app, _) = gateway_app(|_| {}).await;
+    let u = app.register().await;
+    let key = key_of(&app.mint(&u.token, &u.account_id, json!({})).await);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let send = tokio::spawn(app.client.post(format!("{}/v1/slow/upload", app.base)).header("X-API-Key", key).body(body).send());
+    // 2.4 s in all on a route with timeout_seconds = 1, but never 1 s without a byte.
+    for _ in 0..4 {
+        tx.send(Ok(vec![b'x'; 1000])).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    drop(tx);
+    let resp = send.await.expect("join").expect("upload");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.json::<Value>().await.expect("json")["body_len"], 4000);
+}
+
+#[tokio::test]
 async fn an_upstream_that_is_down_is_answered_502() {
     let down = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
