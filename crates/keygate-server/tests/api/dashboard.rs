@@ -279,3 +279,69 @@ async fn signed_out_visitors_are_sent_to_sign_in_and_a_disabled_dashboard_is_gon
     let off = spawn_app_with(|s| s.dashboard.enabled = false).await;
     assert_eq!(get(&off, "/app/login", "").await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn rolling_shows_the_new_secret_once_and_the_old_keys_end() {
+    let app = spawn_app().await;
+    let (u, cookie, csrf) = signed_in(&app).await;
+    let old_secret = create_key(&app, &u, &cookie, &csrf, "rolling").await;
+    let id = app.get(&format!("/v1/keys?account_id={}", u.account_id), Cred::Bearer(&u.token)).await.body["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // Without JavaScript the Roll button is a link to a confirmation page with the same form.
+    let confirm = get(&app, &format!("/app/a/{}/keys/{id}/roll", u.account_id), &cookie).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.html.contains("name=\"old_expires_in_seconds\""));
+    let page = post(&app, &format!("/app/a/{}/keys/{id}/roll", u.account_id), &cookie, &[("csrf", &csrf), ("old_expires_in_seconds", "3600")], &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("keeps working until"), "the old key's end is shown");
+    let at = page.html.find("class=\"secret\">").expect("secret") + "class=\"secret\">".len();
+    let new_secret = &page.html[at..at + page.html[at..].find('<').expect("end")];
+    assert_ne!(new_secret, old_secret);
+    assert_eq!(app.get("/v1/user", Cred::ApiKey(new_secret)).await.status, StatusCode::OK);
+    assert_eq!(app.get("/v1/user", Cred::ApiKey(&old_secret)).await.status, StatusCode::OK, "the overlap keeps it working");
+    // A revoked key cannot be rolled: the API's 409, as a message on the list.
+    let _ = post(&app, &format!("/app/a/{}/keys/{id}/revoke", u.account_id), &cookie, &[("csrf", &csrf)], &[]).await;
+    let again = post(&app, &format!("/app/a/{}/keys/{id}/roll", u.account_id), &cookie, &[("csrf", &csrf)], &[]).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    assert!(again.cookie("__Host-keygate_flash").is_some_and(|c| value_of(&c).starts_with("e:")));
+}
+
+#[tokio::test]
+async fn organization_keys_need_an_administrator_and_are_listed_apart() {
+    let app = spawn_app().await;
+    let (owner, cookie, csrf) = signed_in(&app).await;
+    let path = format!("/app/a/{}/keys", owner.account_id);
+    let page = post(&app, &path, &cookie, &[("csrf", &csrf), ("name", "shared"), ("class", "org"), ("scopes", "companies:read"), ("rate_limit", "100"), ("rate_window", "60")], &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains(">kg_org_"), "an org key");
+    let org = get(&app, &format!("/app/a/{}/org-keys", owner.account_id), &cookie).await;
+    assert!(org.html.contains("shared"));
+    assert!(!get(&app, &path, &cookie).await.html.contains("shared"), "not among the personal keys");
+    let listed = app.get(&format!("/v1/keys?account_id={}&class=org", owner.account_id), Cred::Bearer(&owner.token)).await;
+    assert_eq!(listed.body["items"][0]["rate_limit"]["limit"], 100);
+    assert_eq!(listed.body["items"][0]["scopes"], json!(["companies:read"]));
+    // A plain member is refused an org key with the API's error, shown on the form.
+    let (member, member_cookie, member_csrf) = signed_in(&app).await;
+    add_member(&app, &owner.token, &owner.account_id, &member.email, "user").await;
+    let refused = post(&app, &path, &member_cookie, &[("csrf", &member_csrf), ("name", "mine"), ("class", "org")], &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.html.contains("authority"), "{}", refused.html);
+    // Bad input comes back on the form, with what was entered.
+    let bad = post(&app, &path, &cookie, &[("csrf", &csrf), ("name", "typo"), ("scopes", "Companies:read")], &[]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.html.contains("Scopes:") && bad.html.contains("value=\"typo\""), "{}", bad.html);
+}
+
+#[tokio::test]
+async fn a_password_change_through_the_api_ends_the_dashboard_session() {
+    let app = spawn_app().await;
+    let (u, cookie, _) = signed_in(&app).await;
+    let changed = app
+        .patch("/v1/user", Cred::Bearer(&u.token), json!({ "current_password": PASSWORD, "new_password": "another long passphrase" }))
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    let p = get(&app, &format!("/app/a/{}/keys", u.account_id), &cookie).await;
+    assert_eq!((p.status, p.location()), (StatusCode::SEE_OTHER, "/app/login"));
+}
