@@ -87,7 +87,10 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Path(account): 
             at: datetime(e.at),
             actor: actor(e, &emails),
             action: e.action.clone(),
-            target: format!("{} {}", e.target_type, e.target_id),
+            target: match emails.get(&e.target_id) {
+                Some(email) if e.target_type == "user" => format!("user {email}"),
+                _ => format!("{} {}", e.target_type, e.target_id),
+            },
             ip: e.ip.clone().unwrap_or_default(),
         })
         .collect();
