@@ -288,6 +288,12 @@ impl Activity {
     }
 }
 
+impl Default for Activity {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The client's request body on its way to the upstream, noting each piece in `Activity`.
 pub struct Tracked<B> {
     inner: B,
