@@ -13,7 +13,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::key_input::*;
-use crate::auth::{Invalidation, Principal};
+use crate::auth::{Caller, Invalidation, Principal};
+use keygate_core::id::IdKind;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Json, OptionalJson, Query, page_request};
 use crate::service::keys as service;
@@ -166,7 +167,7 @@ async fn get_key(
     Path(handle): Path<String>,
     Query(q): Query<AccountQuery>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    let caller = principal.in_account(&state, q.account_id.as_deref()).await?;
+    let caller = caller_for_key(&state, &principal, q.account_id.as_deref(), &handle).await?;
     let key = service::get(&state, &caller, &handle).await?;
     Ok(axum::Json(KeyView::new(key, Utc::now())))
 }
@@ -181,7 +182,7 @@ async fn patch_key(
     Path(handle): Path<String>,
     Json(body): Json<PatchBody>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    let caller = principal.in_account(&state, body.account_id.as_deref()).await?;
+    let caller = caller_for_key(&state, &principal, body.account_id.as_deref(), &handle).await?;
     caller.require_scope("keys", "write")?;
     let key = service::visible_key(&state, &caller, &handle).await?;
     if key.revoked_at.is_some() {
@@ -267,7 +268,7 @@ async fn revoke_key(
     Path(handle): Path<String>,
     Query(q): Query<AccountQuery>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    let caller = principal.in_account(&state, q.account_id.as_deref()).await?;
+    let caller = caller_for_key(&state, &principal, q.account_id.as_deref(), &handle).await?;
     let revoked = service::revoke(&state, &caller, ip, &handle).await?;
     Ok(axum::Json(KeyView::new(revoked, Utc::now())))
 }
@@ -283,7 +284,7 @@ async fn roll_key(
     OptionalJson(body): OptionalJson<RollBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     let body = body.unwrap_or_default();
-    let caller = principal.in_account(&state, body.account_id.as_deref()).await?;
+    let caller = caller_for_key(&state, &principal, body.account_id.as_deref(), &handle).await?;
     let rolled = service::roll(&state, &caller, ip, &handle, body.old_expires_in_seconds.unwrap_or(0)).await?;
     let now = Utc::now();
     let mut out = serde_json::to_value(CreatedKeyView { key: rolled.secret.expose().to_owned(), view: KeyView::new(rolled.new, now) })
@@ -301,7 +302,7 @@ async fn key_usage(
     Path(handle): Path<String>,
     Query(q): Query<UsageQuery>,
 ) -> ApiResult<axum::Json<Value>> {
-    let caller = principal.in_account(&state, q.account_id.as_deref()).await?;
+    let caller = caller_for_key(&state, &principal, q.account_id.as_deref(), &handle).await?;
     caller.require_scope("keys", "read")?;
     let key = service::visible_key(&state, &caller, &handle).await?;
     let date = |field: &str, s: &str| {
@@ -322,4 +323,23 @@ async fn key_usage(
         })
         .collect();
     Ok(axum::Json(json!({ "key_id": key.id, "daily": daily })))
+}
+
+/// The caller in the key's account. A key names a single account, so a session token may omit
+/// `account_id` on `/v1/keys/{key}…`: the key is looked up in the user's own accounts (never
+/// beyond them), and a key in none of them is 404 like any other.
+async fn caller_for_key(state: &AppState, principal: &Principal, account_id: Option<&str>, handle: &str) -> ApiResult<Caller> {
+    if account_id.is_some() || !matches!(principal, Principal::Session(_)) {
+        return principal.in_account(state, account_id).await;
+    }
+    let user_id = principal.user_id().unwrap_or_default();
+    if !keygate_core::id::looks_like(IdKind::Key, handle) && !state.format().is_key_part(handle) {
+        return Err(ApiError::not_found());
+    }
+    for m in state.store.user_memberships(user_id).await? {
+        if state.store.key_by_handle(&m.account_id, handle).await?.is_some() {
+            return principal.in_account(state, Some(&m.account_id)).await;
+        }
+    }
+    Err(ApiError::not_found())
 }

@@ -417,3 +417,22 @@ async fn a_user_key_is_capped_by_its_users_membership() {
     assert!(removed.status.is_success(), "{}", removed.text);
     assert_eq!(app.verify(key, json!({})).await["code"], "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn a_session_may_name_a_key_without_its_account_but_never_reach_anothers() {
+    let app = spawn_app().await;
+    let a = app.register().await;
+    let b = app.register().await;
+    let ka = app.mint(&a.token, &a.account_id, json!({})).await;
+    let kb = app.mint(&b.token, &b.account_id, json!({})).await;
+    let got = app.get(&format!("/v1/keys/{}", ka["key_part"].as_str().expect("part")), Cred::Bearer(&a.token)).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text);
+    let other = app.get(&format!("/v1/keys/{}", kb["key_part"].as_str().expect("part")), Cred::Bearer(&a.token)).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    let other = app.delete(&format!("/v1/keys/{}", kb["id"].as_str().expect("id")), Cred::Bearer(&a.token)).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    let r = app.delete(&format!("/v1/keys/{}", ka["id"].as_str().expect("id")), Cred::Bearer(&a.token)).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("revoked")));
+    assert_eq!(app.verify(ka["key"].as_str().expect("k"), json!({})).await["code"], "REVOKED");
+    assert_eq!(app.verify(kb["key"].as_str().expect("k"), json!({})).await["code"], "VALID");
+}
