@@ -21,6 +21,9 @@ pub enum Refusal {
     PlanRequired,
     IpNotAllowed,
     UserCredentialRequired,
+    /// A user key on a route that lists only other classes (org keys): not a verify code,
+    /// since verify has no route.
+    CredentialNotAccepted,
     InsufficientScope(String),
     RateLimited(keygate_core::ratelimit::Decision),
     UsageExceeded,
@@ -36,6 +39,7 @@ impl Refusal {
             Refusal::PlanRequired => "PLAN_REQUIRED",
             Refusal::IpNotAllowed => "IP_NOT_ALLOWED",
             Refusal::UserCredentialRequired => "USER_CREDENTIAL_REQUIRED",
+            Refusal::CredentialNotAccepted => "CREDENTIAL_NOT_ACCEPTED",
             Refusal::InsufficientScope(_) => "INSUFFICIENT_SCOPE",
             Refusal::RateLimited(_) => "RATE_LIMITED",
             Refusal::UsageExceeded => "USAGE_EXCEEDED",
@@ -52,6 +56,11 @@ impl Refusal {
             Refusal::PlanRequired => ApiError::plan_required(),
             Refusal::IpNotAllowed => ApiError::ip_not_allowed(),
             Refusal::UserCredentialRequired => ApiError::user_credential_required(),
+            Refusal::CredentialNotAccepted => ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "credential_not_accepted",
+                "This route does not accept this class of credential.",
+            ),
             Refusal::InsufficientScope(s) => ApiError::insufficient_scope(s),
             Refusal::RateLimited(d) => ApiError::rate_limited(*d),
             Refusal::UsageExceeded => ApiError::usage_exceeded(),
@@ -73,10 +82,12 @@ pub struct Requirements {
 impl Requirements {
     pub fn check_kind(&self, kind: CredentialKind) -> Result<(), Refusal> {
         let org = kind == CredentialKind::OrgKey;
-        if (self.user_scoped && org) || (!self.kinds.is_empty() && !self.kinds.contains(&kind)) {
-            return Err(Refusal::UserCredentialRequired);
+        let listed = self.kinds.is_empty() || self.kinds.contains(&kind);
+        match (org, self.user_scoped || !listed) {
+            (true, true) => Err(Refusal::UserCredentialRequired),
+            (false, _) if !listed => Err(Refusal::CredentialNotAccepted),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -116,4 +127,22 @@ pub fn check_key(
         return Err(Refusal::InsufficientScope(missing.to_string()));
     }
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_classes_are_refused_with_the_right_reason() {
+        let user_scoped = Requirements { kinds: vec![CredentialKind::UserKey, CredentialKind::Session], ..Default::default() };
+        assert_eq!(user_scoped.check_kind(CredentialKind::OrgKey), Err(Refusal::UserCredentialRequired));
+        assert_eq!(user_scoped.check_kind(CredentialKind::UserKey), Ok(()));
+        let org_only = Requirements { kinds: vec![CredentialKind::OrgKey], ..Default::default() };
+        assert_eq!(org_only.check_kind(CredentialKind::UserKey), Err(Refusal::CredentialNotAccepted));
+        assert_eq!(org_only.check_kind(CredentialKind::OrgKey), Ok(()));
+        let verify = Requirements { user_scoped: true, ..Default::default() };
+        assert_eq!(verify.check_kind(CredentialKind::OrgKey), Err(Refusal::UserCredentialRequired));
+        assert_eq!(Requirements::default().check_kind(CredentialKind::OrgKey), Ok(()));
+    }
 }
