@@ -71,6 +71,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
 pub async fn spawn_with_settings(settings: Settings, dir: tempfile::TempDir, db_path: std::path::PathBuf) -> TestApp {
     let app = keygate_server::build(settings).await.expect("build app");
+    serve(app, dir, db_path).await
+}
+
+/// Serves a built app on 127.0.0.1:0 until `TestApp::stop`.
+async fn serve(app: keygate_server::App, dir: tempfile::TempDir, db_path: std::path::PathBuf) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
@@ -297,19 +302,6 @@ pub async fn spawn_with_store(wrap: impl FnOnce(std::sync::Arc<dyn keygate_store
     settings.usage.flush_interval_ms = 100;
     let store = keygate_store::open(&settings.database_url).await.expect("open store");
     let app = keygate_server::build_with_store(settings, wrap(store)).await.expect("build app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(app.serve(listener, async move {
-        let _ = rx.await;
-    }));
-    TestApp {
-        base: format!("http://{addr}"),
-        addr,
-        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
-        db_path,
-        dir,
-        stop: Some(tx),
-        handle: Some(handle),
-    }
+    serve(app, dir, db_path).await
+}
 }
