@@ -304,4 +304,3 @@ pub async fn spawn_with_store(wrap: impl FnOnce(std::sync::Arc<dyn keygate_store
     let app = keygate_server::build_with_store(settings, wrap(store)).await.expect("build app");
     serve(app, dir, db_path).await
 }
-}
