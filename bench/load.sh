@@ -13,7 +13,8 @@
 # the process's memory, and the exactness checks (usage counts, a rate limit, a revocation).
 #
 # Settings (environment): DURATION (s, default 10), ROUNDS (default 3: scenarios 1–4 run
-# interleaved this many times, medians reported), KEY_TIERS (default "10000 100000 1000000"),
+# interleaved this many times, medians reported), KEY_TIERS (default "10000 100000 1000000";
+# "none" skips the key tiers),
 # OUT (results folder; default target/bench-load/<time>), PROFILE=1 (also record perf
 # profiles of verify and gateway, in a separate pass), UPDATE_DOCS=1 (copy the plot to
 # docs/bench-load.svg), KG_PORT/UP_PORT/NGINX_PORT (18080/19100/19200).
@@ -260,6 +261,7 @@ log "verify over N stored keys, every one cached; memory"
 : > "$OUT/keys.txt"
 seeded=0
 for n in $KEY_TIERS; do
+  [[ $n == none ]] && break # KEY_TIERS=none: scenarios, sweep and counts only
   stop_keygate
   "$BIN/seed" "$OUT/keygate.db" "$ACCOUNT" $((n - seeded)) "$OUT/keys.txt" 2>>"$OUT/seed.log"
   seeded=$n
@@ -290,7 +292,7 @@ fi
 stop_keygate
 
 # ---------------------------------------------------------------- the table
-"$BIN/plot" <(awk -F'\t' '
+[[ $KEY_TIERS == none ]] || "$BIN/plot" <(awk -F'\t' '
   $1=="run" && $2=="verify" && ($3=="10" || $3=="200") { print "conn\t" $3 "\t" $5 "\t" $6 "\t" $7 }
   $1=="keys" { print }' "$RESULTS"; python3 - "$RESULTS" <<'PY'
 import statistics, sys

@@ -17,7 +17,8 @@ struct Row {
 }
 
 fn rows(text: &str, kind: &str) -> Vec<Row> {
-    text.lines()
+    let mut rows: Vec<Row> = text
+        .lines()
         .map(|l| l.split('\t').collect::<Vec<_>>())
         .filter(|f| f.first() == Some(&kind) && f.len() >= 5)
         .filter_map(|f| {
@@ -30,7 +31,10 @@ fn rows(text: &str, kind: &str) -> Vec<Row> {
                 rss_mib: num(5).unwrap_or(0.0) / 1024.0,
             })
         })
-        .collect()
+        .collect();
+    // Lines join points in x order, whatever order the runs were made in.
+    rows.sort_by(|a, b| a.x.total_cmp(&b.x));
+    rows
 }
 
 fn main() -> anyhow::Result<()> {
