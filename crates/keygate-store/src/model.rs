@@ -351,3 +351,26 @@ pub struct PageRequest {
     pub limit: u32,
     pub cursor: Option<String>,
 }
+
+impl AuditEntry {
+    /// The hash this entry must carry if it follows `prev_hash` (SPEC: `SHA-256(prev_hash ||
+    /// canonical(entry))`). The one place readers recompute it: verification and tests.
+    pub fn expected_hash(&self, prev_hash: &str) -> Option<String> {
+        let actor = serde_json::to_value(&self.actor).ok()?;
+        let target = serde_json::json!({ "type": self.target_type, "id": self.target_id });
+        Some(keygate_core::audit::entry_hash(
+            prev_hash,
+            &keygate_core::audit::ChainedFields {
+                id: &self.id,
+                seq: self.seq,
+                at: self.at.timestamp_millis(),
+                account_id: &self.account_id,
+                actor: &actor,
+                action: &self.action,
+                target: &target,
+                ip: self.ip.as_deref(),
+                details: &self.details,
+            },
+        ))
+    }
+}

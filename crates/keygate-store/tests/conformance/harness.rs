@@ -196,7 +196,7 @@ pub fn page(limit: u32, cursor: Option<String>) -> PageRequest {
 /// Verifies an account's whole chain the way the server will: contiguous seqs from 1, each
 /// `prev_hash` the previous `hash`, each hash recomputed from the entry's own fields.
 pub async fn verify_chain(store: &Arc<dyn Store>, account_id: &str) -> usize {
-    use keygate_core::audit::{ChainedFields, GENESIS, entry_hash};
+    use keygate_core::audit::GENESIS;
     let mut prev = GENESIS.to_owned();
     let mut seq = 0;
     loop {
@@ -209,22 +209,9 @@ pub async fn verify_chain(store: &Arc<dyn Store>, account_id: &str) -> usize {
             assert_eq!(e.seq, seq, "seqs are contiguous");
             assert_eq!(e.account_id, account_id);
             assert_eq!(e.prev_hash, prev, "entry {seq} links to the previous hash");
-            let actor = serde_json::to_value(&e.actor).expect("actor");
-            let target = json!({"type": e.target_type, "id": e.target_id});
-            let fields = ChainedFields {
-                id: &e.id,
-                seq: e.seq,
-                at: e.at.timestamp_millis(),
-                account_id: &e.account_id,
-                actor: &actor,
-                action: &e.action,
-                target: &target,
-                ip: e.ip.as_deref(),
-                details: &e.details,
-            };
             assert_eq!(
-                entry_hash(&e.prev_hash, &fields),
-                e.hash,
+                e.expected_hash(&e.prev_hash).as_deref(),
+                Some(e.hash.as_str()),
                 "entry {seq} hashes correctly"
             );
             prev = e.hash;
