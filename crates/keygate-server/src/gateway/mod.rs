@@ -121,11 +121,11 @@ impl Gateway {
                 Response::from_parts(head, Body::new(IdleTimeout::new(incoming, route.timeout)))
             }
             Ok(Err(e)) => {
-                tracing::warn!(route = %route.prefix, upstream = %route.authority, error = %e, connect = e.is_connect(), "upstream unavailable");
+                tracing::warn!(request_id = %crate::request_id::current(), route = %route.prefix, upstream = %route.authority, error = %e, connect = e.is_connect(), "upstream unavailable");
                 ApiError::upstream_unavailable().into_response()
             }
             Err(_) => {
-                tracing::warn!(route = %route.prefix, upstream = %route.authority, timeout = ?route.timeout, "upstream timed out");
+                tracing::warn!(request_id = %crate::request_id::current(), route = %route.prefix, upstream = %route.authority, timeout = ?route.timeout, "upstream timed out");
                 ApiError::upstream_timeout().into_response()
             }
         }

@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keygate_core::Scope;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use keygate_core::ratelimit;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -77,13 +77,8 @@ async fn verify(State(state): State<AppState>, ClientIp(peer): ClientIp, Json(bo
         }
         Err(Err(e)) => return Err(e),
     };
-    let mut out = decision_body(code, key.as_deref());
-    out["ratelimit"] = rate.map_or(Value::Null, |d| json!({ "limit": d.limit, "remaining": d.remaining, "reset": d.reset_seconds }));
-    out["usage_remaining"] = match (usage_remaining, key.as_deref()) {
-        (Some(n), _) => json!(n),
-        (None, Some(k)) => json!(k.key.usage_remaining()),
-        (None, None) => Value::Null,
-    };
+    let usage_remaining = usage_remaining.or_else(|| key.as_deref().and_then(|k| k.key.usage_remaining()));
+    let out = Decision::new(code, key.as_deref(), rate.as_ref(), usage_remaining);
     let mut headers = HeaderMap::new();
     if let Some(d) = &rate {
         crate::auth::headers::insert_rate_headers(&mut headers, d);
@@ -91,23 +86,49 @@ async fn verify(State(state): State<AppState>, ClientIp(peer): ClientIp, Json(bo
     Ok((StatusCode::OK, headers, axum::Json(out)).into_response())
 }
 
-fn decision_body(code: &str, key: Option<&ResolvedKey>) -> Value {
-    let Some(k) = key.filter(|_| code != "NOT_FOUND") else {
-        return json!({
-            "valid": false, "code": code, "key_id": null, "account_id": null, "user_id": null, "class": null,
-            "authority": null, "scopes": null, "role_id": null, "expires_at": null,
-        });
-    };
-    json!({
-        "valid": code == "VALID",
-        "code": code,
-        "key_id": k.key.id,
-        "account_id": k.key.account_id,
-        "user_id": k.key.user_id,
-        "class": k.key.class.as_str(),
-        "authority": k.effective_authority().as_str(),
-        "scopes": k.key.scopes,
-        "role_id": k.key.role_id,
-        "expires_at": k.key.expires_at.map(crate::views::time),
-    })
+/// The answer's body, serialised straight from borrowed fields (no intermediate JSON tree:
+/// verify is the hot path). Every field is always present; `null` when it does not apply.
+#[derive(Serialize)]
+struct Decision<'a> {
+    valid: bool,
+    code: &'static str,
+    key_id: Option<&'a str>,
+    account_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    class: Option<&'static str>,
+    authority: Option<&'static str>,
+    scopes: Option<&'a [String]>,
+    role_id: Option<&'a str>,
+    expires_at: Option<String>,
+    ratelimit: Option<RateLimitView>,
+    usage_remaining: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct RateLimitView {
+    limit: u32,
+    remaining: u32,
+    reset: u64,
+}
+
+impl<'a> Decision<'a> {
+    /// A NOT_FOUND decision names no key, even when the lookup found one to refuse.
+    fn new(code: &'static str, key: Option<&'a ResolvedKey>, rate: Option<&ratelimit::Decision>, usage_remaining: Option<i64>) -> Self {
+        let key = key.filter(|_| code != "NOT_FOUND");
+        let k = key.map(|k| &k.key);
+        Decision {
+            valid: code == "VALID",
+            code,
+            key_id: k.map(|k| k.id.as_str()),
+            account_id: k.map(|k| k.account_id.as_str()),
+            user_id: k.and_then(|k| k.user_id.as_deref()),
+            class: k.map(|k| k.class.as_str()),
+            authority: key.map(|k| k.effective_authority().as_str()),
+            scopes: k.map(|k| k.scopes.as_slice()),
+            role_id: k.and_then(|k| k.role_id.as_deref()),
+            expires_at: k.and_then(|k| k.expires_at).map(crate::views::time),
+            ratelimit: rate.map(|d| RateLimitView { limit: d.limit, remaining: d.remaining, reset: d.reset_seconds }),
+            usage_remaining: if key.is_some() { usage_remaining } else { None },
+        }
+    }
 }

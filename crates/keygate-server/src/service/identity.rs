@@ -204,7 +204,7 @@ fn record_failed_login(state: &AppState, user: User, ip: IpAddr) {
         }
         .await;
         if let Err(e) = result {
-            tracing::warn!(error = %e, "could not record a failed sign-in in the audit log");
+            tracing::warn!(request_id = %crate::request_id::current(), error = %e, "could not record a failed sign-in in the audit log");
         }
     });
 }
