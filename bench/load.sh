@@ -9,6 +9,8 @@
 #   (2) POST /v1/keys/verify, a valid key  — target ≥ 0.8 × (1) req/s, p99 ≤ 1.5 × (1)
 #   (3) the gateway, valid key, in front of a fast upstream
 #   (4) the same upstream behind nginx as a plain reverse proxy — target for (3): ≥ 0.8 × (4)
+#   (5) the same upstream behind `bareproxy`: hyper's server and pooled client, nothing else —
+#       what keygate's HTTP stack costs as a proxy, so (3)/(5) is what keygate itself adds
 # then verify at 10/50/200 connections, verify over 10k/100k/1M stored and cached keys with
 # the process's memory, and the exactness checks (usage counts, a rate limit, a revocation).
 #
@@ -17,7 +19,7 @@
 # "none" skips the key tiers),
 # OUT (results folder; default target/bench-load/<time>), PROFILE=1 (also record perf
 # profiles of verify and gateway, in a separate pass), UPDATE_DOCS=1 (copy the plot to
-# docs/bench-load.svg), KG_PORT/UP_PORT/NGINX_PORT (18080/19100/19200).
+# docs/bench-load.svg), KG_PORT/UP_PORT/NGINX_PORT/BARE_PORT (18080/19100/19200/19300).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +37,7 @@ THREADS=2
 KG_PORT=${KG_PORT:-18080}
 UP_PORT=${UP_PORT:-19100}
 NGINX_PORT=${NGINX_PORT:-19200}
+BARE_PORT=${BARE_PORT:-19300}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${OUT:-$ROOT/target/bench-load/$(date +%Y%m%d-%H%M%S)}
 KG="http://127.0.0.1:$KG_PORT"
@@ -42,12 +45,12 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 RESULTS="$OUT/results.tsv"
 : > "$RESULTS"
-UP_PID="" NGINX_PID="" KG_PID=""
+UP_PID="" NGINX_PID="" KG_PID="" BARE_PID=""
 
 log() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'load.sh: %s\n' "$*" >&2; exit 1; }
 cleanup() { # only the processes this script started, by their ids
-  for p in "$KG_PID" "$NGINX_PID" "$UP_PID"; do [[ -n $p ]] && kill "$p" 2>/dev/null || true; done
+  for p in "$KG_PID" "$NGINX_PID" "$BARE_PID" "$UP_PID"; do [[ -n $p ]] && kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -63,7 +66,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 log "building release binaries (keygate, keygate-bench)"
 (cd "$ROOT" && cargo build --release -q -p keygate -p keygate-bench)
 BIN="$TARGET_DIR/release"
-for b in keygate upstream seed drive plot; do [[ -x $BIN/$b ]] || die "missing $BIN/$b"; done
+for b in keygate upstream bareproxy seed drive plot; do [[ -x $BIN/$b ]] || die "missing $BIN/$b"; done
 
 # ---------------------------------------------------------------- the machine, as it is now
 {
@@ -164,6 +167,8 @@ http {
 EOF
 "$NGINX" -p "$OUT/nginx/" -c "$OUT/nginx/nginx.conf" 2>>"$OUT/nginx/error.log" &
 NGINX_PID=$!
+"$BIN/bareproxy" "127.0.0.1:$BARE_PORT" "127.0.0.1:$UP_PORT" 2>"$OUT/bareproxy.log" &
+BARE_PID=$!
 
 start_keygate
 
@@ -186,6 +191,7 @@ export KEY
 # Sanity before measuring: each scenario answers what it should.
 [[ $(curl -s -o /dev/null -w '%{http_code}' "$KG/v1/bench/x" -H "x-api-key: $KEY") == 200 ]] || die "gateway does not answer 200"
 [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NGINX_PORT/v1/bench/x") == 200 ]] || die "nginx does not answer 200"
+[[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$BARE_PORT/v1/bench/x") == 200 ]] || die "bareproxy does not answer 200"
 post /v1/keys/verify "{\"key\":\"$KEY\"}" | grep -q '"code":"VALID"' || die "verify does not answer VALID"
 SANITY=2 # the gateway and verify requests above count as uses of KEY
 
@@ -210,6 +216,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run_wrk verify $CONNS verify.lua "$KG/v1/keys/verify"
   run_wrk gateway $CONNS gateway.lua "$KG/v1/bench/x"
   run_wrk nginx $CONNS plain.lua "http://127.0.0.1:$NGINX_PORT/v1/bench/x"
+  run_wrk bareproxy $CONNS plain.lua "http://127.0.0.1:$BARE_PORT/v1/bench/x"
 done
 
 log "verify at 10, 50, 200 connections"
@@ -315,21 +322,26 @@ def med(name, conns="50"):
     return {k: statistics.median(float(r[i]) for r in rs) for k, i in (("rps", 4), ("p50", 5), ("p99", 6), ("non2xx", 7), ("err", 8))} | {"n": len(rs)}
 print("| scenario (50 connections, median of rounds) | req/s | p50 | p99 | non-2xx | errors |")
 print("|---|---:|---:|---:|---:|---:|")
-names = {"healthz": "(1) GET /healthz — ceiling", "verify": "(2) POST /v1/keys/verify", "gateway": "(3) gateway → upstream", "nginx": "(4) nginx → upstream"}
+names = {"healthz": "(1) GET /healthz — ceiling", "verify": "(2) POST /v1/keys/verify", "gateway": "(3) gateway → upstream", "nginx": "(4) nginx → upstream", "bareproxy": "(5) bare hyper proxy → upstream"}
 m = {k: med(k) for k in names}
 for k, label in names.items():
     r = m[k]
     if r:
         print(f"| {label} | {r['rps']:,.0f} | {r['p50']/1000:.2f} ms | {r['p99']/1000:.2f} ms | {r['non2xx']:.0f} | {r['err']:.0f} |")
 print()
-def verdict(a, b, label):
+def verdict(a, b, label, target=True):
     if not (m[a] and m[b]):
         return
     rr = m[a]["rps"] / m[b]["rps"]; pr = m[a]["p99"] / m[b]["p99"]
+    if not target:
+        print(f"- {label}: throughput {rr:.2f}×, p99 {pr:.2f}× (context, no target)")
+        return
     ok1 = "met" if rr >= 0.8 else "NOT met"; ok2 = "met" if pr <= 1.5 else "NOT met"
     print(f"- {label}: throughput {rr:.2f}× (target ≥ 0.80: {ok1}), p99 {pr:.2f}× (target ≤ 1.50: {ok2})")
 verdict("verify", "healthz", "(2)/(1) verify vs ceiling")
 verdict("gateway", "nginx", "(3)/(4) gateway vs nginx")
+verdict("gateway", "bareproxy", "(3)/(5) gateway vs the bare hyper proxy: what keygate adds", target=False)
+verdict("bareproxy", "nginx", "(5)/(4) the bare hyper proxy vs nginx: what the stack costs", target=False)
 print()
 print("| verify at N connections | req/s | p50 | p99 |")
 print("|---:|---:|---:|---:|")

@@ -26,8 +26,9 @@ fn generate() -> String {
     id
 }
 
-/// Takes a well-formed incoming id (from a load balancer) or makes one.
-pub async fn middleware(req: Request, next: Next) -> Response {
+/// Runs the request with its id: a well-formed incoming one (from a load balancer) or a new
+/// one; the answer carries it in `X-Request-Id`.
+pub async fn run(req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(HEADER)

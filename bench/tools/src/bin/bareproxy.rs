@@ -1,0 +1,68 @@
+//! The load script's fifth scenario: the smallest reverse proxy on keygate's own HTTP stack
+//! (hyper's server and its pooled legacy client on a 2-worker tokio runtime), with no
+//! authentication, no header rewriting and no middleware. It separates what keygate's gateway
+//! costs on top of that stack from what the stack itself costs next to nginx.
+//!
+//! Usage: `bareproxy LISTEN_ADDR UPSTREAM_ADDR`.
+#![forbid(unsafe_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+type Upstream = Client<HttpConnector, Incoming>;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let listen: SocketAddr = args.next().context("usage: bareproxy LISTEN_ADDR UPSTREAM_ADDR")?.parse()?;
+    let upstream: SocketAddr = args.next().context("usage: bareproxy LISTEN_ADDR UPSTREAM_ADDR")?.parse()?;
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(listen, upstream))
+}
+
+async fn serve(listen: SocketAddr, upstream: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: Upstream = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build(connector);
+    let authority = upstream.to_string();
+    eprintln!("bareproxy listening on {listen}, forwarding to {upstream}");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let (client, authority) = (client.clone(), authority.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| forward(client.clone(), authority.clone(), req));
+            // Errors are clients going away mid-request (wrk stopping): nothing to report.
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+async fn forward(client: Upstream, authority: String, req: Request<Incoming>) -> Result<Response<BoxBody<bytes::Bytes, hyper::Error>>, Infallible> {
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = match format!("http://{authority}{path}").parse() {
+        Ok(uri) => uri,
+        Err(_) => return Ok(status(StatusCode::BAD_REQUEST)),
+    };
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(resp) => Ok(resp.map(BodyExt::boxed)),
+        Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
+    }
+}
+
+fn status(code: StatusCode) -> Response<BoxBody<bytes::Bytes, hyper::Error>> {
+    let mut resp = Response::new(http_body_util::Empty::new().map_err(|never| match never {}).boxed());
+    *resp.status_mut() = code;
+    resp
+}
