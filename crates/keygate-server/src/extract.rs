@@ -26,10 +26,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-            });
+            .is_some_and(is_json_media_type);
         if !is_json {
             return Err(ApiError::invalid_request("Content-Type must be application/json."));
         }
@@ -41,21 +38,37 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     }
 }
 
+/// `application/json` or `application/…+json`, in any letter case.
+fn is_json_media_type(m: &str) -> bool {
+    let m = m.trim();
+    let starts = |p: &str| m.len() >= p.len() && m.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    let ends = |p: &str| m.len() >= p.len() && m.as_bytes()[m.len() - p.len()..].eq_ignore_ascii_case(p.as_bytes());
+    m.eq_ignore_ascii_case("application/json") || (starts("application/") && ends("+json"))
+}
+
+/// The body as `T`. Well-formed bodies take serde_json's plain path (verify is on the hot
+/// path); only a failure is parsed again with `serde_path_to_error` to name the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = if inner.is_syntax() || inner.is_eof() {
-            "The body is not valid JSON.".to_owned()
-        } else {
-            inner.to_string()
-        };
-        let field = if path == "." { "body".to_owned() } else { path };
-        let mut err = ApiError::invalid_request(format!("Invalid request body: {message}"));
-        err.details = Some(json!([{ "field": field, "message": message }]));
-        err
-    })
+    let e = match serde_path_to_error::deserialize::<_, T>(de) {
+        Err(e) => e,
+        // The value itself parsed: what failed is what followed it (`{…} junk`).
+        Ok(_) => return Err(invalid_body("body", "The body is not valid JSON.")),
+    };
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let message = if inner.is_syntax() || inner.is_eof() { "The body is not valid JSON.".to_owned() } else { inner.to_string() };
+    let field = if path == "." { "body" } else { &path };
+    Err(invalid_body(field, &message))
+}
+
+fn invalid_body(field: &str, message: &str) -> ApiError {
+    let mut err = ApiError::invalid_request(format!("Invalid request body: {message}"));
+    err.details = Some(json!([{ "field": field, "message": message }]));
+    err
 }
 
 /// Query parameters with the same error shape.

@@ -163,6 +163,15 @@ async fn malformed_json_and_wrong_content_type_are_400() {
     let (s, v) = raw("{}", "text/plain").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"]["code"], "invalid_request");
+    // A valid value followed by anything else is not a JSON body (it was once accepted).
+    let (s, v) = raw(r#"{"email":"t@trailing.example","password":"correct horse battery","name":"T"} junk"#, "application/json").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["details"][0]["field"], "body");
+    // Media types are compared without regard to case; `+json` suffixes are JSON.
+    let (s, v) = raw(r#"{"email": 5}"#, "Application/JSON; charset=utf-8").await;
+    assert_eq!((s, v["error"]["details"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("email")), "{v}");
+    let (s, v) = raw(r#"{"email": 5}"#, "application/vnd.api+json").await;
+    assert_eq!((s, v["error"]["details"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("email")), "{v}");
     // Wrong types and missing fields name the field.
     let a = app.post("/v1/register", Cred::None, json!({ "email": 5, "password": PASSWORD, "name": "A" })).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
