@@ -138,7 +138,8 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 mkdir -p "$OUT/nginx/logs"
 cat > "$OUT/nginx/nginx.conf" <<EOF
 # A plain reverse proxy as a user would deploy it: no authentication, keep-alive to the
-# upstream, no access log (keygate writes none per request either).
+# upstream, the usual forwarding headers (keygate's gateway sends the same four, plus its
+# identity headers), no access log (keygate writes none per request either).
 daemon off;
 worker_processes auto;
 pid $OUT/nginx/nginx.pid;
@@ -161,6 +162,10 @@ http {
       proxy_pass http://bench_upstream;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+      proxy_set_header X-Request-Id \$request_id;
     }
   }
 }

@@ -163,8 +163,15 @@ impl KeyFormat {
         }
     }
 
-    /// Offline checks only: prefix, length, alphabet, checksum. Never touches storage.
+    /// Offline checks and the digest to look the credential up by. Never touches storage.
     pub fn parse(&self, credential: &str) -> Result<Parsed, ParseError> {
+        let kind = self.check(credential)?;
+        Ok(Parsed { kind, digest: Digest::of(credential) })
+    }
+
+    /// Offline checks only: prefix, length, alphabet, checksum; the kind when all pass. No
+    /// digest: callers that only route by kind should not hash the credential twice.
+    pub fn check(&self, credential: &str) -> Result<CredentialKind, ParseError> {
         let (prefix, kind) = self
             .by_length
             .iter()
@@ -181,7 +188,7 @@ impl KeyFormat {
         if !checksum_matches(prefix, random, sum) {
             return Err(ParseError::BadChecksum);
         }
-        Ok(Parsed { kind: *kind, digest: Digest::of(credential) })
+        Ok(*kind)
     }
 
     /// Whether `s` has the shape of a `key_part` handle (prefix of an API key class + 8 chars).
@@ -255,6 +262,20 @@ mod tests {
         assert_eq!(g.key_part.len(), "kg_org_".len() + 8);
         assert!(s.starts_with(&g.key_part));
         assert_eq!(g.digest, Digest::of(s));
+    }
+
+    #[test]
+    fn check_decides_like_parse_without_the_digest() {
+        let f = default_format();
+        let g = f.generate(CredentialKind::UserKey);
+        let s = g.secret.expose();
+        assert_eq!(f.check(s), Ok(CredentialKind::UserKey));
+        let mut tampered = s.to_owned();
+        let last = if tampered.ends_with('A') { "B" } else { "A" };
+        tampered.replace_range(tampered.len() - 1.., last);
+        assert_eq!(f.check(&tampered), f.parse(&tampered).map(|p| p.kind));
+        assert!(f.check(&tampered).is_err());
+        assert_eq!(f.check("kg_short"), Err(ParseError::WrongLength));
     }
 
     #[test]

@@ -121,7 +121,7 @@ impl Authenticator {
     }
 
     pub fn kind_of(&self, credential: &str) -> Option<CredentialKind> {
-        self.format.parse(credential).ok().map(|p| p.kind)
+        self.format.check(credential).ok()
     }
 
     /// The whole hot path for an API key. `Err(Ok(refused))` is a decision against the key,

@@ -71,21 +71,40 @@ const DASHBOARD_COOKIE: &str = "keygate_";
 
 /// Removes `Connection` and every field it names, then the fixed hop-by-hop list.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    remove_where(h, |k| HOP_BY_HOP.contains(k));
+}
+
+/// Removes every field whose name matches, and the fields a `Connection` header names. One
+/// pass over the names present rather than a lookup per name that might be: most requests
+/// carry none of them, and a lookup hashes the name.
+fn remove_where(h: &mut HeaderMap, drop: impl Fn(&HeaderName) -> bool) {
+    let mut doomed: Vec<HeaderName> = h.keys().filter(|k| drop(k)).cloned().collect();
     if h.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = h
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for n in named {
-            h.remove(n);
-        }
+        doomed.extend(
+            h.get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
+        );
     }
-    for n in &HOP_BY_HOP {
+    for n in doomed {
         h.remove(n);
     }
+}
+
+/// What never reaches an upstream from a client: connection-level fields, credentials,
+/// `Expect` (hyper already answered `100-continue` to the client when the body was first
+/// read), anything claiming to be keygate's identity (the upstream trusts the `X-Keygate-*`
+/// family, whatever the suffix), and an untrusted peer's forwarding claims (made up: replaced
+/// rather than extended).
+fn never_forwarded(k: &HeaderName, trusted: bool) -> bool {
+    HOP_BY_HOP.contains(k)
+        || *k == X_API_KEY
+        || *k == header::AUTHORIZATION
+        || *k == header::EXPECT
+        || k.as_str().starts_with("x-keygate-")
+        || (!trusted && [&X_FORWARDED_FOR, &X_FORWARDED_PROTO, &X_FORWARDED_HOST, &FORWARDED].contains(&k))
 }
 
 /// Who the request was authenticated as, for the upstream.
@@ -109,22 +128,9 @@ pub struct Origin {
 /// credentials and anything claiming to be keygate's identity go; identity and forwarding
 /// headers come.
 pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, request_id: &str, format: &KeyFormat) {
-    strip_hop_by_hop(h);
-    h.remove(X_API_KEY);
-    h.remove(header::AUTHORIZATION);
+    remove_where(h, |k| never_forwarded(k, origin.trusted));
     strip_credential_cookies(h, format);
-    // hyper already answered `100-continue` to the client when the body was first read.
-    h.remove(header::EXPECT);
-    remove_keygate_headers(h);
-
     let host = h.remove(header::HOST);
-    if !origin.trusted {
-        // Forwarding claims from an untrusted peer are made up: replace rather than extend.
-        h.remove(X_FORWARDED_FOR);
-        h.remove(X_FORWARDED_PROTO);
-        h.remove(X_FORWARDED_HOST);
-        h.remove(FORWARDED);
-    }
     append_list(h, X_FORWARDED_FOR, &origin.peer.to_string());
     if !h.contains_key(X_FORWARDED_PROTO) {
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -171,7 +177,7 @@ fn strip_credential_cookies(h: &mut HeaderMap, format: &KeyFormat) {
     }
     let is_credential = |pair: &str| {
         pair.split_once('=').is_some_and(|(name, v)| {
-            name.contains(DASHBOARD_COOKIE) || format.parse(v.trim().trim_matches('"')).is_ok()
+            name.contains(DASHBOARD_COOKIE) || format.check(v.trim().trim_matches('"')).is_ok()
         })
     };
     let values: Vec<String> = h.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
@@ -186,14 +192,6 @@ fn strip_credential_cookies(h: &mut HeaderMap, format: &KeyFormat) {
         && let Ok(v) = HeaderValue::try_from(kept.join("; "))
     {
         h.insert(header::COOKIE, v);
-    }
-}
-
-/// Every incoming `X-Keygate-*` field, whatever its suffix: the upstream trusts that family.
-fn remove_keygate_headers(h: &mut HeaderMap) {
-    let spoofed: Vec<HeaderName> = h.keys().filter(|k| k.as_str().starts_with("x-keygate-")).cloned().collect();
-    for k in spoofed {
-        h.remove(k);
     }
 }
 
