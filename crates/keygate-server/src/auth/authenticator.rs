@@ -80,6 +80,8 @@ pub struct Authenticator {
     unknown: Cache<Digest, Stamp>,
     sessions: Cache<Digest, CachedSession>,
     memberships: Cache<(String, String), CachedMembership>,
+    /// The account every cached key of it shares (see `ResolvedKey`), by id.
+    accounts: Cache<String, Arc<Account>>,
     epochs: Arc<Epochs>,
     plans: Arc<Plans>,
     limiter: Arc<RateLimiter>,
@@ -109,6 +111,7 @@ impl Authenticator {
             unknown: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build(),
             sessions: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build(),
             memberships: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build(),
+            accounts: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build(),
             format: p.format,
             store: p.store,
             epochs: p.epochs,
@@ -209,11 +212,24 @@ impl Authenticator {
             return Ok(None);
         };
         let stamp = self.epochs.stamp(Some(&auth.key.account_id), auth.key.user_id.as_deref());
-        let resolved = ResolvedKey::from_auth(auth);
+        let resolved = ResolvedKey::from_auth(auth, |a| self.shared_account(a));
         if self.epochs.changes() == before {
             self.keys.insert(*digest, CachedKey { key: Some(Arc::clone(&resolved)), stamp });
         }
         Ok(Some(resolved))
+    }
+
+    /// The one `Arc` for this state of the account: the cached one while it is equal to what
+    /// storage just said, else this one (which replaces it).
+    fn shared_account(&self, account: Account) -> Arc<Account> {
+        if let Some(shared) = self.accounts.get(&account.id)
+            && *shared == account
+        {
+            return shared;
+        }
+        let shared = Arc::new(account);
+        self.accounts.insert(shared.id.clone(), Arc::clone(&shared));
+        shared
     }
 
     /// A session token: valid, not revoked, within its idle and absolute timeouts.

@@ -86,7 +86,7 @@ impl Principal {
                 if account_id.is_some_and(|a| a != k.key.account_id) {
                     return Err(ApiError::not_found());
                 }
-                let account = k.account.clone().ok_or_else(ApiError::not_found)?;
+                let account = k.account.as_deref().cloned().ok_or_else(ApiError::not_found)?;
                 Ok(Caller {
                     account,
                     user_id: k.key.user_id.clone(),
