@@ -110,3 +110,31 @@ fn the_demo_prints_its_lines_and_guards_the_sample_api() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The README's first command is `cargo run --release -- demo` from the workspace root. Once
+/// the bench tools (binaries too) joined the workspace, that command stopped knowing which
+/// binary to run; `default-members` makes it keygate's. Checked through `cargo metadata`, as
+/// cargo itself resolves it, without building anything.
+#[test]
+fn cargo_run_at_the_root_has_exactly_one_binary_to_run() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        // From the root, as a user types it: inside a member, cargo defaults to that member.
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
+    let defaults = meta["workspace_default_members"].as_array().expect("cargo ≥ 1.71 lists default members");
+    let bins: Vec<&str> = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| defaults.contains(&p["id"]))
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")))
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(bins, ["keygate"], "`cargo run` at the root must find keygate's binary alone");
+}
