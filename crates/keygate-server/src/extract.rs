@@ -41,9 +41,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
 /// `application/json` or `application/…+json`, in any letter case.
 fn is_json_media_type(m: &str) -> bool {
     let m = m.trim();
-    let starts = |p: &str| m.len() >= p.len() && m.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
-    let ends = |p: &str| m.len() >= p.len() && m.as_bytes()[m.len() - p.len()..].eq_ignore_ascii_case(p.as_bytes());
-    m.eq_ignore_ascii_case("application/json") || (starts("application/") && ends("+json"))
+    let starts = m.get(..12).is_some_and(|p| p.eq_ignore_ascii_case("application/"));
+    let ends = m.len() >= 5 && m.get(m.len() - 5..).is_some_and(|p| p.eq_ignore_ascii_case("+json"));
+    m.eq_ignore_ascii_case("application/json") || (starts && ends)
 }
 
 /// The body as `T`. Well-formed bodies take serde_json's plain path (verify is on the hot

@@ -77,7 +77,6 @@ async fn verify(State(state): State<AppState>, ClientIp(peer): ClientIp, Json(bo
         }
         Err(Err(e)) => return Err(e),
     };
-    let usage_remaining = usage_remaining.or_else(|| key.as_deref().and_then(|k| k.key.usage_remaining()));
     let out = Decision::new(code, key.as_deref(), rate.as_ref(), usage_remaining);
     let mut headers = HeaderMap::new();
     if let Some(d) = &rate {
@@ -113,6 +112,7 @@ struct RateLimitView {
 
 impl<'a> Decision<'a> {
     /// A NOT_FOUND decision names no key, even when the lookup found one to refuse.
+    /// `usage_remaining` is the count a granted use just left; otherwise the key's own.
     fn new(code: &'static str, key: Option<&'a ResolvedKey>, rate: Option<&ratelimit::Decision>, usage_remaining: Option<i64>) -> Self {
         let key = key.filter(|_| code != "NOT_FOUND");
         let k = key.map(|k| &k.key);
@@ -128,7 +128,7 @@ impl<'a> Decision<'a> {
             role_id: k.and_then(|k| k.role_id.as_deref()),
             expires_at: k.and_then(|k| k.expires_at).map(crate::views::time),
             ratelimit: rate.map(|d| RateLimitView { limit: d.limit, remaining: d.remaining, reset: d.reset_seconds }),
-            usage_remaining: if key.is_some() { usage_remaining } else { None },
+            usage_remaining: k.and_then(|k| usage_remaining.or_else(|| k.usage_remaining())),
         }
     }
 }
