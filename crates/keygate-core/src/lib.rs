@@ -12,6 +12,6 @@ pub mod scope;
 pub mod validate;
 
 pub use authority::Authority;
-pub use credential::{CredentialKind, Digest, KeyFormat, Secret};
+pub use credential::{CredentialKind, Digest, KeyFormat, Parsed, Secret};
 pub use ratelimit::RateLimit;
 pub use scope::{Permissions, Scope, ScopeSet};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use keygate_core::ratelimit::Decision;
-use keygate_core::{CredentialKind, Digest, KeyFormat};
+use keygate_core::{CredentialKind, Digest, KeyFormat, Parsed};
 use keygate_store::{Account, Membership, SessionAuth, Store};
 use moka::sync::Cache;
 
@@ -123,22 +123,33 @@ impl Authenticator {
         }
     }
 
-    pub fn kind_of(&self, credential: &str) -> Option<CredentialKind> {
-        self.format.check(credential).ok()
+    /// The offline checks and the digest, once: callers that route by kind (gateway, the
+    /// management API's extractor) pass the result on instead of the raw credential.
+    pub fn parse(&self, credential: &str) -> Option<Parsed> {
+        self.format.parse(credential).ok()
     }
 
     /// The whole hot path for an API key. `Err(Ok(refused))` is a decision against the key,
     /// `Err(Err(api_error))` a failure to decide (storage down: 503, fail closed).
     pub async fn authenticate_key(&self, credential: &str, ctx: &AuthContext) -> Result<Granted, Result<Refused, ApiError>> {
+        match self.parse(credential) {
+            Some(parsed) => self.authenticate_parsed_key(&parsed, ctx).await,
+            None => self.refused_offline(),
+        }
+    }
+
+    fn refused_offline(&self) -> Result<Granted, Result<Refused, ApiError>> {
+        tracing::debug!("credential refused offline (format or checksum)");
+        self.metrics.decision("NOT_FOUND");
+        Err(Ok(Refused { refusal: Refusal::NotFound, key: None }))
+    }
+
+    /// `authenticate_key` for a credential already parsed.
+    pub async fn authenticate_parsed_key(&self, parsed: &Parsed, ctx: &AuthContext) -> Result<Granted, Result<Refused, ApiError>> {
         let refused = |refusal, key| Err(Ok(Refused { refusal, key }));
-        let parsed = match self.format.parse(credential) {
-            Ok(p) if p.kind != CredentialKind::Session => p,
-            _ => {
-                tracing::debug!("credential refused offline (format or checksum)");
-                self.metrics.decision("NOT_FOUND");
-                return refused(Refusal::NotFound, None);
-            }
-        };
+        if parsed.kind == CredentialKind::Session {
+            return self.refused_offline();
+        }
         let Some(key) = self.lookup_key(&parsed.digest).await.map_err(Err)? else {
             self.metrics.decision("NOT_FOUND");
             return refused(Refusal::NotFound, None);
@@ -234,10 +245,15 @@ impl Authenticator {
 
     /// A session token: valid, not revoked, within its idle and absolute timeouts.
     pub async fn authenticate_session(&self, credential: &str) -> Result<Arc<SessionAuth>, ApiError> {
-        let parsed = match self.format.parse(credential) {
-            Ok(p) if p.kind == CredentialKind::Session => p,
-            _ => return Err(ApiError::invalid_credentials()),
-        };
+        let parsed = self.parse(credential).ok_or_else(ApiError::invalid_credentials)?;
+        self.authenticate_parsed_session(&parsed).await
+    }
+
+    /// `authenticate_session` for a credential already parsed.
+    pub async fn authenticate_parsed_session(&self, parsed: &Parsed) -> Result<Arc<SessionAuth>, ApiError> {
+        if parsed.kind != CredentialKind::Session {
+            return Err(ApiError::invalid_credentials());
+        }
         let cached = self.sessions.get(&parsed.digest).filter(|c| {
             let user = c.auth.as_ref().map(|a| a.user.id.as_str());
             self.epochs.is_current(c.stamp, None, user)

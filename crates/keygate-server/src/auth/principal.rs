@@ -143,12 +143,12 @@ pub async fn authenticate(headers: &HeaderMap, ip: std::net::IpAddr, state: &App
         Presented::Malformed => return Err(ApiError::invalid_credentials()),
         Presented::Credential(c) => c,
     };
-    match state.auth.kind_of(credential) {
-        None => Err(ApiError::invalid_credentials()),
-        Some(CredentialKind::Session) => state.auth.authenticate_session(credential).await.map(Principal::Session),
-        Some(_) => {
+    let parsed = state.auth.parse(credential).ok_or_else(ApiError::invalid_credentials)?;
+    match parsed.kind {
+        CredentialKind::Session => state.auth.authenticate_parsed_session(&parsed).await.map(Principal::Session),
+        CredentialKind::UserKey | CredentialKind::OrgKey => {
             let ctx = AuthContext { ip, requirements: Requirements::default(), cost: 1, extra_limit: None };
-            match state.auth.authenticate_key(credential, &ctx).await {
+            match state.auth.authenticate_parsed_key(&parsed, &ctx).await {
                 Ok(granted) => Ok(Principal::Key(granted)),
                 Err(Ok(refused)) => Err(refused.refusal.to_api_error()),
                 Err(Err(e)) => Err(e),

@@ -162,17 +162,17 @@ async fn authorize(state: &AppState, route: &Route, parts: &Parts) -> Result<All
         Presented::Malformed => return Err(ApiError::invalid_credentials()),
         Presented::Credential(c) => c,
     };
-    match state.auth.kind_of(credential) {
-        None => Err(ApiError::invalid_credentials()),
-        Some(CredentialKind::Session) => authorize_session(state, route, parts, credential).await,
-        Some(_) => {
+    let parsed = state.auth.parse(credential).ok_or_else(ApiError::invalid_credentials)?;
+    match parsed.kind {
+        CredentialKind::Session => authorize_session(state, route, parts, &parsed).await,
+        CredentialKind::UserKey | CredentialKind::OrgKey => {
             let ctx = AuthContext {
                 ip: client_ip(parts, state),
                 requirements: route.requirements(&parts.method).clone(),
                 cost: 1,
                 extra_limit: route.extra_limit.clone(),
             };
-            match state.auth.authenticate_key(credential, &ctx).await {
+            match state.auth.authenticate_parsed_key(&parsed, &ctx).await {
                 Ok(granted) => Ok(key_identity(&granted)),
                 Err(Ok(refused)) => Err(refused.refusal.to_api_error()),
                 Err(Err(e)) => Err(e),
@@ -183,8 +183,8 @@ async fn authorize(state: &AppState, route: &Route, parts: &Parts) -> Result<All
 
 /// A session acts for its user in the account named by `X-Account-Id`, with `*:*`, limited
 /// per user by the account's plan and the route.
-async fn authorize_session(state: &AppState, route: &Route, parts: &Parts, credential: &str) -> Result<Allowed, ApiError> {
-    let session = state.auth.authenticate_session(credential).await?;
+async fn authorize_session(state: &AppState, route: &Route, parts: &Parts, parsed: &keygate_core::Parsed) -> Result<Allowed, ApiError> {
+    let session = state.auth.authenticate_parsed_session(parsed).await?;
     if !route.accepts_session {
         return Err(ApiError::new(
             http::StatusCode::FORBIDDEN,
