@@ -13,6 +13,9 @@ use keygate_core::RateLimit;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+/// More serving threads than this is a typo, not a machine.
+const MAX_WORKERS: usize = 1024;
+
 /// The commented example of SPEC §6, extended with keygate's own settings.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
 
@@ -20,6 +23,9 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub listen: String,
+    /// Serving threads, each with its own event loop, listening socket (`SO_REUSEPORT`) and
+    /// upstream connections. 0: one per CPU core.
+    pub workers: usize,
     pub database_url: String,
     pub redis_url: String,
     #[serde(serialize_with = "expose_for_layering")]
@@ -48,6 +54,7 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
+            .field("workers", &self.workers)
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &redact_url(&self.redis_url))
             .field("admin_token", &if self.admin_token.expose_secret().is_empty() { "" } else { "[redacted]" })
@@ -190,6 +197,22 @@ pub struct RouteSettings {
     pub strip_prefix: bool,
 }
 
+impl RouteSettings {
+    /// A route with the defaults a `[[gateway.routes]]` entry gets for the keys it omits.
+    pub fn new(prefix: &str, upstream: &str, resource: &str) -> Self {
+        RouteSettings {
+            prefix: prefix.into(),
+            upstream: upstream.into(),
+            resource: resource.into(),
+            credentials: all_credentials(),
+            rate_limit: None,
+            actions: BTreeMap::new(),
+            timeout_seconds: default_timeout(),
+            strip_prefix: false,
+        }
+    }
+}
+
 fn all_credentials() -> Vec<String> {
     vec!["user_key".into(), "org_key".into(), "session".into()]
 }
@@ -213,6 +236,7 @@ impl Default for Settings {
         plans.insert("free".to_owned(), PlanSettings { api_access: false, ..PlanSettings::default() });
         Settings {
             listen: "127.0.0.1:8080".into(),
+            workers: 0,
             database_url: "sqlite://keygate.db".into(),
             redis_url: String::new(),
             admin_token: SecretString::from(String::new()),
@@ -310,6 +334,14 @@ pub enum ConfigError {
 }
 
 impl Settings {
+    /// `workers`, with 0 resolved to the machine's cores.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+
     /// Defaults, then `file` (if any), then `KEYGATE_*` variables from `env`.
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
@@ -343,6 +375,9 @@ impl Settings {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.listen.parse::<SocketAddr>().is_err() {
             return bad(format!("listen: `{}` is not an address like 127.0.0.1:8080", self.listen));
+        }
+        if self.workers > MAX_WORKERS {
+            return bad(format!("workers: at most {MAX_WORKERS} (0 means one per CPU core)"));
         }
         if keygate_core::KeyFormat::new(&self.keys.user_prefix, &self.keys.org_prefix, &self.sessions.prefix).is_err() {
             return bad("keys.user_prefix, keys.org_prefix and sessions.prefix must be distinct, non-empty, of [A-Za-z0-9_-]".into());

@@ -1,5 +1,5 @@
-//! keygate's HTTP application as a library: `build` it from settings, `serve` it on an
-//! already-bound listener until a shutdown future fires (tests bind port 0 and run many).
+//! keygate's HTTP application as a library: `build` it from settings, bind its `Listeners`,
+//! `serve` it until a shutdown future fires (tests bind port 0 and run many).
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -14,26 +14,25 @@ pub mod plans;
 pub mod ratelimit;
 pub mod request_id;
 pub mod routes;
+pub mod server;
 pub mod service;
 pub mod state;
 pub mod throttle;
 pub mod usage;
 pub mod views;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use keygate_core::KeyFormat;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::authenticator::AuthenticatorParts;
 use crate::auth::invalidation::Epochs;
 use crate::auth::{Authenticator, Invalidator};
 pub use crate::config::Settings;
+pub use crate::server::Listeners;
 use crate::metrics::Metrics;
 use crate::plans::Plans;
 use crate::ratelimit::RateLimiter;
@@ -113,31 +112,6 @@ pub mod cluster;
 impl App {
     pub fn state(&self) -> &AppState {
         &self.state
-    }
-
-    /// Serves until `shutdown` resolves, drains in-flight requests (at most 30 s), then
-    /// flushes usage counters so none are lost.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let addr = listener.local_addr()?;
-        tracing::info!(%addr, "keygate listening");
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = drain_tx.send(());
-        });
-        let drained = async {
-            let _ = drain_rx.await;
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        };
-        tokio::select! {
-            r = server => r?,
-            _ = drained => tracing::warn!("in-flight requests did not finish within 30 s; stopping anyway"),
-        }
-        self.background.stop.cancel();
-        let _ = self.background.flusher.await;
-        tracing::info!("keygate stopped");
-        Ok(())
     }
 }
 

@@ -171,10 +171,14 @@ pub fn load_settings(file: Option<&Path>, listen: Option<&str>) -> Result<Settin
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(settings = ?settings, "starting");
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let listeners = bind(&settings.listen, settings.worker_count())?;
     let app = keygate_server::build(settings).await?;
-    app.serve(listener, keygate_server::shutdown_signal()).await?;
+    app.serve(listeners, keygate_server::shutdown_signal()).await?;
     Ok(())
+}
+
+/// The listening sockets of `workers` serving threads on `listen` (already validated).
+pub fn bind(listen: &str, workers: usize) -> anyhow::Result<keygate_server::Listeners> {
+    let addr: std::net::SocketAddr = listen.parse().with_context(|| format!("`{listen}` is not an address like 127.0.0.1:8080"))?;
+    keygate_server::Listeners::bind(addr, workers).with_context(|| format!("cannot listen on {listen}"))
 }

@@ -22,16 +22,7 @@ const EMAIL: &str = "ada@acme.example";
 const DEMO_LIMIT: u32 = 5;
 
 fn route(prefix: &str, upstream: &str, resource: &str) -> RouteSettings {
-    RouteSettings {
-        prefix: prefix.into(),
-        upstream: upstream.into(),
-        resource: resource.into(),
-        credentials: vec!["user_key".into(), "org_key".into(), "session".into()],
-        rate_limit: None,
-        actions: Default::default(),
-        timeout_seconds: 10,
-        strip_prefix: false,
-    }
+    RouteSettings { timeout_seconds: 10, ..RouteSettings::new(prefix, upstream, resource) }
 }
 
 /// companies: any credential; lists: user-scoped; leads: `POST` is the action `create`.
@@ -59,12 +50,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     settings.gateway.routes = routes(&format!("http://{upstream}"));
     settings.validate()?;
 
-    let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
+    let listeners = crate::cli::bind(&args.listen, settings.worker_count())?;
+    let addr = listeners.local_addr();
     let app = keygate_server::build(settings).await?;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
-    let server = tokio::spawn(app.serve(listener, async move {
+    let server = tokio::spawn(app.serve(listeners, async move {
         tokio::select! {
             _ = keygate_server::shutdown_signal() => {}
             _ = stopped.cancelled() => {}

@@ -1,9 +1,12 @@
 //! The load script's fifth scenario: the smallest reverse proxy on keygate's own HTTP stack
-//! (hyper's server and its pooled legacy client on a 2-worker tokio runtime), with no
+//! — one thread per core, each with a single-threaded tokio runtime, its own `SO_REUSEPORT`
+//! listening socket and its own pooled hyper-util client, as `keygate serve` runs — with no
 //! authentication, no header rewriting and no middleware. It separates what keygate's gateway
 //! costs on top of that stack from what the stack itself costs next to nginx.
 //!
-//! Usage: `bareproxy LISTEN_ADDR UPSTREAM_ADDR`.
+//! Usage: `bareproxy LISTEN_ADDR UPSTREAM_ADDR`. `WORKERS` (default: the cores) sets the
+//! threads; `MULTI_THREAD=1` serves from one work-stealing runtime instead (keygate's stack
+//! before per-core workers), for comparison.
 #![forbid(unsafe_code)]
 
 use std::convert::Infallible;
@@ -19,6 +22,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::{TcpListener, TcpSocket};
 
 type Upstream = Client<HttpConnector, Incoming>;
 
@@ -26,16 +30,32 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let listen: SocketAddr = args.next().context("usage: bareproxy LISTEN_ADDR UPSTREAM_ADDR")?.parse()?;
     let upstream: SocketAddr = args.next().context("usage: bareproxy LISTEN_ADDR UPSTREAM_ADDR")?.parse()?;
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(listen, upstream))
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = std::env::var("WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(cores);
+    eprintln!("bareproxy listening on {listen}, forwarding to {upstream}");
+    if std::env::var_os("MULTI_THREAD").is_some_and(|v| v == "1") {
+        return tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(listen, upstream));
+    }
+    let threads: Vec<_> = (0..workers)
+        .map(|_| std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(serve(listen, upstream))))
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+    }
+    Ok(())
 }
 
+/// One accept loop with its own socket on the shared port and its own upstream pool.
 async fn serve(listen: SocketAddr, upstream: SocketAddr) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseport(true)?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    let listener: TcpListener = socket.listen(1024)?;
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: Upstream = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build(connector);
     let authority = upstream.to_string();
-    eprintln!("bareproxy listening on {listen}, forwarding to {upstream}");
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;

@@ -3,8 +3,8 @@
 //!
 //! Per request: match the route (longest prefix), decide the credential (key: the full hot
 //! path with the route's permission, classes and limit; session: `X-Account-Id`, membership,
-//! the session limit), rewrite the headers, and stream the request to the pooled upstream
-//! client and its answer back. Nothing here touches storage except through the authenticator.
+//! the session limit), rewrite the headers, and stream the request to the upstream over the
+//! serving worker's own pooled client and its answer back. Nothing here touches storage except through the authenticator.
 
 pub mod proxy;
 pub mod routes;
@@ -22,7 +22,7 @@ use keygate_core::ratelimit::Decision;
 use keygate_core::{CredentialKind, Permissions};
 use keygate_store::KeyClass;
 
-use self::proxy::{Identity, IdleTimeout, Origin, UpstreamClient};
+use self::proxy::{Identity, IdleTimeout, Origin};
 use self::routes::{Route, RouteTable};
 use crate::auth::headers::{Presented, insert_rate_headers, presented};
 use crate::auth::{AuthContext, Granted};
@@ -38,7 +38,6 @@ pub struct Proxied;
 /// Built from `[[gateway.routes]]` at start.
 pub struct Gateway {
     pub routes: RouteTable,
-    client: UpstreamClient,
 }
 
 impl Gateway {
@@ -48,7 +47,7 @@ impl Gateway {
         if table.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Gateway { routes: table, client: proxy::client() }))
+        Ok(Some(Gateway { routes: table }))
     }
 }
 
@@ -141,7 +140,7 @@ impl Gateway {
         timeout: std::time::Duration,
         activity: &proxy::Activity,
     ) -> Result<Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>, ()> {
-        let answer = self.client.request(req);
+        let answer = proxy::local_client().request(req);
         tokio::pin!(answer);
         loop {
             let deadline = activity.deadline(timeout);

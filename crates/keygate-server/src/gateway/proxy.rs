@@ -2,6 +2,7 @@
 //! hop-by-hop fields, credentials, spoofed identity), and a body wrapper that never lets a
 //! stalled upstream hold a client forever. Bodies stream through untouched.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,8 +22,30 @@ use tokio::time::{Instant, Sleep};
 
 pub type UpstreamClient = Client<HttpConnector, Body>;
 
-/// One client for every route: connections to each upstream are pooled and reused.
-pub fn client() -> UpstreamClient {
+thread_local! {
+    /// This thread's client and the runtime it belongs to (see `local_client`).
+    static LOCAL_CLIENT: RefCell<Option<(tokio::runtime::Id, UpstreamClient)>> = const { RefCell::new(None) };
+}
+
+/// The upstream client of the runtime the caller runs on, made on first use. A pooled
+/// connection is driven by a task of the runtime that opened it; a worker that used another
+/// runtime's connections would hand every request and answer across threads (see `server`).
+/// Keyed by the runtime, not only the thread: a thread may outlive a runtime (tests), and a
+/// dead runtime's connections are closed.
+pub fn local_client() -> UpstreamClient {
+    let runtime = tokio::runtime::Handle::current().id();
+    LOCAL_CLIENT.with_borrow_mut(|local| match local {
+        Some((id, client)) if *id == runtime => client.clone(),
+        _ => {
+            let client = new_client();
+            *local = Some((runtime, client.clone()));
+            client
+        }
+    })
+}
+
+/// Connections to each upstream are pooled and reused.
+fn new_client() -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     // A black-holed upstream fails within this rather than the route's whole timeout.

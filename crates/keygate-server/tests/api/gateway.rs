@@ -106,16 +106,7 @@ async fn echo(State(signals): State<Arc<Signals>>, req: Request) -> Response {
 }
 
 fn route(prefix: &str, upstream: &str, resource: &str) -> RouteSettings {
-    RouteSettings {
-        prefix: prefix.into(),
-        upstream: upstream.into(),
-        resource: resource.into(),
-        credentials: vec!["user_key".into(), "org_key".into(), "session".into()],
-        rate_limit: None,
-        actions: Default::default(),
-        timeout_seconds: 30,
-        strip_prefix: false,
-    }
+    RouteSettings::new(prefix, upstream, resource)
 }
 
 /// The routes of SPEC §5 and the demo: companies (any credential), lists (user-scoped),

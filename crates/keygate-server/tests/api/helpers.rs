@@ -76,10 +76,11 @@ pub async fn spawn_with_settings(settings: Settings, dir: tempfile::TempDir, db_
 
 /// Serves a built app on 127.0.0.1:0 until `TestApp::stop`.
 async fn serve(app: keygate_server::App, dir: tempfile::TempDir, db_path: std::path::PathBuf) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let workers = app.state().settings.worker_count();
+    let listeners = keygate_server::Listeners::bind(([127, 0, 0, 1], 0).into(), workers).expect("bind");
+    let addr = listeners.local_addr();
     let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(app.serve(listener, async move {
+    let handle = tokio::spawn(app.serve(listeners, async move {
         let _ = rx.await;
     }));
     TestApp {

@@ -541,8 +541,9 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
     }
     let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let subscriber = CaptureLogs(std::sync::Arc::clone(&logs), std::sync::atomic::AtomicU64::new(0));
-    // A current-thread test runtime: the server's tasks run here, under this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Process-wide (this child runs only this test): the server's requests run on its own
+    // worker threads, not on the test's.
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this process");
     let admin_token = "operator-secret-token-for-log-test";
     let app = spawn_app_with(|s| s.admin_token = admin_token.to_owned().into()).await;
     let u = app.register().await;

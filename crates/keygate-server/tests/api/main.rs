@@ -11,4 +11,5 @@ mod fail_closed;
 mod keys;
 mod cluster;
 mod gateway;
+mod serving;
 mod dashboard;
