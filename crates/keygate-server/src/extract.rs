@@ -30,12 +30,31 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
         if !is_json {
             return Err(ApiError::invalid_request("Content-Type must be application/json."));
         }
-        let limit = state.settings.max_body_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| ApiError::payload_too_large())?;
+        let bytes = read_body(req.into_body(), state.settings.max_body_bytes).await?;
         parse_json(&bytes).map(Json)
     }
+}
+
+/// The whole body, at most `limit` bytes (413 beyond). A body that arrives in one piece — as
+/// small requests do — is taken as it is, without the general collector's buffers and copy.
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
+    let mut body = http_body_util::Limited::new(body, limit);
+    let first = match body.frame().await {
+        None => return Ok(Bytes::new()),
+        Some(frame) => frame.map_err(|_| ApiError::payload_too_large())?.into_data().unwrap_or_default(),
+    };
+    if http_body::Body::is_end_stream(&body) {
+        return Ok(first);
+    }
+    let rest = body.collect().await.map_err(|_| ApiError::payload_too_large())?.to_bytes();
+    if first.is_empty() {
+        return Ok(rest);
+    }
+    let mut whole = bytes::BytesMut::with_capacity(first.len() + rest.len());
+    whole.extend_from_slice(&first);
+    whole.extend_from_slice(&rest);
+    Ok(whole.freeze())
 }
 
 /// `application/json` or `application/…+json`, in any letter case.
@@ -153,11 +172,38 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = state.settings.max_body_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::payload_too_large())?;
+        let bytes = read_body(req.into_body(), state.settings.max_body_bytes).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
         parse_json(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    fn chunked(parts: &[&'static str]) -> Body {
+        let parts: Vec<&'static str> = parts.to_vec();
+        Body::from_stream(futures::stream::iter(parts.into_iter().map(|p| Ok::<_, std::io::Error>(Bytes::from_static(p.as_bytes())))))
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_in_one_piece_or_many() {
+        assert_eq!(read_body(Body::from("{\"key\":1}"), 64).await.ok(), Some(Bytes::from_static(b"{\"key\":1}")));
+        assert_eq!(read_body(chunked(&["{\"ke", "y\":", "1}"]), 64).await.ok(), Some(Bytes::from_static(b"{\"key\":1}")));
+        assert_eq!(read_body(chunked(&["", "{}"]), 64).await.ok(), Some(Bytes::from_static(b"{}")));
+        assert_eq!(read_body(Body::empty(), 64).await.ok(), Some(Bytes::new()));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_413_in_one_piece_or_many() {
+        for body in [Body::from("x".repeat(65)), chunked(&["0123456789012345678901234567890123", "456789012345678901234567890123456"])] {
+            let err = read_body(body, 64).await.err().expect("too large");
+            assert_eq!(err.status, http::StatusCode::PAYLOAD_TOO_LARGE);
+        }
     }
 }

@@ -2,44 +2,49 @@
 //! that an error rendered anywhere below can put it in its body.
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST_ID: HeaderValue;
 }
 
-pub const HEADER: &str = "x-request-id";
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The current request's id, or `-` outside a request.
 pub fn current() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".to_owned())
+    REQUEST_ID.try_with(|id| id.to_str().unwrap_or("-").to_owned()).unwrap_or_else(|_| "-".to_owned())
+}
+
+/// The current request's id as a header value (a shared buffer: no copy), outside a request `None`.
+pub fn current_header() -> Option<HeaderValue> {
+    REQUEST_ID.try_with(Clone::clone).ok()
 }
 
 /// `req_` and 20 base62 characters from a fast thread-local generator (seeded from the OS):
 /// a request id must be unique, not secret, so it costs no system call per request.
-fn generate() -> String {
-    let mut id = String::with_capacity(24);
-    id.push_str("req_");
-    id.extend(std::iter::repeat_with(fastrand::alphanumeric).take(20));
-    id
+fn generate() -> HeaderValue {
+    let mut id = [0u8; 24];
+    id[..4].copy_from_slice(b"req_");
+    for b in &mut id[4..] {
+        *b = fastrand::alphanumeric() as u8;
+    }
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("req_unavailable"))
+}
+
+/// An id a client or load balancer sent that is safe to adopt: 1–64 of `[A-Za-z0-9_-]`.
+fn acceptable(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= 64 && b.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Runs the request with its id: a well-formed incoming one (from a load balancer) or a new
 /// one; the answer carries it in `X-Request-Id`.
 pub async fn run(req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        .map(str::to_owned)
-        .unwrap_or_else(generate);
+    let id = req.headers().get(HEADER).filter(|v| acceptable(v)).cloned().unwrap_or_else(generate);
     let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert(HEADER, v);
-    }
+    resp.headers_mut().insert(HEADER, id);
     resp
 }
 
@@ -49,8 +54,9 @@ mod tests {
     fn generated_ids_are_prefixed_base62_and_distinct() {
         let a = super::generate();
         let b = super::generate();
+        let a = a.to_str().expect("ASCII");
         assert_eq!(a.len(), 24);
         assert!(a.starts_with("req_") && keygate_core::base62::is_base62(&a[4..]), "{a}");
-        assert_ne!(a, b);
+        assert_ne!(a, b.to_str().expect("ASCII"));
     }
 }

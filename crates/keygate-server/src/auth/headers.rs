@@ -1,6 +1,12 @@
 //! Where credentials travel (SPEC §2) and the `RateLimit-*` answer headers.
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+
+// Names as constants: a `&str` name is parsed and validated on every lookup.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 use keygate_core::ratelimit::Decision;
 
 /// The credential of a request: `X-API-Key` (any case, as HTTP says) or `Authorization: Bearer`.
@@ -14,7 +20,7 @@ pub enum Presented<'a> {
 }
 
 pub fn presented(headers: &HeaderMap) -> Presented<'_> {
-    if let Some(v) = headers.get("x-api-key") {
+    if let Some(v) = headers.get(X_API_KEY) {
         return match v.to_str() {
             Ok(s) if !s.trim().is_empty() => Presented::Credential(s.trim()),
             _ => Presented::Malformed,
@@ -35,9 +41,9 @@ pub fn presented(headers: &HeaderMap) -> Presented<'_> {
 }
 
 pub fn insert_rate_headers(h: &mut HeaderMap, d: &Decision) {
-    h.insert("ratelimit-limit", HeaderValue::from(d.limit));
-    h.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
-    h.insert("ratelimit-reset", HeaderValue::from(d.reset_seconds));
+    h.insert(RATELIMIT_LIMIT, HeaderValue::from(d.limit));
+    h.insert(RATELIMIT_REMAINING, HeaderValue::from(d.remaining));
+    h.insert(RATELIMIT_RESET, HeaderValue::from(d.reset_seconds));
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! A key as the hot path wants it: parsed once when it enters the cache, not on every request.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
 use keygate_core::{Authority, Permissions, ScopeSet};
@@ -20,6 +20,12 @@ pub struct ResolvedKey {
     pub account: Option<Arc<Account>>,
     /// The user's current authority in the account (user keys); `None`: no longer a member.
     pub member_authority: Option<Authority>,
+    /// Verify's JSON for the fields that depend only on this key (`key_id` … `expires_at`),
+    /// rendered by `routes::verify` on the key's first verify: a cached key is immutable, and
+    /// rendering them per request was the largest part of verify's own work.
+    pub verify_fields: OnceLock<Box<str>>,
+    /// The `X-Keygate-*` header values the gateway sends for this key, made on first use.
+    pub gateway_identity: OnceLock<crate::gateway::proxy::Identity>,
 }
 
 impl ResolvedKey {
@@ -45,6 +51,8 @@ impl ResolvedKey {
             account: auth.account.map(share),
             member_authority: auth.member_authority,
             key,
+            verify_fields: OnceLock::new(),
+            gateway_identity: OnceLock::new(),
         })
     }
 
@@ -57,62 +65,63 @@ impl ResolvedKey {
     }
 }
 
+/// A stored org key with an allowlist and metadata, for tests.
 #[cfg(test)]
-mod tests {
+pub(crate) fn sample_auth(key_id: &str) -> KeyAuth {
     use chrono::{TimeZone, Utc};
     use keygate_store::KeyClass;
-
-    use super::*;
-
-    fn auth(key_id: &str) -> KeyAuth {
-        let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).single().expect("a valid time");
-        KeyAuth {
-            key: ApiKey {
-                id: key_id.to_owned(),
-                digest: "ab".repeat(32),
-                key_part: "kg_org_12345678".to_owned(),
-                class: KeyClass::Org,
-                name: "billing export".to_owned(),
-                account_id: "acc_1".to_owned(),
-                user_id: None,
-                authority: Authority::User,
-                scopes: vec!["*:read".to_owned()],
-                role_id: None,
-                created_at: now,
-                created_by: "usr_1".to_owned(),
-                expires_at: None,
-                starts_at: None,
-                staged: false,
-                revoked_at: None,
-                last_used_at: None,
-                last_used_ip: Some("10.0.0.1".to_owned()),
-                request_count: 0,
-                usage_limit: None,
-                usage_used: 0,
-                rate_limit: None,
-                ip_allowlist: vec!["10.0.0.0/8".to_owned()],
-                metadata: serde_json::json!({ "team": "data" }),
-            },
-            role_permissions: None,
-            account: Some(Account {
-                id: "acc_1".to_owned(),
-                name: "Acme".to_owned(),
-                url: None,
-                domain: None,
-                plan: "free".to_owned(),
-                trial_ends_at: None,
-                created_at: now,
-            }),
-            member_authority: None,
-        }
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).single().expect("a valid time");
+    KeyAuth {
+        key: ApiKey {
+            id: key_id.to_owned(),
+            digest: "ab".repeat(32),
+            key_part: "kg_org_12345678".to_owned(),
+            class: KeyClass::Org,
+            name: "billing export".to_owned(),
+            account_id: "acc_1".to_owned(),
+            user_id: None,
+            authority: Authority::User,
+            scopes: vec!["*:read".to_owned()],
+            role_id: None,
+            created_at: now,
+            created_by: "usr_1".to_owned(),
+            expires_at: None,
+            starts_at: None,
+            staged: false,
+            revoked_at: None,
+            last_used_at: None,
+            last_used_ip: Some("10.0.0.1".to_owned()),
+            request_count: 0,
+            usage_limit: None,
+            usage_used: 0,
+            rate_limit: None,
+            ip_allowlist: vec!["10.0.0.0/8".to_owned()],
+            metadata: serde_json::json!({ "team": "data" }),
+        },
+        role_permissions: None,
+        account: Some(Account {
+            id: "acc_1".to_owned(),
+            name: "Acme".to_owned(),
+            url: None,
+            domain: None,
+            plan: "free".to_owned(),
+            trial_ends_at: None,
+            created_at: now,
+        }),
+        member_authority: None,
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn a_cached_key_keeps_what_decisions_read_and_shares_its_account() {
-        let shared = Arc::new(auth("key_0").account.expect("account"));
+        let shared = Arc::new(sample_auth("key_0").account.expect("account"));
         let share = |a: Account| if a == *shared { Arc::clone(&shared) } else { Arc::new(a) };
-        let a = ResolvedKey::from_auth(auth("key_1"), share);
-        let b = ResolvedKey::from_auth(auth("key_2"), share);
+        let a = ResolvedKey::from_auth(sample_auth("key_1"), share);
+        let b = ResolvedKey::from_auth(sample_auth("key_2"), share);
         assert!(Arc::ptr_eq(a.account.as_ref().expect("a"), b.account.as_ref().expect("b")));
         // What decisions and answers read survives…
         assert_eq!((a.key.id.as_str(), a.key.account_id.as_str()), ("key_1", "acc_1"));

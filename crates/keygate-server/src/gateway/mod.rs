@@ -98,7 +98,7 @@ impl Gateway {
             Err(_) => return ApiError::invalid_request("The request path cannot be forwarded.").into_response(),
         };
         let mut headers = parts.headers;
-        proxy::upstream_headers(&mut headers, identity, &origin, &crate::request_id::current(), state.format());
+        proxy::upstream_headers(&mut headers, identity, &origin, crate::request_id::current_header(), state.format());
         let activity = proxy::Activity::new();
         let body = if body.is_end_stream() { body } else { Body::new(proxy::Tracked::new(body, activity.clone())) };
         let mut upstream_req = http::Request::new(body);
@@ -140,7 +140,7 @@ impl Gateway {
         timeout: std::time::Duration,
         activity: &proxy::Activity,
     ) -> Result<Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>, ()> {
-        let answer = proxy::local_client().request(req);
+        let answer = proxy::with_local_client(|client| client.request(req));
         tokio::pin!(answer);
         loop {
             let deadline = activity.deadline(timeout);
@@ -218,21 +218,21 @@ async fn authorize_session(state: &AppState, route: &Route, parts: &Parts, parse
 }
 
 fn key_identity(g: &Granted) -> Allowed {
-    let k = &g.key.key;
-    let credential = match k.class {
-        KeyClass::User => CredentialKind::UserKey.as_str(),
-        KeyClass::Org => CredentialKind::OrgKey.as_str(),
-    };
-    Allowed {
-        identity: Identity {
+    let identity = g.key.gateway_identity.get_or_init(|| {
+        let k = &g.key.key;
+        let credential = match k.class {
+            KeyClass::User => CredentialKind::UserKey.as_str(),
+            KeyClass::Org => CredentialKind::OrgKey.as_str(),
+        };
+        Identity {
             account_id: header_value(&k.account_id),
             user_id: k.user_id.as_deref().map(header_value),
             key_id: Some(header_value(&k.id)),
             credential,
             scopes: header_value(&effective_scopes(&g.key.permissions)),
-        },
-        rate: g.rate,
-    }
+        }
+    });
+    Allowed { identity: identity.clone(), rate: g.rate }
 }
 
 /// Ids are ASCII by construction; anything else becomes an empty value rather than a panic.

@@ -27,20 +27,16 @@ thread_local! {
     static LOCAL_CLIENT: RefCell<Option<(tokio::runtime::Id, UpstreamClient)>> = const { RefCell::new(None) };
 }
 
-/// The upstream client of the runtime the caller runs on, made on first use. A pooled
+/// Calls `f` with the upstream client of the runtime the caller runs on, made on first use. A pooled
 /// connection is driven by a task of the runtime that opened it; a worker that used another
 /// runtime's connections would hand every request and answer across threads (see `server`).
 /// Keyed by the runtime, not only the thread: a thread may outlive a runtime (tests), and a
 /// dead runtime's connections are closed.
-pub fn local_client() -> UpstreamClient {
+pub fn with_local_client<R>(f: impl FnOnce(&UpstreamClient) -> R) -> R {
     let runtime = tokio::runtime::Handle::current().id();
     LOCAL_CLIENT.with_borrow_mut(|local| match local {
-        Some((id, client)) if *id == runtime => client.clone(),
-        _ => {
-            let client = new_client();
-            *local = Some((runtime, client.clone()));
-            client
-        }
+        Some((id, client)) if *id == runtime => f(client),
+        _ => f(&local.insert((runtime, new_client())).1),
     })
 }
 
@@ -131,6 +127,7 @@ fn never_forwarded(k: &HeaderName, trusted: bool) -> bool {
 }
 
 /// Who the request was authenticated as, for the upstream.
+#[derive(Debug, Clone)]
 pub struct Identity {
     pub account_id: HeaderValue,
     pub user_id: Option<HeaderValue>,
@@ -150,11 +147,11 @@ pub struct Origin {
 /// Rewrites the client's headers into the upstream request's: connection-level fields,
 /// credentials and anything claiming to be keygate's identity go; identity and forwarding
 /// headers come.
-pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, request_id: &str, format: &KeyFormat) {
+pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, request_id: Option<HeaderValue>, format: &KeyFormat) {
     remove_where(h, |k| never_forwarded(k, origin.trusted));
     strip_credential_cookies(h, format);
     let host = h.remove(header::HOST);
-    append_list(h, X_FORWARDED_FOR, &origin.peer.to_string());
+    append_list(h, X_FORWARDED_FOR, address_value(origin.peer));
     if !h.contains_key(X_FORWARDED_PROTO) {
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
@@ -168,8 +165,8 @@ pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, reques
         http::Version::HTTP_10 => "1.0 keygate",
         _ => VIA_VALUE,
     };
-    append_list(h, header::VIA, via);
-    if let Ok(v) = HeaderValue::from_str(request_id) {
+    append_list(h, header::VIA, HeaderValue::from_static(via));
+    if let Some(v) = request_id {
         h.insert(X_REQUEST_ID, v);
     }
 
@@ -219,33 +216,56 @@ fn strip_credential_cookies(h: &mut HeaderMap, format: &KeyFormat) {
 }
 
 /// Appends `value` to a comma-separated list field, or sets it.
-fn append_list(h: &mut HeaderMap, name: HeaderName, value: &str) {
-    let joined = match h.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(old) if !old.trim().is_empty() => format!("{old}, {value}"),
-        _ => value.to_owned(),
+fn append_list(h: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
+    let joined = match (h.get(&name).and_then(|v| v.to_str().ok()), value.to_str()) {
+        (Some(old), Ok(new)) if !old.trim().is_empty() => HeaderValue::try_from(format!("{old}, {new}")).ok(),
+        _ => Some(value),
     };
-    if let Ok(v) = HeaderValue::try_from(joined) {
+    if let Some(v) = joined {
         h.insert(name, v);
     }
+}
+
+thread_local! {
+    /// The last peer address this thread formatted, with its header value.
+    static LAST_PEER: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+}
+
+/// `peer` as a header value. Requests of one connection (or from one load balancer) share
+/// their peer, so the last one is kept per thread instead of formatting it every time.
+fn address_value(peer: IpAddr) -> HeaderValue {
+    LAST_PEER.with_borrow_mut(|last| match last {
+        Some((ip, value)) if *ip == peer => value.clone(),
+        _ => {
+            // An address formats to ASCII digits, dots, colons and hex: always a valid value.
+            let value = HeaderValue::try_from(peer.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+            *last = Some((peer, value.clone()));
+            value
+        }
+    })
 }
 
 /// The upstream's answer headers, cleaned of its connection-level fields; `Via` added.
 pub fn downstream_headers(h: &mut HeaderMap) {
     strip_hop_by_hop(h);
-    append_list(h, header::VIA, VIA_VALUE);
+    append_list(h, header::VIA, HeaderValue::from_static(VIA_VALUE));
 }
 
 /// A response body that fails (ending the client's response) when the upstream sends nothing
 /// for `idle`: headers arrived in time, but a stalled body must not hang the client either.
+/// The timer is armed only when the body has to wait: most answers are already here when
+/// first polled, and then cost no timer at all.
 pub struct IdleTimeout<B> {
     inner: B,
     idle: Duration,
-    deadline: Pin<Box<Sleep>>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// The deadline counts from the current wait (not an earlier one).
+    armed: bool,
 }
 
 impl<B> IdleTimeout<B> {
     pub fn new(inner: B, idle: Duration) -> Self {
-        IdleTimeout { inner, idle, deadline: Box::pin(tokio::time::sleep(idle)) }
+        IdleTimeout { inner, idle, deadline: None, armed: false }
     }
 }
 
@@ -265,14 +285,24 @@ where
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let idle = this.idle;
-                this.deadline.as_mut().reset(Instant::now() + idle);
+                // Data came: the next wait gets a whole `idle` again.
+                this.armed = false;
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(this.idle))))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let (idle, until) = (this.idle, Instant::now() + this.idle);
+                let deadline = match &mut this.deadline {
+                    Some(d) => d,
+                    None => this.deadline.insert(Box::pin(tokio::time::sleep_until(until))),
+                };
+                if !std::mem::replace(&mut this.armed, true) {
+                    deadline.as_mut().reset(until);
+                }
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(idle))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -405,7 +435,7 @@ mod tests {
             h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
         let origin = Origin { peer: IpAddr::from([10, 0, 0, 9]), trusted: false, version: http::Version::HTTP_11 };
-        upstream_headers(&mut h, id(), &origin, "req_1", &format());
+        upstream_headers(&mut h, id(), &origin, Some(HeaderValue::from_static("req_1")), &format());
         for gone in ["connection", "x-secret-hop", "keep-alive", "te", "upgrade", "proxy-authorization", "x-api-key", "authorization", "x-keygate-user-id", "x-keygate-anything", "host"] {
             assert!(!h.contains_key(gone), "{gone} must be removed");
         }
@@ -423,7 +453,7 @@ mod tests {
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.5"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         let origin = Origin { peer: IpAddr::from([10, 0, 0, 2]), trusted: true, version: http::Version::HTTP_11 };
-        upstream_headers(&mut h, id(), &origin, "req_1", &format());
+        upstream_headers(&mut h, id(), &origin, Some(HeaderValue::from_static("req_1")), &format());
         assert_eq!(h["x-forwarded-for"], "203.0.113.5, 10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "https");
     }

@@ -2,7 +2,8 @@
 //! well-formed request. A verify counts as a use of the key.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keygate_core::Scope;
 use keygate_core::ratelimit;
@@ -77,20 +78,49 @@ async fn verify(State(state): State<AppState>, ClientIp(peer): ClientIp, Json(bo
         }
         Err(Err(e)) => return Err(e),
     };
-    let out = Decision::new(code, key.as_deref(), rate.as_ref(), usage_remaining);
+    let body = answer(code, key.as_deref(), rate.as_ref(), usage_remaining);
     let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(d) = &rate {
         crate::auth::headers::insert_rate_headers(&mut headers, d);
     }
-    Ok((StatusCode::OK, headers, axum::Json(out)).into_response())
+    Ok((StatusCode::OK, headers, body).into_response())
 }
 
-/// The answer's body, serialised straight from borrowed fields (no intermediate JSON tree:
-/// verify is the hot path). Every field is always present; `null` when it does not apply.
-#[derive(Serialize)]
-struct Decision<'a> {
-    valid: bool,
-    code: &'static str,
+/// The answer's body: `{valid, code, key_id, account_id, user_id, class, authority, scopes,
+/// role_id, expires_at, ratelimit, usage_remaining}`, every field always present, `null` when it
+/// does not apply. A NOT_FOUND decision names no key, even when the lookup found one to refuse.
+/// The key's own fields are rendered once per cached key (`ResolvedKey::verify_fields`); only
+/// the decision, the limit and the count are written per request.
+fn answer(code: &'static str, key: Option<&ResolvedKey>, rate: Option<&ratelimit::Decision>, usage_remaining: Option<i64>) -> Vec<u8> {
+    let key = key.filter(|_| code != "NOT_FOUND");
+    let fields: &str = match key {
+        Some(k) => k.verify_fields.get_or_init(|| KeyFields::of(k).render()),
+        None => &NO_KEY_FIELDS,
+    };
+    // `usage_remaining` is the count a granted use just left; otherwise the key's own.
+    let usage_remaining = key.and_then(|k| usage_remaining.or_else(|| k.key.usage_remaining()));
+    let ratelimit = rate.map(|d| RateLimitView { limit: d.limit, remaining: d.remaining, reset: d.reset_seconds });
+    let mut out = Vec::with_capacity(fields.len() + 160);
+    out.extend_from_slice(if code == "VALID" { br#"{"valid":true,"code":""# } else { br#"{"valid":false,"code":""# });
+    // Codes are `&'static str` constants of upper-case ASCII: nothing to escape.
+    out.extend_from_slice(code.as_bytes());
+    out.extend_from_slice(b"\",");
+    out.extend_from_slice(fields.as_bytes());
+    out.extend_from_slice(br#","ratelimit":"#);
+    write_json(&mut out, &ratelimit);
+    out.extend_from_slice(br#","usage_remaining":"#);
+    write_json(&mut out, &usage_remaining);
+    out.push(b'}');
+    out
+}
+
+/// `"key_id":null,…,"expires_at":null`: the fields of an answer that names no key.
+static NO_KEY_FIELDS: std::sync::LazyLock<Box<str>> = std::sync::LazyLock::new(|| KeyFields::default().render());
+
+/// The fields of the answer that depend only on the key.
+#[derive(Serialize, Default)]
+struct KeyFields<'a> {
     key_id: Option<&'a str>,
     account_id: Option<&'a str>,
     user_id: Option<&'a str>,
@@ -99,8 +129,37 @@ struct Decision<'a> {
     scopes: Option<&'a [String]>,
     role_id: Option<&'a str>,
     expires_at: Option<String>,
-    ratelimit: Option<RateLimitView>,
-    usage_remaining: Option<i64>,
+}
+
+impl<'a> KeyFields<'a> {
+    fn of(resolved: &'a ResolvedKey) -> Self {
+        let k = &resolved.key;
+        KeyFields {
+            key_id: Some(&k.id),
+            account_id: Some(&k.account_id),
+            user_id: k.user_id.as_deref(),
+            class: Some(k.class.as_str()),
+            authority: Some(resolved.effective_authority().as_str()),
+            scopes: Some(&k.scopes),
+            role_id: k.role_id.as_deref(),
+            expires_at: k.expires_at.map(crate::views::time),
+        }
+    }
+
+    /// The members without the object's braces, to be spliced into the answer.
+    fn render(&self) -> Box<str> {
+        let object = serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned());
+        object.get(1..object.len().saturating_sub(1)).unwrap_or_default().into()
+    }
+}
+
+/// Numbers and `null` into a `Vec`: cannot fail, and `null` keeps the JSON whole if it did.
+fn write_json(out: &mut Vec<u8>, value: &impl Serialize) {
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"null");
+    }
 }
 
 #[derive(Serialize)]
@@ -110,25 +169,52 @@ struct RateLimitView {
     reset: u64,
 }
 
-impl<'a> Decision<'a> {
-    /// A NOT_FOUND decision names no key, even when the lookup found one to refuse.
-    /// `usage_remaining` is the count a granted use just left; otherwise the key's own.
-    fn new(code: &'static str, key: Option<&'a ResolvedKey>, rate: Option<&ratelimit::Decision>, usage_remaining: Option<i64>) -> Self {
-        let key = key.filter(|_| code != "NOT_FOUND");
-        let k = key.map(|k| &k.key);
-        Decision {
-            valid: code == "VALID",
-            code,
-            key_id: k.map(|k| k.id.as_str()),
-            account_id: k.map(|k| k.account_id.as_str()),
-            user_id: k.and_then(|k| k.user_id.as_deref()),
-            class: k.map(|k| k.class.as_str()),
-            authority: key.map(|k| k.effective_authority().as_str()),
-            scopes: k.map(|k| k.scopes.as_slice()),
-            role_id: k.and_then(|k| k.role_id.as_deref()),
-            expires_at: k.and_then(|k| k.expires_at).map(crate::views::time),
-            ratelimit: rate.map(|d| RateLimitView { limit: d.limit, remaining: d.remaining, reset: d.reset_seconds }),
-            usage_remaining: k.and_then(|k| usage_remaining.or_else(|| k.usage_remaining())),
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::auth::resolved::sample_auth;
+
+    fn parsed(body: Vec<u8>) -> Value {
+        serde_json::from_slice(&body).expect("the answer is JSON")
+    }
+
+    #[test]
+    fn the_answer_has_every_field_with_the_key_rendered_once() {
+        let mut stored = sample_auth("key_1");
+        stored.key.scopes = vec!["leads:read".into(), "lists:*".into()];
+        stored.key.usage_limit = Some(10);
+        stored.key.usage_used = 4;
+        let key = ResolvedKey::from_auth(stored, Arc::new);
+        let rate = ratelimit::Decision { allowed: true, limit: 100, remaining: 99, reset_seconds: 60, retry_after_seconds: 0 };
+        let expected = json!({
+            "valid": true, "code": "VALID", "key_id": "key_1", "account_id": "acc_1", "user_id": null,
+            "class": "org", "authority": "user", "scopes": ["leads:read", "lists:*"], "role_id": null,
+            "expires_at": null, "ratelimit": { "limit": 100, "remaining": 99, "reset": 60 }, "usage_remaining": 5,
+        });
+        assert_eq!(parsed(answer("VALID", Some(&key), Some(&rate), Some(5))), expected);
+        assert!(key.verify_fields.get().is_some(), "rendered on first use");
+        // A refusal reuses the rendering; the key's own remaining count when no use was granted.
+        let revoked = parsed(answer("REVOKED", Some(&key), None, None));
+        assert_eq!(revoked["valid"], false);
+        assert_eq!(revoked["key_id"], "key_1");
+        assert_eq!((revoked["ratelimit"].clone(), revoked["usage_remaining"].clone()), (Value::Null, json!(6)));
+    }
+
+    #[test]
+    fn not_found_names_no_key_even_when_one_was_refused() {
+        let key = ResolvedKey::from_auth(sample_auth("key_1"), Arc::new);
+        for key in [None, Some(&*key)] {
+            let got = parsed(answer("NOT_FOUND", key, None, Some(3)));
+            let fields = ["key_id", "account_id", "user_id", "class", "authority", "scopes", "role_id", "expires_at", "ratelimit", "usage_remaining"];
+            for f in fields {
+                assert_eq!(got[f], Value::Null, "{f}");
+            }
+            assert_eq!((got["valid"].clone(), got["code"].clone()), (json!(false), json!("NOT_FOUND")));
+            assert_eq!(got.as_object().map(|o| o.len()), Some(fields.len() + 2), "every field present");
         }
     }
 }
