@@ -123,13 +123,16 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+const X_FORWARDED_FOR: axum::http::HeaderName = axum::http::HeaderName::from_static("x-forwarded-for");
+
 pub fn client_ip(parts: &Parts, state: &AppState) -> IpAddr {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let xff = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    // Read only when a peer could be trusted: finding the header costs a lookup per request.
+    let xff = if state.trusted_proxies.is_empty() { None } else { parts.headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) };
     keygate_core::net::client_ip(peer, xff, &state.trusted_proxies)
 }
 

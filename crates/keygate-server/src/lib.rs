@@ -41,7 +41,7 @@ use crate::usage::UsageRecorder;
 
 pub struct App {
     state: AppState,
-    router: axum::Router,
+    service: routes::HttpService,
     background: Background,
 }
 
@@ -103,8 +103,8 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
         trusted_proxies,
         gateway,
     });
-    let router = routes::router(state.clone());
-    Ok(App { state, router, background: Background { stop, flusher } })
+    let service = routes::service(state.clone());
+    Ok(App { state, service, background: Background { stop, flusher } })
 }
 
 pub mod cluster;

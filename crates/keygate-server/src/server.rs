@@ -19,6 +19,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::extract::Request;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -91,7 +92,7 @@ impl App {
     pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let addr = listeners.local_addr();
         let workers = listeners.workers();
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let service = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(self.service);
         let drain = CancellationToken::new();
         let exit = CancellationToken::new();
         let (drained_tx, mut drained_rx) = mpsc::channel::<io::Result<()>>(workers);
@@ -147,7 +148,7 @@ impl App {
     }
 }
 
-type Service = axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>;
+type Service = axum::extract::connect_info::IntoMakeServiceWithConnectInfo<crate::routes::HttpService, SocketAddr>;
 
 /// One serving thread.
 struct Worker {

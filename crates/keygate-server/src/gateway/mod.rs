@@ -30,6 +30,8 @@ use crate::error::ApiError;
 use crate::extract::client_ip;
 use crate::state::AppState;
 
+const X_ACCOUNT_ID: http::HeaderName = http::HeaderName::from_static("x-account-id");
+
 /// Marks a response that came from an upstream: its status and body are the upstream's and
 /// no layer may rewrite them (e.g. into keygate's error format).
 #[derive(Debug, Clone, Copy)]
@@ -193,7 +195,7 @@ async fn authorize_session(state: &AppState, route: &Route, parts: &Parts, parse
     }
     let account_id = parts
         .headers
-        .get("x-account-id")
+        .get(X_ACCOUNT_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
