@@ -25,7 +25,8 @@ pub struct ResolvedKey {
     /// rendering them per request was the largest part of verify's own work.
     pub verify_fields: OnceLock<Box<str>>,
     /// The `X-Keygate-*` header values the gateway sends for this key, made on first use.
-    pub gateway_identity: OnceLock<crate::gateway::proxy::Identity>,
+    /// Boxed: an empty slot costs a pointer, not five header values, on keys never proxied.
+    pub gateway_identity: OnceLock<Box<crate::gateway::proxy::Identity>>,
 }
 
 impl ResolvedKey {

@@ -226,15 +226,15 @@ fn key_identity(g: &Granted) -> Allowed {
             KeyClass::User => CredentialKind::UserKey.as_str(),
             KeyClass::Org => CredentialKind::OrgKey.as_str(),
         };
-        Identity {
+        Box::new(Identity {
             account_id: header_value(&k.account_id),
             user_id: k.user_id.as_deref().map(header_value),
             key_id: Some(header_value(&k.id)),
             credential,
             scopes: header_value(&effective_scopes(&g.key.permissions)),
-        }
+        })
     });
-    Allowed { identity: identity.clone(), rate: g.rate }
+    Allowed { identity: (**identity).clone(), rate: g.rate }
 }
 
 /// Ids are ASCII by construction; anything else becomes an empty value rather than a panic.
