@@ -103,8 +103,10 @@ impl App {
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
+                    // The workers already started end at once (nothing was accepted yet).
                     drain.cancel();
                     exit.cancel();
+                    self.background.stop.cancel();
                     return Err(e);
                 }
             }

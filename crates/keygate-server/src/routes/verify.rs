@@ -3,8 +3,9 @@
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::body::Body;
+use axum::http::HeaderValue;
+use axum::response::Response;
 use keygate_core::Scope;
 use keygate_core::ratelimit;
 use serde::{Deserialize, Serialize};
@@ -78,13 +79,12 @@ async fn verify(State(state): State<AppState>, ClientIp(peer): ClientIp, Json(bo
         }
         Err(Err(e)) => return Err(e),
     };
-    let body = answer(code, key.as_deref(), rate.as_ref(), usage_remaining);
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut resp = Response::new(Body::from(answer(code, key.as_deref(), rate.as_ref(), usage_remaining)));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(d) = &rate {
-        crate::auth::headers::insert_rate_headers(&mut headers, d);
+        crate::auth::headers::insert_rate_headers(resp.headers_mut(), d);
     }
-    Ok((StatusCode::OK, headers, body).into_response())
+    Ok(resp)
 }
 
 /// The answer's body: `{valid, code, key_id, account_id, user_id, class, authority, scopes,

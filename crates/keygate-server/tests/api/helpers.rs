@@ -189,6 +189,8 @@ impl TestApp {
         body["key"] = json!(key);
         let a = self.post("/v1/keys/verify", Cred::None, body).await;
         assert_eq!(a.status, StatusCode::OK, "verify: {}", a.text);
+        let types: Vec<_> = a.headers.get_all("content-type").iter().collect();
+        assert_eq!(types, ["application/json"], "verify answers JSON, once");
         a.body
     }
 
