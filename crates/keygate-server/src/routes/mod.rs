@@ -31,22 +31,7 @@ use crate::state::AppState;
 
 /// Every route behind the layers every request passes, as one service.
 pub fn service(state: AppState) -> HttpService {
-    // `RateLimit-*` from the `Principal` extractor: management routes only. Verify and the
-    // gateway set their own and should not pay for the slot.
-    let management = OpenApiRouter::new()
-        .merge(identity::routes())
-        .merge(accounts::routes())
-        .merge(members::routes())
-        .merge(roles::routes())
-        .merge(keys::routes())
-        .merge(audit::routes())
-        .merge(admin::routes())
-        .layer(middleware::from_fn(crate::auth::principal::rate_headers));
-    let (api, openapi) = OpenApiRouter::with_openapi(docs::base())
-        .merge(health::routes())
-        .merge(verify::routes())
-        .merge(management)
-        .split_for_parts();
+    let (api, openapi) = documented_routes().split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let routes = api
         .merge(docs::routes(openapi))
@@ -76,6 +61,22 @@ pub fn service(state: AppState) -> HttpService {
         let service = ServiceBuilder::new().layer(edge).layer(catch_panic).service(routes);
         BoxCloneSyncService::new(service.map_response(IntoResponse::into_response))
     }
+}
+
+/// The API routes with their OpenAPI description: management, verify, health.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    // `RateLimit-*` from the `Principal` extractor: management routes only. Verify and the
+    // gateway set their own and should not pay for the slot.
+    let management = OpenApiRouter::new()
+        .merge(identity::routes())
+        .merge(accounts::routes())
+        .merge(members::routes())
+        .merge(roles::routes())
+        .merge(keys::routes())
+        .merge(audit::routes())
+        .merge(admin::routes())
+        .layer(middleware::from_fn(crate::auth::principal::rate_headers));
+    OpenApiRouter::with_openapi(docs::base()).merge(health::routes()).merge(verify::routes()).merge(management)
 }
 
 /// Sends a request on a gateway route straight to the gateway, past the router: gateway
@@ -133,4 +134,23 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
         .get_or_create(&crate::metrics::StatusLabel { status: resp.status().as_u16() })
         .inc();
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gateway::routes::RESERVED_PREFIXES;
+
+    #[test]
+    fn every_api_path_is_reserved_so_gateway_routes_can_go_first() {
+        // `GatewayFirst` sends a request on a gateway prefix past the router: that is only
+        // right while no router path can fall under a gateway prefix, which validation
+        // guarantees by refusing prefixes that overlap `RESERVED_PREFIXES`.
+        let (_, openapi) = super::documented_routes().split_for_parts();
+        let paths: Vec<String> = openapi.paths.paths.keys().cloned().collect();
+        assert!(paths.len() > 20, "{paths:?}");
+        for path in paths {
+            let reserved = RESERVED_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")));
+            assert!(reserved, "{path} is served by the router but not in gateway::routes::RESERVED_PREFIXES");
+        }
+    }
 }
