@@ -205,7 +205,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_over_the_limit_is_413_in_one_piece_or_many() {
         for body in [Body::from("x".repeat(65)), chunked(&["0123456789012345678901234567890123", "456789012345678901234567890123456"])] {
-            let err = read_body(body, 64).await.err().expect("too large");
+            let err = read_body(body, 64).await.expect_err("too large");
             assert_eq!(err.status, http::StatusCode::PAYLOAD_TOO_LARGE);
         }
     }
