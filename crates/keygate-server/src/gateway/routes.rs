@@ -258,6 +258,14 @@ mod tests {
     }
 
     #[test]
+    fn the_contract_lists_every_reserved_path() {
+        let contract = include_str!("../../../../docs/api.md");
+        for reserved in RESERVED_PREFIXES {
+            assert!(contract.contains(&format!("`{reserved}`")), "docs/api.md §7 Gateway does not list {reserved}");
+        }
+    }
+
+    #[test]
     fn bad_upstreams_are_refused() {
         for bad in ["ftp://a", "http://", "https://api.example.com", "http://a/?x=1", "http://u:p@a", "a:80"] {
             assert!(validate_routes(&[route("/v1/x", bad)]).is_err(), "{bad}");
