@@ -123,7 +123,7 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-const X_FORWARDED_FOR: axum::http::HeaderName = axum::http::HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_FOR: axum::http::HeaderName = axum::http::HeaderName::from_static("x-forwarded-for");
 
 pub fn client_ip(parts: &Parts, state: &AppState) -> IpAddr {
     let peer = parts

@@ -55,6 +55,14 @@ impl Listeners {
         Ok(Listeners { sockets, addr })
     }
 
+    /// The sockets for `settings.listen`, one per worker (`Settings::worker_count`).
+    pub fn for_settings(settings: &crate::Settings) -> io::Result<Self> {
+        let addr = settings.listen.parse().map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("`{}` is not an address like 127.0.0.1:8080", settings.listen))
+        })?;
+        Self::bind(addr, settings.worker_count())
+    }
+
     /// The bound address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr

@@ -171,14 +171,13 @@ pub fn load_settings(file: Option<&Path>, listen: Option<&str>) -> Result<Settin
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(settings = ?settings, "starting");
-    let listeners = bind(&settings.listen, settings.worker_count())?;
+    let listeners = bind(&settings)?;
     let app = keygate_server::build(settings).await?;
     app.serve(listeners, keygate_server::shutdown_signal()).await?;
     Ok(())
 }
 
-/// The listening sockets of `workers` serving threads on `listen` (already validated).
-pub fn bind(listen: &str, workers: usize) -> anyhow::Result<keygate_server::Listeners> {
-    let addr: std::net::SocketAddr = listen.parse().with_context(|| format!("`{listen}` is not an address like 127.0.0.1:8080"))?;
-    keygate_server::Listeners::bind(addr, workers).with_context(|| format!("cannot listen on {listen}"))
+/// The listening sockets of the serving threads, or why there are none.
+pub fn bind(settings: &Settings) -> anyhow::Result<keygate_server::Listeners> {
+    keygate_server::Listeners::for_settings(settings).with_context(|| format!("cannot listen on {}", settings.listen))
 }

@@ -50,7 +50,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     settings.gateway.routes = routes(&format!("http://{upstream}"));
     settings.validate()?;
 
-    let listeners = crate::cli::bind(&args.listen, settings.worker_count())?;
+    let listeners = crate::cli::bind(&settings)?;
     let addr = listeners.local_addr();
     let app = keygate_server::build(settings).await?;
     let stop = CancellationToken::new();

@@ -139,9 +139,18 @@ impl Authenticator {
     }
 
     fn refused_offline(&self) -> Result<Granted, Result<Refused, ApiError>> {
-        tracing::debug!("credential refused offline (format or checksum)");
+        tracing::debug!("credential refused offline (format, checksum or not an API key)");
         self.metrics.decision("NOT_FOUND");
         Err(Ok(Refused { refusal: Refusal::NotFound, key: None }))
+    }
+
+    /// `authenticate_parsed_key` for callers that answer a refusal as an error (the gateway,
+    /// the management API) rather than as a decision (verify).
+    pub async fn admit_key(&self, parsed: &Parsed, ctx: &AuthContext) -> Result<Granted, ApiError> {
+        self.authenticate_parsed_key(parsed, ctx).await.map_err(|failed| match failed {
+            Ok(refused) => refused.refusal.to_api_error(),
+            Err(e) => e,
+        })
     }
 
     /// `authenticate_key` for a credential already parsed.

@@ -1,13 +1,13 @@
 //! Where credentials travel (SPEC §2) and the `RateLimit-*` answer headers.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use keygate_core::ratelimit::Decision;
 
 // Names as constants: a `&str` name is parsed and validated on every lookup.
-const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-use keygate_core::ratelimit::Decision;
 
 /// The credential of a request: `X-API-Key` (any case, as HTTP says) or `Authorization: Bearer`.
 /// Never the query string. An empty or non-ASCII value counts as sent but invalid.

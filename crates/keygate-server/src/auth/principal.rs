@@ -148,11 +148,7 @@ pub async fn authenticate(headers: &HeaderMap, ip: std::net::IpAddr, state: &App
         CredentialKind::Session => state.auth.authenticate_parsed_session(&parsed).await.map(Principal::Session),
         CredentialKind::UserKey | CredentialKind::OrgKey => {
             let ctx = AuthContext { ip, requirements: Requirements::default(), cost: 1, extra_limit: None };
-            match state.auth.authenticate_parsed_key(&parsed, &ctx).await {
-                Ok(granted) => Ok(Principal::Key(granted)),
-                Err(Ok(refused)) => Err(refused.refusal.to_api_error()),
-                Err(Err(e)) => Err(e),
-            }
+            state.auth.admit_key(&parsed, &ctx).await.map(Principal::Key)
         }
     }
 }

@@ -4,7 +4,8 @@
 //! Per request: match the route (longest prefix), decide the credential (key: the full hot
 //! path with the route's permission, classes and limit; session: `X-Account-Id`, membership,
 //! the session limit), rewrite the headers, and stream the request to the upstream over the
-//! serving worker's own pooled client and its answer back. Nothing here touches storage except through the authenticator.
+//! serving worker's own pooled client and its answer back. Nothing here touches storage
+//! except through the authenticator.
 
 pub mod proxy;
 pub mod routes;
@@ -53,6 +54,16 @@ impl Gateway {
     }
 }
 
+/// A path on no route: `400` when it has dot segments or encoded separators (it may have been
+/// meant to reach a route by them), else `404`.
+pub fn unrouted(path: &str) -> ApiError {
+    if routes::is_ambiguous(path) { ambiguous_path() } else { ApiError::not_found() }
+}
+
+fn ambiguous_path() -> ApiError {
+    ApiError::invalid_request("The path has dot segments or encoded separators; send it normalised.")
+}
+
 /// What the credential check decided, and the limit to report.
 struct Allowed {
     identity: Identity,
@@ -60,14 +71,13 @@ struct Allowed {
 }
 
 impl Gateway {
-    /// Authenticates, authorizes and proxies one request that matched no management route.
-    pub async fn handle(&self, state: &AppState, req: Request) -> Response {
-        let path = req.uri().path();
-        if routes::is_ambiguous(path) {
-            return ApiError::invalid_request("The path has dot segments or encoded separators; send it normalised.")
-                .into_response();
+    /// Authenticates, authorizes and proxies one request on the route at `route` (the index
+    /// `RouteTable::position` gave for its path).
+    pub async fn handle(&self, state: &AppState, route: usize, req: Request) -> Response {
+        if routes::is_ambiguous(req.uri().path()) {
+            return ambiguous_path().into_response();
         }
-        let Some(route) = self.routes.find(path) else {
+        let Some(route) = self.routes.get(route) else {
             return ApiError::not_found().into_response();
         };
         let (parts, body) = req.into_parts();
@@ -173,11 +183,7 @@ async fn authorize(state: &AppState, route: &Route, parts: &Parts) -> Result<All
                 cost: 1,
                 extra_limit: route.extra_limit.clone(),
             };
-            match state.auth.authenticate_parsed_key(&parsed, &ctx).await {
-                Ok(granted) => Ok(key_identity(&granted)),
-                Err(Ok(refused)) => Err(refused.refusal.to_api_error()),
-                Err(Err(e)) => Err(e),
-            }
+            state.auth.admit_key(&parsed, &ctx).await.map(|granted| key_identity(&granted))
         }
     }
 }

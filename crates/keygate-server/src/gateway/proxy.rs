@@ -18,17 +18,20 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use keygate_core::{CredentialKind, KeyFormat};
+
+use crate::auth::headers::X_API_KEY;
+use crate::extract::X_FORWARDED_FOR;
 use tokio::time::{Instant, Sleep};
 
 pub type UpstreamClient = Client<HttpConnector, Body>;
 
 thread_local! {
-    /// This thread's client and the runtime it belongs to (see `local_client`).
+    /// This thread's client and the runtime it belongs to (see `with_local_client`).
     static LOCAL_CLIENT: RefCell<Option<(tokio::runtime::Id, UpstreamClient)>> = const { RefCell::new(None) };
 }
 
-/// Calls `f` with the upstream client of the runtime the caller runs on, made on first use. A pooled
-/// connection is driven by a task of the runtime that opened it; a worker that used another
+/// Calls `f` with the upstream client of the runtime the caller runs on, made on first use. A
+/// pooled connection is driven by a task of the runtime that opened it; a worker that used another
 /// runtime's connections would hand every request and answer across threads (see `server`).
 /// Keyed by the runtime, not only the thread: a thread may outlive a runtime (tests), and a
 /// dead runtime's connections are closed.
@@ -61,14 +64,11 @@ pub const X_KEYGATE_USER_ID: HeaderName = HeaderName::from_static("x-keygate-use
 pub const X_KEYGATE_KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
 pub const X_KEYGATE_CREDENTIAL: HeaderName = HeaderName::from_static("x-keygate-credential");
 pub const X_KEYGATE_SCOPES: HeaderName = HeaderName::from_static("x-keygate-scopes");
-const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Hop-by-hop fields of RFC 9110 §7.6.1 (and the old `Keep-Alive`/`Proxy-Connection`): they
 /// describe one connection and must not be forwarded.
@@ -167,7 +167,7 @@ pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, reques
     };
     append_list(h, header::VIA, HeaderValue::from_static(via));
     if let Some(v) = request_id {
-        h.insert(X_REQUEST_ID, v);
+        h.insert(crate::request_id::HEADER, v);
     }
 
     h.insert(X_KEYGATE_ACCOUNT_ID, id.account_id);

@@ -211,8 +211,13 @@ impl RouteTable {
         self.routes.is_empty()
     }
 
-    pub fn find(&self, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| r.matches(path))
+    /// The route a path belongs to (longest prefix first), by index for `get`.
+    pub fn position(&self, path: &str) -> Option<usize> {
+        self.routes.iter().position(|r| r.matches(path))
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Route> {
+        self.routes.get(index)
     }
 }
 
@@ -257,6 +262,10 @@ mod tests {
         assert!(validate_routes(&[route("/v1/companies", "http://127.0.0.1:9")]).is_ok());
     }
 
+    fn find<'a>(t: &'a RouteTable, path: &str) -> Option<&'a Route> {
+        t.position(path).and_then(|i| t.get(i))
+    }
+
     #[test]
     fn the_contract_lists_every_reserved_path() {
         let contract = include_str!("../../../../docs/api.md");
@@ -278,12 +287,12 @@ mod tests {
         lists.strip_prefix = true;
         let t = RouteTable::compile(&[route("/v1/l", "http://b:2"), lists, route("/v1/lists/shared", "http://c:3")])
             .expect("compiles");
-        assert_eq!(t.find("/v1/lists").map(|r| r.prefix.as_str()), Some("/v1/lists"));
-        assert_eq!(t.find("/v1/lists/7").map(|r| r.prefix.as_str()), Some("/v1/lists"));
-        assert_eq!(t.find("/v1/lists/shared/1").map(|r| r.prefix.as_str()), Some("/v1/lists/shared"));
-        assert!(t.find("/v1/listsx").is_none());
-        assert!(t.find("/v1/lis").is_none());
-        let r = t.find("/v1/lists/7").expect("route");
+        assert_eq!(find(&t, "/v1/lists").map(|r| r.prefix.as_str()), Some("/v1/lists"));
+        assert_eq!(find(&t, "/v1/lists/7").map(|r| r.prefix.as_str()), Some("/v1/lists"));
+        assert_eq!(find(&t, "/v1/lists/shared/1").map(|r| r.prefix.as_str()), Some("/v1/lists/shared"));
+        assert!(find(&t, "/v1/listsx").is_none());
+        assert!(find(&t, "/v1/lis").is_none());
+        let r = find(&t, "/v1/lists/7").expect("route");
         assert_eq!(r.upstream_path_and_query("/v1/lists/7", Some("a=1")), "/base/7?a=1");
         assert_eq!(r.upstream_path_and_query("/v1/lists", None), "/base/");
     }
@@ -294,7 +303,7 @@ mod tests {
         leads.actions.insert("POST".into(), "create".into());
         leads.credentials = vec!["user_key".into(), "org_key".into()];
         let t = RouteTable::compile(&[leads]).expect("compiles");
-        let r = t.find("/v1/leads").expect("route");
+        let r = find(&t, "/v1/leads").expect("route");
         let perm = |m: Method| r.requirements(&m).permissions[0].to_string();
         assert_eq!(perm(Method::POST), "things:create");
         assert_eq!(perm(Method::GET), "things:read");

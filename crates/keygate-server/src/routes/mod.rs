@@ -103,20 +103,26 @@ impl tower::Service<Request> for GatewayFirst {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let on_gateway = self.state.gateway.as_ref().is_some_and(|gw| gw.routes.find(req.uri().path()).is_some());
-        if !on_gateway {
+        let route = self.state.gateway.as_ref().and_then(|gw| gw.routes.position(req.uri().path()));
+        let Some(route) = route else {
             return futures::future::Either::Right(self.routes.call(req));
-        }
+        };
         let state = self.state.clone();
-        futures::future::Either::Left(Box::pin(async move { Ok(fallback(State(state), req).await) }))
+        futures::future::Either::Left(Box::pin(async move {
+            Ok(match &state.gateway {
+                Some(gw) => gw.handle(&state, route, req).await,
+                None => ApiError::not_found().into_response(),
+            })
+        }))
     }
 }
 
-/// Anything no management route matched: a gateway route, or 404.
-async fn fallback(State(state): State<AppState>, req: Request) -> Response {
+/// A path no management route and no gateway route took (`GatewayFirst` sent those to the
+/// gateway before the router).
+async fn fallback(State(state): State<AppState>, req: Request) -> ApiError {
     match &state.gateway {
-        Some(gw) => gw.handle(&state, req).await,
-        None => ApiError::not_found().into_response(),
+        Some(_) => crate::gateway::unrouted(req.uri().path()),
+        None => ApiError::not_found(),
     }
 }
 

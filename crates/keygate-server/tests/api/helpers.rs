@@ -76,6 +76,7 @@ pub async fn spawn_with_settings(settings: Settings, dir: tempfile::TempDir, db_
 
 /// Serves a built app on 127.0.0.1:0 until `TestApp::stop`.
 async fn serve(app: keygate_server::App, dir: tempfile::TempDir, db_path: std::path::PathBuf) -> TestApp {
+    // Port 0 whatever the settings say: tests run side by side.
     let workers = app.state().settings.worker_count();
     let listeners = keygate_server::Listeners::bind(([127, 0, 0, 1], 0).into(), workers).expect("bind");
     let addr = listeners.local_addr();
