@@ -21,12 +21,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(is_json_media_type);
+        // The exact common value first: parsing the media type costs more than the comparison.
+        let is_json = req.headers().get(CONTENT_TYPE).is_some_and(|v| {
+            v.as_bytes() == b"application/json" || v.to_str().ok().and_then(|v| v.split(';').next()).is_some_and(is_json_media_type)
+        });
         if !is_json {
             return Err(ApiError::invalid_request("Content-Type must be application/json."));
         }
@@ -126,13 +124,18 @@ impl FromRequestParts<AppState> for ClientIp {
 pub const X_FORWARDED_FOR: axum::http::HeaderName = axum::http::HeaderName::from_static("x-forwarded-for");
 
 pub fn client_ip(parts: &Parts, state: &AppState) -> IpAddr {
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    client_ip_of(&parts.extensions, &parts.headers, state)
+}
+
+/// `client_ip` of a request not split into its parts.
+pub fn request_client_ip(req: &Request, state: &AppState) -> IpAddr {
+    client_ip_of(req.extensions(), req.headers(), state)
+}
+
+fn client_ip_of(extensions: &axum::http::Extensions, headers: &axum::http::HeaderMap, state: &AppState) -> IpAddr {
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
     // Read only when a peer could be trusted: finding the header costs a lookup per request.
-    let xff = if state.trusted_proxies.is_empty() { None } else { parts.headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) };
+    let xff = if state.trusted_proxies.is_empty() { None } else { headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) };
     keygate_core::net::client_ip(peer, xff, &state.trusted_proxies)
 }
 

@@ -23,12 +23,18 @@ pub fn current_header() -> Option<HeaderValue> {
 }
 
 /// `req_` and 20 base62 characters from a fast thread-local generator (seeded from the OS):
-/// a request id must be unique, not secret, so it costs no system call per request.
+/// a request id must be unique, not secret, so it costs no system call per request. Ten
+/// digits from each of two 64-bit draws (62^10 < 2^64): ≈ 119 random bits, two generator
+/// calls instead of twenty. The digits are not quite uniform, which an id need not be.
 fn generate() -> HeaderValue {
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut id = [0u8; 24];
     id[..4].copy_from_slice(b"req_");
-    for b in &mut id[4..] {
-        *b = fastrand::alphanumeric() as u8;
+    for (digits, mut n) in id[4..].chunks_mut(10).zip([fastrand::u64(..), fastrand::u64(..)]) {
+        for d in digits {
+            *d = DIGITS[(n % 62) as usize];
+            n /= 62;
+        }
     }
     HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("req_unavailable"))
 }

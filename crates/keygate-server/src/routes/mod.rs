@@ -39,7 +39,7 @@ pub fn service(state: AppState) -> HttpService {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
-    let routes = GatewayFirst { state: state.clone(), routes };
+    let routes = HotPaths { state: state.clone(), routes };
     // The layers every request passes wrap the router once, as one service. `Router::layer`
     // would wrap each route instead, and each of those boxed services is cloned per request
     // (≈ 20 allocations per request before this). No outer `Router` either: it would match
@@ -79,17 +79,19 @@ fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(docs::base()).merge(health::routes()).merge(verify::routes()).merge(management)
 }
 
-/// Sends a request on a gateway route straight to the gateway, past the router: gateway
-/// prefixes never overlap a management path (`gateway::routes::validate_routes`), so the
-/// router would only have matched the path to find nothing and reach its fallback — ≈ 3k
-/// instructions of routing and handler plumbing on every proxied request.
+/// The hot paths, sent past the router: a request on a gateway route straight to the gateway,
+/// and `POST /v1/keys/verify` straight to verify. Gateway prefixes never overlap a management
+/// path (`gateway::routes::validate_routes`), so the router would only have matched the path
+/// to find nothing and reach its fallback; verify's path is fixed. Each saves the router's
+/// path matching, its request extensions and its handler plumbing (≈ 3k instructions per
+/// request). Everything else, other methods on verify's path included, goes to the router.
 #[derive(Clone)]
-struct GatewayFirst {
+struct HotPaths {
     state: AppState,
     routes: axum::Router,
 }
 
-impl tower::Service<Request> for GatewayFirst {
+impl tower::Service<Request> for HotPaths {
     type Response = Response;
     type Error = std::convert::Infallible;
     type Future = futures::future::Either<
@@ -103,6 +105,10 @@ impl tower::Service<Request> for GatewayFirst {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        if req.method() == axum::http::Method::POST && req.uri().path() == verify::PATH {
+            let state = self.state.clone();
+            return futures::future::Either::Left(Box::pin(async move { Ok(verify::serve(&state, req).await) }));
+        }
         let route = self.state.gateway.as_ref().and_then(|gw| gw.routes.position(req.uri().path()));
         let Some(route) = route else {
             return futures::future::Either::Right(self.routes.call(req));
@@ -117,7 +123,7 @@ impl tower::Service<Request> for GatewayFirst {
     }
 }
 
-/// A path no management route and no gateway route took (`GatewayFirst` sent those to the
+/// A path no management route and no gateway route took (`HotPaths` sent those to the
 /// gateway before the router).
 async fn fallback(State(state): State<AppState>, req: Request) -> ApiError {
     match &state.gateway {
@@ -148,12 +154,13 @@ mod tests {
 
     #[test]
     fn every_api_path_is_reserved_so_gateway_routes_can_go_first() {
-        // `GatewayFirst` sends a request on a gateway prefix past the router: that is only
+        // `HotPaths` sends a request on a gateway prefix past the router: that is only
         // right while no router path can fall under a gateway prefix, which validation
         // guarantees by refusing prefixes that overlap `RESERVED_PREFIXES`.
         let (_, openapi) = super::documented_routes().split_for_parts();
         let paths: Vec<String> = openapi.paths.paths.keys().cloned().collect();
         assert!(paths.len() > 20, "{paths:?}");
+        assert!(paths.iter().any(|p| p == super::verify::PATH), "verify::PATH is where the router serves verify");
         for path in paths {
             let reserved = RESERVED_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")));
             assert!(reserved, "{path} is served by the router but not in gateway::routes::RESERVED_PREFIXES");

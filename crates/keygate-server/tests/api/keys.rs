@@ -309,6 +309,43 @@ async fn verify_reports_not_found_for_garbage_without_touching_storage() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
+/// Verify is served past the router (`routes::HotPaths`): its bad input, other methods and
+/// near-miss paths must still get the answers every route gives.
+#[tokio::test]
+async fn verify_answers_bad_input_methods_and_paths_like_any_route() {
+    let app = spawn_app().await;
+    let raw = |method: reqwest::Method, path: &'static str, content_type: &'static str, body: String| {
+        let request = app.client.request(method, format!("{}{path}", app.base)).header("content-type", content_type).body(body);
+        async move {
+            let r = request.send().await.expect("send");
+            let status = r.status();
+            let id = r.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            (status, v["error"]["code"].as_str().map(str::to_owned), id)
+        }
+    };
+    let valid = r#"{"key":"kg_nothing"}"#.to_owned();
+    let cases = [
+        (reqwest::Method::POST, "/v1/keys/verify", "text/plain", valid.clone(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (reqwest::Method::POST, "/v1/keys/verify", "application/json", r#"{"key": "#.to_owned(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (reqwest::Method::POST, "/v1/keys/verify", "application/json", r#"{"key":"k","kye":1}"#.to_owned(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (reqwest::Method::POST, "/v1/keys/verify", "application/json", format!(r#"{{"key":"{}"}}"#, "k".repeat(70 * 1024)), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        (reqwest::Method::GET, "/v1/keys/verify", "application/json", String::new(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (reqwest::Method::PUT, "/v1/keys/verify", "application/json", valid.clone(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (reqwest::Method::POST, "/v1/keys/verify/", "application/json", valid.clone(), StatusCode::NOT_FOUND, "not_found"),
+        (reqwest::Method::POST, "/v1/key/verify", "application/json", valid.clone(), StatusCode::NOT_FOUND, "not_found"),
+    ];
+    for (method, path, content_type, body, status, code) in cases {
+        let what = format!("{method} {path} ({content_type}, {} bytes)", body.len());
+        let (got, got_code, id) = raw(method, path, content_type, body).await;
+        assert_eq!((got, got_code.as_deref()), (status, Some(code)), "{what}");
+        assert!(id.is_some_and(|id| id.starts_with("req_")), "{what}: no X-Request-Id");
+    }
+    // Media types are matched like everywhere else, not only the exact common spelling.
+    let (s, code, _) = raw(reqwest::Method::POST, "/v1/keys/verify", "Application/JSON; charset=utf-8", valid).await;
+    assert_eq!((s, code), (StatusCode::OK, None));
+}
+
 #[tokio::test]
 async fn verify_checks_data_roles() {
     let app = spawn_app().await;
