@@ -4,11 +4,12 @@
 //! Per request: match the route (longest prefix), decide the credential (key: the full hot
 //! path with the route's permission, classes and limit; session: `X-Account-Id`, membership,
 //! the session limit), rewrite the headers, and stream the request to the upstream over the
-//! serving worker's own pooled client and its answer back. Nothing here touches storage
+//! serving worker's own pooled connections (`upstream`) and its answer back. Nothing here touches storage
 //! except through the authenticator.
 
 pub mod proxy;
 pub mod routes;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -99,29 +100,25 @@ impl Gateway {
             trusted: peer.is_some_and(|p| keygate_core::net::allowed(&state.trusted_proxies, p)),
             version: parts.version,
         };
-        let path_and_query = route.upstream_path_and_query(parts.uri.path(), parts.uri.query());
-        let uri = http::Uri::builder()
-            .scheme(route.scheme.clone())
-            .authority(route.authority.clone())
-            .path_and_query(path_and_query)
-            .build();
-        let uri = match uri {
+        // Origin form (`/path?query`): the connection already goes to the upstream.
+        let uri = match http::Uri::try_from(route.upstream_path_and_query(parts.uri.path(), parts.uri.query())) {
             Ok(u) => u,
             Err(_) => return ApiError::invalid_request("The request path cannot be forwarded.").into_response(),
         };
         let mut headers = parts.headers;
         proxy::upstream_headers(&mut headers, identity, &origin, crate::request_id::current_header(), state.format());
+        headers.insert(http::header::HOST, route.host.clone());
         let activity = proxy::Activity::new();
         let body = if body.is_end_stream() { body } else { Body::new(proxy::Tracked::new(body, activity.clone())) };
         let mut upstream_req = http::Request::new(body);
         *upstream_req.method_mut() = parts.method;
         *upstream_req.uri_mut() = uri;
-        // The pooled client speaks HTTP/1.1 to upstreams, whatever the client spoke to us.
+        // Upstream connections speak HTTP/1.1, whatever the client spoke to us.
         *upstream_req.version_mut() = http::Version::HTTP_11;
         *upstream_req.headers_mut() = headers;
 
         let started = Instant::now();
-        let answer = self.wait_for_answer(upstream_req, route.timeout, &activity).await;
+        let answer = self.wait_for_answer(upstream_req, route.timeout, &activity, &route.authority).await;
         state.metrics.upstream_seconds.observe(started.elapsed().as_secs_f64());
         match answer {
             Ok(Ok(resp)) => {
@@ -151,8 +148,9 @@ impl Gateway {
         req: http::Request<Body>,
         timeout: std::time::Duration,
         activity: &proxy::Activity,
-    ) -> Result<Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>, ()> {
-        let answer = proxy::with_local_client(|client| client.request(req));
+        authority: &http::uri::Authority,
+    ) -> Result<Result<http::Response<upstream::PooledBody>, upstream::UpstreamError>, ()> {
+        let answer = upstream::send(authority, req);
         tokio::pin!(answer);
         loop {
             let deadline = activity.deadline(timeout);

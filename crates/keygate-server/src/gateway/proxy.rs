@@ -1,4 +1,4 @@
-//! Forwarding: the pooled upstream client, header hygiene in both directions (RFC 9110
+//! Forwarding: header hygiene in both directions (RFC 9110
 //! hop-by-hop fields, credentials, spoofed identity), and a body wrapper that never lets a
 //! stalled upstream hold a client forever. Bodies stream through untouched.
 
@@ -10,54 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body::{Frame, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use keygate_core::{CredentialKind, KeyFormat};
 
 use crate::auth::headers::X_API_KEY;
 use crate::extract::X_FORWARDED_FOR;
 use tokio::time::{Instant, Sleep};
-
-pub type UpstreamClient = Client<HttpConnector, Body>;
-
-thread_local! {
-    /// This thread's client and the runtime it belongs to (see `with_local_client`).
-    static LOCAL_CLIENT: RefCell<Option<(tokio::runtime::Id, UpstreamClient)>> = const { RefCell::new(None) };
-}
-
-/// Calls `f` with the upstream client of the runtime the caller runs on, made on first use. A
-/// pooled connection is driven by a task of the runtime that opened it; a worker that used another
-/// runtime's connections would hand every request and answer across threads (see `server`).
-/// Keyed by the runtime, not only the thread: a thread may outlive a runtime (tests), and a
-/// dead runtime's connections are closed.
-pub fn with_local_client<R>(f: impl FnOnce(&UpstreamClient) -> R) -> R {
-    let runtime = tokio::runtime::Handle::current().id();
-    LOCAL_CLIENT.with_borrow_mut(|local| match local {
-        Some((id, client)) if *id == runtime => f(client),
-        _ => f(&local.insert((runtime, new_client())).1),
-    })
-}
-
-/// Connections to each upstream are pooled and reused.
-fn new_client() -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    // A black-holed upstream fails within this rather than the route's whole timeout.
-    connector.set_connect_timeout(Some(Duration::from_secs(10)));
-    connector.set_keepalive(Some(Duration::from_secs(60)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        // The legacy client would add `Host` from the URI only when absent; we remove the
-        // client's `Host` first so the upstream sees its own name (like nginx's default).
-        .set_host(true)
-        .build(connector)
-}
 
 pub const X_KEYGATE_ACCOUNT_ID: HeaderName = HeaderName::from_static("x-keygate-account-id");
 pub const X_KEYGATE_USER_ID: HeaderName = HeaderName::from_static("x-keygate-user-id");

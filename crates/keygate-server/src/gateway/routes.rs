@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use http::Method;
+use http::{HeaderValue, Method};
 use http::uri::{Authority, Scheme};
 use keygate_core::{CredentialKind, RateLimit, Scope};
 
@@ -113,6 +113,8 @@ pub struct Route {
     pub prefix: String,
     pub scheme: Scheme,
     pub authority: Authority,
+    /// `Host` for the upstream: its authority, without the port when that is 80.
+    pub host: HeaderValue,
     /// The upstream URL's own path (may be empty), prepended to the forwarded path.
     pub base_path: String,
     pub strip_prefix: bool,
@@ -142,7 +144,10 @@ impl Route {
             overrides.push((m, needs(action)));
         }
         let prefix = r.prefix.trim_end_matches('/').to_owned();
+        let host = if authority.port_u16() == Some(80) { authority.host() } else { authority.as_str() };
+        let host = HeaderValue::from_str(host).map_err(|_| format!("upstream `{}` has a host that cannot be sent", r.upstream))?;
         Ok(Route {
+            host,
             extra_limit: r.rate_limit.map(|l| (prefix.clone(), l)),
             prefix,
             scheme,

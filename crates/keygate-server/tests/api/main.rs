@@ -12,4 +12,5 @@ mod keys;
 mod cluster;
 mod gateway;
 mod serving;
+mod upstream_pool;
 mod dashboard;
