@@ -106,8 +106,7 @@ impl Gateway {
             Err(_) => return ApiError::invalid_request("The request path cannot be forwarded.").into_response(),
         };
         let mut headers = parts.headers;
-        proxy::upstream_headers(&mut headers, identity, &origin, crate::request_id::current_header(), state.format());
-        headers.insert(http::header::HOST, route.host.clone());
+        proxy::upstream_headers(&mut headers, identity, &origin, route.host.clone(), crate::request_id::current_header(), state.format());
         let activity = proxy::Activity::new();
         let body = if body.is_end_stream() { body } else { Body::new(proxy::Tracked::new(body, activity.clone())) };
         let mut upstream_req = http::Request::new(body);

@@ -32,7 +32,8 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 
 /// Hop-by-hop fields of RFC 9110 §7.6.1 (and the old `Keep-Alive`/`Proxy-Connection`): they
 /// describe one connection and must not be forwarded.
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// A `static`, not a `const`: a `const` array of names is built and dropped at every use.
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -57,8 +58,16 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// pass over the names present rather than a lookup per name that might be: most requests
 /// carry none of them, and a lookup hashes the name.
 fn remove_where(h: &mut HeaderMap, drop: impl Fn(&HeaderName) -> bool) {
-    let mut doomed: Vec<HeaderName> = h.keys().filter(|k| drop(k)).cloned().collect();
-    if h.contains_key(header::CONNECTION) {
+    let mut connection = false;
+    let mut doomed: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| {
+            connection |= *k == header::CONNECTION;
+            drop(k)
+        })
+        .cloned()
+        .collect();
+    if connection {
         doomed.extend(
             h.get_all(header::CONNECTION)
                 .iter()
@@ -106,19 +115,16 @@ pub struct Origin {
 
 /// Rewrites the client's headers into the upstream request's: connection-level fields,
 /// credentials and anything claiming to be keygate's identity go; identity and forwarding
-/// headers come.
-pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, request_id: Option<HeaderValue>, format: &KeyFormat) {
+/// headers come, and `Host` becomes `upstream_host`. One hash lookup per field touched: the
+/// entry API where a field is read and then written.
+pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, upstream_host: HeaderValue, request_id: Option<HeaderValue>, format: &KeyFormat) {
     remove_where(h, |k| never_forwarded(k, origin.trusted));
     strip_credential_cookies(h, format);
-    let host = h.remove(header::HOST);
+    let client_host = h.insert(header::HOST, upstream_host);
     append_list(h, X_FORWARDED_FOR, address_value(origin.peer));
-    if !h.contains_key(X_FORWARDED_PROTO) {
-        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    }
-    if let Some(host) = host
-        && !h.contains_key(X_FORWARDED_HOST)
-    {
-        h.insert(X_FORWARDED_HOST, host);
+    h.entry(X_FORWARDED_PROTO).or_insert_with(|| HeaderValue::from_static("http"));
+    if let Some(host) = client_host {
+        h.entry(X_FORWARDED_HOST).or_insert(host);
     }
     let via = match origin.version {
         http::Version::HTTP_2 => "2 keygate",
@@ -177,12 +183,19 @@ fn strip_credential_cookies(h: &mut HeaderMap, format: &KeyFormat) {
 
 /// Appends `value` to a comma-separated list field, or sets it.
 fn append_list(h: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
-    let joined = match (h.get(&name).and_then(|v| v.to_str().ok()), value.to_str()) {
-        (Some(old), Ok(new)) if !old.trim().is_empty() => HeaderValue::try_from(format!("{old}, {new}")).ok(),
-        _ => Some(value),
-    };
-    if let Some(v) = joined {
-        h.insert(name, v);
+    match h.entry(name) {
+        header::Entry::Vacant(e) => {
+            e.insert(value);
+        }
+        header::Entry::Occupied(mut e) => {
+            let joined = match (e.get().to_str(), value.to_str()) {
+                (Ok(old), Ok(new)) if !old.trim().is_empty() => HeaderValue::try_from(format!("{old}, {new}")).ok(),
+                _ => Some(value),
+            };
+            if let Some(v) = joined {
+                e.insert(v);
+            }
+        }
     }
 }
 
@@ -395,11 +408,13 @@ mod tests {
             h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
         let origin = Origin { peer: IpAddr::from([10, 0, 0, 9]), trusted: false, version: http::Version::HTTP_11 };
-        upstream_headers(&mut h, id(), &origin, Some(HeaderValue::from_static("req_1")), &format());
-        for gone in ["connection", "x-secret-hop", "keep-alive", "te", "upgrade", "proxy-authorization", "x-api-key", "authorization", "x-keygate-user-id", "x-keygate-anything", "host"] {
+        upstream_headers(&mut h, id(), &origin, HeaderValue::from_static("upstream:8080"), Some(HeaderValue::from_static("req_1")), &format());
+        for gone in ["connection", "x-secret-hop", "keep-alive", "te", "upgrade", "proxy-authorization", "x-api-key", "authorization", "x-keygate-user-id", "x-keygate-anything"] {
             assert!(!h.contains_key(gone), "{gone} must be removed");
         }
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h.get_all("host").iter().collect::<Vec<_>>(), ["upstream:8080"], "the upstream's own name, once");
         assert_eq!(h["x-forwarded-host"], "api.example.com");
         assert_eq!(h["x-keygate-key-id"], "key_1");
         assert_eq!(h["x-keygate-credential"], "org_key");
@@ -412,9 +427,13 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.5"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x-forwarded-host", HeaderValue::from_static("api.example.com"));
+        h.insert("host", HeaderValue::from_static("internal-lb"));
         let origin = Origin { peer: IpAddr::from([10, 0, 0, 2]), trusted: true, version: http::Version::HTTP_11 };
-        upstream_headers(&mut h, id(), &origin, Some(HeaderValue::from_static("req_1")), &format());
+        upstream_headers(&mut h, id(), &origin, HeaderValue::from_static("upstream"), Some(HeaderValue::from_static("req_1")), &format());
         assert_eq!(h["x-forwarded-for"], "203.0.113.5, 10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "api.example.com", "the first proxy's host stands");
+        assert_eq!(h["host"], "upstream");
     }
 }

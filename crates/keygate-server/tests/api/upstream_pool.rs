@@ -25,7 +25,7 @@ enum Mode {
 }
 
 /// A minimal HTTP/1.1 upstream on raw TCP, so the test controls its connections. Each answer
-/// is `{"conn":N,"path":"…"}` (N counts connections from 1); `/stall` sends its head and a
+/// is `{"conn":N,"path":"…","host":[…]}` (N counts connections from 1; every `Host` received); `/stall` sends its head and a
 /// piece of a 1 MB body, then nothing.
 async fn raw_upstream(mode: Mode) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -40,9 +40,15 @@ async fn raw_upstream(mode: Mode) -> (String, Arc<AtomicUsize>) {
                 let mut lines = BufReader::new(read).lines();
                 while let Ok(Some(request_line)) = lines.next_line().await {
                     let path = request_line.split(' ').nth(1).unwrap_or("?").to_owned();
+                    let mut hosts = Vec::new();
                     while let Ok(Some(header)) = lines.next_line().await {
                         if header.is_empty() {
                             break;
+                        }
+                        if let Some((name, value)) = header.split_once(':')
+                            && name.eq_ignore_ascii_case("host")
+                        {
+                            hosts.push(value.trim().to_owned());
                         }
                     }
                     if path.ends_with("/stall") {
@@ -50,7 +56,7 @@ async fn raw_upstream(mode: Mode) -> (String, Arc<AtomicUsize>) {
                         let _ = write.write_all(format!("{head}{}", "x".repeat(1000)).as_bytes()).await;
                         tokio::time::sleep(Duration::from_secs(600)).await;
                     }
-                    let body = json!({ "conn": conn, "path": path }).to_string();
+                    let body = json!({ "conn": conn, "path": path, "host": hosts }).to_string();
                     let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
                     if write.write_all(answer.as_bytes()).await.is_err() || mode == Mode::CloseSilently {
                         return;
@@ -63,6 +69,11 @@ async fn raw_upstream(mode: Mode) -> (String, Arc<AtomicUsize>) {
 }
 
 async fn app_before(mode: Mode) -> (TestApp, String, Arc<AtomicUsize>) {
+    let (app, key, connections, _) = app_and_upstream(mode).await;
+    (app, key, connections)
+}
+
+async fn app_and_upstream(mode: Mode) -> (TestApp, String, Arc<AtomicUsize>, String) {
     let (up, connections) = raw_upstream(mode).await;
     // One worker: every request of the test meets the same pool.
     let app = spawn_app_with(|s| {
@@ -72,16 +83,17 @@ async fn app_before(mode: Mode) -> (TestApp, String, Arc<AtomicUsize>) {
     .await;
     let u = app.register().await;
     let key = app.mint(&u.token, &u.account_id, json!({})).await["key"].as_str().expect("key").to_owned();
-    (app, key, connections)
+    (app, key, connections, up)
 }
 
 #[tokio::test]
 async fn a_healthy_connection_is_reused_for_the_next_request() {
-    let (app, key, connections) = app_before(Mode::KeepAlive).await;
+    let (app, key, connections, up) = app_and_upstream(Mode::KeepAlive).await;
     for i in 0..20 {
         let r = app.get(&format!("/v1/raw/{i}"), Cred::ApiKey(&key)).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.body["path"], format!("/v1/raw/{i}"), "each request gets its own answer");
+        assert_eq!(r.body["host"], json!([up.trim_start_matches("http://")]), "one Host: the upstream's own name");
     }
     assert_eq!(connections.load(Ordering::SeqCst), 1, "20 requests in a row share one upstream connection");
 }
