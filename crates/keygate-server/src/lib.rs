@@ -21,6 +21,14 @@ pub mod throttle;
 pub mod usage;
 pub mod views;
 
+/// The hasher of the in-memory maps a request consults (the authenticator's caches, epochs,
+/// usage counters, local rate limits): foldhash, seeded per process. std's SipHash cost a few
+/// hundred instructions per lookup on the hot path. The keys are digests and ids (server-made,
+/// or named by a client and format-checked first); a per-process seed leaves an attacker no
+/// precomputed collisions to flood a map with. Maps keyed by free text a client chooses (the
+/// login throttle's emails) keep std's SipHash.
+pub type FastHash = foldhash::fast::RandomState;
+
 use std::sync::Arc;
 use std::time::Duration;
 

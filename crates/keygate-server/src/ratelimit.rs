@@ -22,7 +22,7 @@ pub trait SharedLimiter: Send + Sync {
 
 pub struct RateLimiter {
     /// bucket → theoretical arrival time in ns since `epoch`.
-    local: DashMap<String, u64>,
+    local: DashMap<String, u64, crate::FastHash>,
     epoch: Instant,
     shared: Option<Arc<dyn SharedLimiter>>,
     policy: FailurePolicy,
@@ -33,7 +33,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(shared: Option<Arc<dyn SharedLimiter>>, policy: FailurePolicy, metrics: Arc<Metrics>) -> Self {
-        RateLimiter { local: DashMap::new(), epoch: Instant::now(), shared, policy, metrics, last_failure_log: AtomicU64::new(0) }
+        RateLimiter { local: DashMap::default(), epoch: Instant::now(), shared, policy, metrics, last_failure_log: AtomicU64::new(0) }
     }
 
     fn now_ns(&self) -> u64 {

@@ -43,14 +43,14 @@ impl KeyUsage {
 pub struct UsageRecorder {
     /// Key id → uses not yet flushed. Keyed by the id alone so that a use of a key already
     /// pending is found with the borrowed id: no allocation per request.
-    pending: DashMap<String, KeyUsage>,
+    pending: DashMap<String, KeyUsage, crate::FastHash>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
 }
 
 impl UsageRecorder {
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
-        UsageRecorder { pending: DashMap::new(), store, metrics }
+        UsageRecorder { pending: DashMap::default(), store, metrics }
     }
 
     pub fn record(&self, key_id: &str, ip: IpAddr, now: DateTime<Utc>) {

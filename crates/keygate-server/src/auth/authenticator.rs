@@ -20,6 +20,7 @@ use moka::sync::Cache;
 use super::checks::{Refusal, Requirements, check_key};
 use super::invalidation::{Epochs, Stamp};
 use super::resolved::ResolvedKey;
+use crate::FastHash;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::plans::Plans;
@@ -74,14 +75,14 @@ pub struct Refused {
 pub struct Authenticator {
     pub format: KeyFormat,
     store: Arc<dyn Store>,
-    keys: Cache<Digest, CachedKey>,
+    keys: Cache<Digest, CachedKey, FastHash>,
     /// Unknown digests, apart from the positive cache so a flood of made-up keys with valid
     /// checksums cannot evict real ones.
-    unknown: Cache<Digest, Stamp>,
-    sessions: Cache<Digest, CachedSession>,
-    memberships: Cache<(String, String), CachedMembership>,
+    unknown: Cache<Digest, Stamp, FastHash>,
+    sessions: Cache<Digest, CachedSession, FastHash>,
+    memberships: Cache<(String, String), CachedMembership, FastHash>,
     /// The account every cached key of it shares (see `ResolvedKey`), by id.
-    accounts: Cache<String, Arc<Account>>,
+    accounts: Cache<String, Arc<Account>, FastHash>,
     epochs: Arc<Epochs>,
     plans: Arc<Plans>,
     limiter: Arc<RateLimiter>,
@@ -107,11 +108,11 @@ impl Authenticator {
     pub fn new(p: AuthenticatorParts) -> Self {
         let small = (p.cache_max_entries / 10).max(1);
         Authenticator {
-            keys: Cache::builder().max_capacity(p.cache_max_entries.max(1)).time_to_live(p.cache_ttl).build(),
-            unknown: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build(),
-            sessions: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build(),
-            memberships: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build(),
-            accounts: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build(),
+            keys: Cache::builder().max_capacity(p.cache_max_entries.max(1)).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
+            unknown: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
+            sessions: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
+            memberships: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
+            accounts: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
             format: p.format,
             store: p.store,
             epochs: p.epochs,

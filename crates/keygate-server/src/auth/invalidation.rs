@@ -35,8 +35,8 @@ pub struct Epochs {
     /// Counts every change of any epoch: a cache fill that saw it move during its storage read
     /// does not store what it read (it may predate the change).
     changes: AtomicU64,
-    accounts: DashMap<String, u64>,
-    users: DashMap<String, u64>,
+    accounts: DashMap<String, u64, crate::FastHash>,
+    users: DashMap<String, u64, crate::FastHash>,
 }
 
 impl Epochs {
