@@ -28,6 +28,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use counting_store::CountingStore;
+
+/// The `keygate` binary's allocator, so the bench measures what the server runs.
+#[global_allocator]
+static ALLOCATOR: keygate_alloc::MiMalloc = keygate_alloc::MiMalloc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use keygate_core::{CredentialKind, Digest, KeyFormat};
 use keygate_server::auth::authenticator::AuthenticatorParts;
