@@ -14,9 +14,9 @@
 # then verify at 10/50/200 connections, verify over 10k/100k/1M stored and cached keys with
 # the process's memory, and the exactness checks (usage counts, a rate limit, a revocation).
 #
-# Settings (environment): DURATION (s, default 10), ROUNDS (default 3: scenarios 1–4 run
-# interleaved this many times, medians reported), KEY_TIERS (default "10000 100000 1000000";
-# "none" skips the key tiers),
+# Settings (environment): DURATION (s, default 10), ROUNDS (default 3: scenarios 1–5 run
+# interleaved this many times; medians and per-round ratios reported, see summarize.sh),
+# KEY_TIERS (default "10000 100000 1000000"; "none" skips the key tiers),
 # OUT (results folder; default target/bench-load/<time>), PROFILE=1 (also record perf
 # profiles of verify and gateway, in a separate pass), UPDATE_DOCS=1 (copy the plot to
 # docs/bench-load.svg), KG_PORT/UP_PORT/NGINX_PORT/BARE_PORT (18080/19100/19200/19300).
@@ -212,10 +212,10 @@ run_wrk() {
   IFS=$'\t' read -r _ requests _ rps p50 p99 non2xx errors <<<"$line"
   printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$requests" "$rps" "$p50" "$p99" "$non2xx" "$errors" "$note" >>"$RESULTS"
   printf '  %-10s c=%-4s %10s req/s  p50 %6s µs  p99 %7s µs  non-2xx %s  errors %s  (load %s)\n' "$name" "$conns" "$rps" "$p50" "$p99" "$non2xx" "$errors" "${note%%$'\t'*}" >&2
-  if [[ $name == verify || $name == gateway ]]; then WRK_KEY_REQUESTS=$((WRK_KEY_REQUESTS + requests - non2xx)); fi
+  if [[ $name == verify || $name == verify-conns || $name == gateway ]]; then WRK_KEY_REQUESTS=$((WRK_KEY_REQUESTS + requests - non2xx)); fi
 }
 
-log "scenarios 1–4 at $CONNS connections, ${DURATION}s each, $ROUNDS round(s), interleaved"
+log "scenarios 1–5 at $CONNS connections, ${DURATION}s each, $ROUNDS round(s), interleaved"
 for r in $(seq 1 "$ROUNDS"); do
   run_wrk healthz $CONNS plain.lua "$KG/healthz"
   run_wrk verify $CONNS verify.lua "$KG/v1/keys/verify"
@@ -225,7 +225,8 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 log "verify at 10, 50, 200 connections"
-for c in 10 50 200; do run_wrk verify $c verify.lua "$KG/v1/keys/verify"; done
+# Named apart from the rounds: a phase of its own, which never enters the scenarios' medians.
+for c in 10 50 200; do run_wrk verify-conns $c verify.lua "$KG/v1/keys/verify"; done
 
 # ---------------------------------------------------------------- exactness
 log "exactness: usage counts, a rate limit, a revocation"
@@ -303,79 +304,6 @@ if [[ -n ${BOUND_ENTRIES:-100000} && $seeded -gt ${BOUND_ENTRIES:-100000} ]]; th
 fi
 stop_keygate
 
-# ---------------------------------------------------------------- the table
-[[ $KEY_TIERS == none ]] || "$BIN/plot" <(awk -F'\t' '
-  $1=="run" && $2=="verify" && ($3=="10" || $3=="200") { print "conn\t" $3 "\t" $5 "\t" $6 "\t" $7 }
-  $1=="keys" { print }' "$RESULTS"; python3 - "$RESULTS" <<'PY'
-import statistics, sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-v50 = [r for r in rows if r[0] == "run" and r[1] == "verify" and r[2] == "50"]
-if v50:
-    print("conn\t50\t%s\t%s\t%s" % tuple(statistics.median(float(r[i]) for r in v50) for i in (4, 5, 6)))
-PY
-) "$OUT/bench-load.svg" >/dev/null || echo "plot failed" >&2
-if [[ ${UPDATE_DOCS:-0} == 1 ]]; then cp "$OUT/bench-load.svg" "$ROOT/docs/bench-load.svg"; fi
-
-python3 - "$RESULTS" <<'PY' | tee "$OUT/summary.md"
-import statistics, sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-runs = [r for r in rows if r[0] == "run"]
-def med(name, conns="50"):
-    rs = [r for r in runs if r[1] == name and r[2] == conns]
-    if not rs:
-        return None
-    return {k: statistics.median(float(r[i]) for r in rs) for k, i in (("rps", 4), ("p50", 5), ("p99", 6), ("non2xx", 7), ("err", 8))} | {"n": len(rs)}
-print("| scenario (50 connections, median of rounds) | req/s | p50 | p99 | non-2xx | errors |")
-print("|---|---:|---:|---:|---:|---:|")
-names = {"healthz": "(1) GET /healthz — ceiling", "verify": "(2) POST /v1/keys/verify", "gateway": "(3) gateway → upstream", "nginx": "(4) nginx → upstream", "bareproxy": "(5) bare hyper proxy → upstream"}
-m = {k: med(k) for k in names}
-for k, label in names.items():
-    r = m[k]
-    if r:
-        print(f"| {label} | {r['rps']:,.0f} | {r['p50']/1000:.2f} ms | {r['p99']/1000:.2f} ms | {r['non2xx']:.0f} | {r['err']:.0f} |")
-print()
-def verdict(a, b, label, target=True):
-    if not (m[a] and m[b]):
-        return
-    rr = m[a]["rps"] / m[b]["rps"]; pr = m[a]["p99"] / m[b]["p99"]
-    if not target:
-        print(f"- {label}: throughput {rr:.2f}×, p99 {pr:.2f}× (context, no target)")
-        return
-    ok1 = "met" if rr >= 0.8 else "NOT met"; ok2 = "met" if pr <= 1.5 else "NOT met"
-    print(f"- {label}: throughput {rr:.2f}× (target ≥ 0.80: {ok1}), p99 {pr:.2f}× (target ≤ 1.50: {ok2})")
-verdict("verify", "healthz", "(2)/(1) verify vs ceiling")
-verdict("gateway", "nginx", "(3)/(4) gateway vs nginx")
-verdict("gateway", "bareproxy", "(3)/(5) gateway vs the bare hyper proxy: what keygate adds", target=False)
-verdict("bareproxy", "nginx", "(5)/(4) the bare hyper proxy vs nginx: what the stack costs", target=False)
-print()
-print("| verify at N connections | req/s | p50 | p99 |")
-print("|---:|---:|---:|---:|")
-for c in ("10", "50", "200"):
-    rs = [r for r in runs if r[1] == "verify" and r[2] == c]
-    if rs:
-        r = rs[-1]
-        print(f"| {c} | {float(r[4]):,.0f} | {float(r[5])/1000:.2f} ms | {float(r[6])/1000:.2f} ms |")
-print()
-print("| stored keys (all cached) | verify req/s | p50 | p99 | RSS after warm-up | RSS before | bytes per cached key |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
-for r in rows:
-    if r[0] == "keys":
-        n, rps, p50, p99, after, before = int(r[1]), float(r[2]), float(r[3]), float(r[4]), int(r[5]), int(r[6])
-        print(f"| {n:,} | {rps:,.0f} | {p50/1000:.2f} ms | {p99/1000:.2f} ms | {after/1024:,.0f} MiB | {before/1024:,.0f} MiB | {(after-before)*1024/n:,.0f} |")
-for r in rows:
-    if r[0] == "bound":
-        print(f"\nWith `cache.max_entries = {int(r[1]):,}` and {int(r[2]):,} keys presented: RSS {int(r[4])/1024:,.0f} → {int(r[3])/1024:,.0f} MiB.")
-print()
-for r in rows:
-    if r[0] == "count":
-        if r[1] == "wrk":
-            print(f"- usage vs wrk: request_count {r[2]} ≥ wrk's completed {r[3]}; difference {int(r[2])-int(r[3])} (requests in flight when wrk stopped, ≤ {r[4]})")
-        elif r[1] == "exact":
-            ok = "EXACT" if r[2] == r[3] else "MISMATCH"
-            print(f"- usage, fixed-count drive: request_count +{r[2]} vs {r[3]} successful verifies + gateway requests ({ok}); the upstream received +{r[4]} gateway requests for {r[5]} 200s")
-        elif r[1] == "limit":
-            print(f"- rate limit 1000/day, 5000 verifies: {r[2]}; request_count {r[3]} (expected {r[4]})")
-        elif r[1] == "revoke":
-            print(f"- revocation under load: {r[2]}")
-PY
+# ---------------------------------------------------------------- the tables and the plot
+"$HERE/summarize.sh" "$OUT"
 echo "results: $OUT" >&2

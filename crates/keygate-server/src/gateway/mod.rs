@@ -4,8 +4,8 @@
 //! Per request: match the route (longest prefix), decide the credential (key: the full hot
 //! path with the route's permission, classes and limit; session: `X-Account-Id`, membership,
 //! the session limit), rewrite the headers, and stream the request to the upstream over the
-//! serving worker's own pooled connections (`upstream`) and its answer back. Nothing here touches storage
-//! except through the authenticator.
+//! serving worker's own pooled connections (`upstream`) and its answer back. Nothing here
+//! touches storage except through the authenticator.
 
 pub mod proxy;
 pub mod routes;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use http::{HeaderValue, Method};
-use http::uri::{Authority, Scheme};
+use http::uri::Authority;
 use keygate_core::{CredentialKind, RateLimit, Scope};
 
 use crate::auth::Requirements;
@@ -76,8 +76,9 @@ fn kind_of(class: &str) -> Option<CredentialKind> {
     }
 }
 
-/// Scheme, authority and base path (without a trailing `/`) of an upstream URL.
-fn upstream_parts(url: &str) -> Result<(Scheme, Authority, String), &'static str> {
+/// Authority and base path (without a trailing `/`) of an upstream URL; the scheme is always
+/// `http`.
+fn upstream_parts(url: &str) -> Result<(Authority, String), &'static str> {
     if url.starts_with("https://") {
         // No TLS client is linked in: keygate runs beside the API it protects and speaks plain
         // HTTP to it; a TLS hop to a remote upstream belongs to a sidecar or the network.
@@ -87,7 +88,7 @@ fn upstream_parts(url: &str) -> Result<(Scheme, Authority, String), &'static str
         return Err("is not an http:// URL");
     }
     let uri = url.parse::<http::Uri>().map_err(|_| "is not a valid URL")?;
-    let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
+    let Some(authority) = uri.authority().cloned() else {
         return Err("has no host");
     };
     if authority.host().is_empty() || authority.as_str().contains('@') {
@@ -96,7 +97,7 @@ fn upstream_parts(url: &str) -> Result<(Scheme, Authority, String), &'static str
     if uri.query().is_some() || url.contains('#') {
         return Err("must not carry a query or fragment");
     }
-    Ok((scheme, authority, uri.path().trim_end_matches('/').to_owned()))
+    Ok((authority, uri.path().trim_end_matches('/').to_owned()))
 }
 
 /// Whether two path prefixes can match a common path (`/v1/keys` and `/v1/keys/x`, or `/v1`
@@ -111,7 +112,7 @@ fn overlaps(a: &str, b: &str) -> bool {
 pub struct Route {
     /// Without a trailing `/`.
     pub prefix: String,
-    pub scheme: Scheme,
+    /// Where the upstream listens (`http://` only, see `upstream_parts`).
     pub authority: Authority,
     /// `Host` for the upstream: its authority, without the port when that is 80.
     pub host: HeaderValue,
@@ -129,7 +130,7 @@ pub struct Route {
 
 impl Route {
     fn compile(r: &RouteSettings) -> Result<Self, String> {
-        let (scheme, authority, base_path) =
+        let (authority, base_path) =
             upstream_parts(&r.upstream).map_err(|m| format!("upstream `{}` {m}", r.upstream))?;
         let kinds: Vec<CredentialKind> = r.credentials.iter().filter_map(|c| kind_of(c)).collect();
         let user_scoped = !kinds.contains(&CredentialKind::OrgKey);
@@ -150,7 +151,6 @@ impl Route {
             host,
             extra_limit: r.rate_limit.map(|l| (prefix.clone(), l)),
             prefix,
-            scheme,
             authority,
             base_path,
             strip_prefix: r.strip_prefix,
