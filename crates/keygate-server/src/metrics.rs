@@ -5,6 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
@@ -30,7 +31,13 @@ pub struct Metrics {
     /// Handles on `decisions` for every known code, created once: the hot path increments
     /// one without allocating a label or taking the family's lock (BENCHMARKS.md).
     decision_counters: Vec<(&'static str, Counter)>,
+    /// Handles on `http_responses` by status (100–999), each made on its status's first
+    /// answer: every answer counts itself without the family's lock and SipHash lookup.
+    response_counters: Box<[OnceLock<Counter>]>,
 }
+
+/// `http::StatusCode` spans 100–999.
+const STATUS_RANGE: std::ops::RangeInclusive<u16> = 100..=999;
 
 /// Every code the authenticator decides (verify's `code` values).
 const DECISION_CODES: [&str; 11] = [
@@ -86,7 +93,18 @@ impl Metrics {
             usage_flush_seconds,
             upstream_seconds,
             decision_counters,
+            response_counters: STATUS_RANGE.map(|_| OnceLock::new()).collect(),
         }
+    }
+
+    /// Counts one answer with `status`.
+    pub fn response(&self, status: http::StatusCode) {
+        let code = status.as_u16();
+        let slot = usize::from(code.saturating_sub(*STATUS_RANGE.start()));
+        match self.response_counters.get(slot) {
+            Some(counter) => counter.get_or_init(|| self.http_responses.get_or_create(&StatusLabel { status: code }).clone()).inc(),
+            None => self.http_responses.get_or_create(&StatusLabel { status: code }).inc(),
+        };
     }
 
     pub fn decision(&self, code: &str) {
@@ -106,5 +124,23 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+    use http::StatusCode;
+
+    #[test]
+    fn answers_are_counted_by_status() {
+        let m = Metrics::new();
+        m.response(StatusCode::OK);
+        m.response(StatusCode::OK);
+        m.response(StatusCode::NOT_FOUND);
+        let text = m.render();
+        assert!(text.contains("keygate_http_responses_total{status=\"200\"} 2"), "{text}");
+        assert!(text.contains("keygate_http_responses_total{status=\"404\"} 1"), "{text}");
+        assert!(!text.contains("status=\"500\""), "only statuses that were answered appear: {text}");
     }
 }

@@ -3,8 +3,6 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
 
 tokio::task_local! {
     static REQUEST_ID: HeaderValue;
@@ -45,13 +43,20 @@ fn acceptable(v: &HeaderValue) -> bool {
     !b.is_empty() && b.len() <= 64 && b.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Runs the request with its id: a well-formed incoming one (from a load balancer) or a new
-/// one; the answer carries it in `X-Request-Id`.
-pub async fn run(req: Request, next: Next) -> Response {
-    let id = req.headers().get(HEADER).filter(|v| acceptable(v)).cloned().unwrap_or_else(generate);
-    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
-    resp.headers_mut().insert(HEADER, id);
-    resp
+/// The id a request is served under: a well-formed incoming one (from a load balancer) or a
+/// new one. The answer carries it in `X-Request-Id` (`routes::edge`).
+pub fn of(req: &Request) -> HeaderValue {
+    req.headers().get(HEADER).filter(|v| acceptable(v)).cloned().unwrap_or_else(generate)
+}
+
+/// `f` with `id` as the current request's id.
+pub fn sync_scope<R>(id: HeaderValue, f: impl FnOnce() -> R) -> R {
+    REQUEST_ID.sync_scope(id, f)
+}
+
+/// `fut` with `id` as the current request's id whenever it runs.
+pub fn scope<F: std::future::Future>(id: HeaderValue, fut: F) -> tokio::task::futures::TaskLocalFuture<HeaderValue, F> {
+    REQUEST_ID.scope(id, fut)
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ pub mod routes;
 pub mod upstream;
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::body::Body;
 use http_body::Body as _;
@@ -33,11 +32,6 @@ use crate::extract::client_ip;
 use crate::state::AppState;
 
 const X_ACCOUNT_ID: http::HeaderName = http::HeaderName::from_static("x-account-id");
-
-/// Marks a response that came from an upstream: its status and body are the upstream's and
-/// no layer may rewrite them (e.g. into keygate's error format).
-#[derive(Debug, Clone, Copy)]
-pub struct Proxied;
 
 /// Built from `[[gateway.routes]]` at start.
 pub struct Gateway {
@@ -116,15 +110,13 @@ impl Gateway {
         *upstream_req.version_mut() = http::Version::HTTP_11;
         *upstream_req.headers_mut() = headers;
 
-        let started = Instant::now();
         let answer = self.wait_for_answer(upstream_req, route.timeout, &activity, &route.authority).await;
-        state.metrics.upstream_seconds.observe(started.elapsed().as_secs_f64());
+        state.metrics.upstream_seconds.observe(activity.started().elapsed().as_secs_f64());
         match answer {
             Ok(Ok(resp)) => {
                 let (mut head, incoming) = resp.into_parts();
                 proxy::downstream_headers(&mut head.headers);
                 head.extensions.clear();
-                head.extensions.insert(Proxied);
                 Response::from_parts(head, Body::new(IdleTimeout::new(incoming, route.timeout)))
             }
             Ok(Err(e)) => {

@@ -301,6 +301,11 @@ impl Activity {
         Activity { started: Instant::now(), last_ms: Arc::new(AtomicU64::new(0)) }
     }
 
+    /// When the request set off for the upstream.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     fn touch(&self) {
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);

@@ -87,7 +87,9 @@ pub async fn send(authority: &Authority, mut req: http::Request<Body>) -> Result
             },
         }
     }
-    let mut sender = connect(authority).await?;
+    // Boxed: the connect path is rare once the pool is warm, and its state inline would make
+    // every request's future larger (and every move of it a longer copy).
+    let mut sender = Box::pin(connect(authority)).await?;
     sender.ready().await.map_err(UpstreamError::Http)?;
     let resp = sender.send_request(req).await.map_err(UpstreamError::Http)?;
     Ok(PooledBody::wrap(resp, authority, sender))

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod docs;
+pub mod edge;
 pub mod health;
 pub mod identity;
 pub mod key_input;
@@ -15,7 +16,7 @@ pub mod roles;
 pub mod verify;
 
 use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt as _};
@@ -44,7 +45,6 @@ pub fn service(state: AppState) -> HttpService {
     // would wrap each route instead, and each of those boxed services is cloned per request
     // (≈ 20 allocations per request before this). No outer `Router` either: it would match
     // every request's path a second time only to reach its fallback.
-    let edge = middleware::from_fn_with_state(state, edge);
     let catch_panic = CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response());
     // The request span and its response line are DEBUG: when that level is off for them (the
     // default), the layer is left out, not merely silent — it cost ≈ 2.4k instructions per
@@ -55,11 +55,11 @@ pub fn service(state: AppState) -> HttpService {
             // logged inside a request name its `request_id` themselves.
             tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %crate::request_id::current())
         });
-        let service = ServiceBuilder::new().layer(edge).layer(trace).layer(catch_panic).service(routes);
-        BoxCloneSyncService::new(service.map_response(IntoResponse::into_response))
+        let service = ServiceBuilder::new().layer(trace).layer(catch_panic).service(routes);
+        BoxCloneSyncService::new(edge::Edge::new(state, service.map_response(IntoResponse::into_response)))
     } else {
-        let service = ServiceBuilder::new().layer(edge).layer(catch_panic).service(routes);
-        BoxCloneSyncService::new(service.map_response(IntoResponse::into_response))
+        let service = ServiceBuilder::new().layer(catch_panic).service(routes);
+        BoxCloneSyncService::new(edge::Edge::new(state, service.map_response(IntoResponse::into_response)))
     }
 }
 
@@ -134,18 +134,6 @@ async fn fallback(State(state): State<AppState>, req: Request) -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
-}
-
-/// The outermost layer, one per request: the request id (see `request_id`) and the count of
-/// answers by status. One layer rather than two: each `from_fn` layer costs allocations.
-async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let resp = crate::request_id::run(req, next).await;
-    state
-        .metrics
-        .http_responses
-        .get_or_create(&crate::metrics::StatusLabel { status: resp.status().as_u16() })
-        .inc();
-    resp
 }
 
 #[cfg(test)]
