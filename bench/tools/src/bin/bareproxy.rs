@@ -1,8 +1,9 @@
 //! The load script's fifth scenario: the smallest reverse proxy on keygate's own HTTP stack
-//! — one thread per core, each with a single-threaded tokio runtime, its own `SO_REUSEPORT`
-//! listening socket and its own pooled hyper-util client, as `keygate serve` runs — with no
-//! authentication, no header rewriting and no middleware. It separates what keygate's gateway
-//! costs on top of that stack from what the stack itself costs next to nginx.
+//! — one thread per core, each with a single-threaded tokio runtime and its own `SO_REUSEPORT`
+//! listening socket, forwarding over the gateway's own upstream pool
+//! (`keygate_server::gateway::upstream`), as `keygate serve` runs — with no authentication, no
+//! header rewriting and no middleware. It separates what keygate's gateway costs on top of
+//! that stack from what the stack itself costs next to nginx.
 //!
 //! Usage: `bareproxy LISTEN_ADDR UPSTREAM_ADDR`. `WORKERS` (default: the cores) sets the
 //! threads; `MULTI_THREAD=1` serves from one work-stealing runtime instead (keygate's stack
@@ -19,12 +20,9 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
+use keygate_server::gateway::upstream;
 use tokio::net::{TcpListener, TcpSocket};
-
-type Upstream = Client<HttpConnector, Incoming>;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -45,37 +43,36 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One accept loop with its own socket on the shared port and its own upstream pool.
+/// One accept loop with its own socket on the shared port (the upstream pool is per thread).
 async fn serve(listen: SocketAddr, upstream: SocketAddr) -> anyhow::Result<()> {
     let socket = TcpSocket::new_v4()?;
     socket.set_reuseport(true)?;
     socket.set_reuseaddr(true)?;
     socket.bind(listen)?;
     let listener: TcpListener = socket.listen(1024)?;
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Upstream = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build(connector);
-    let authority = upstream.to_string();
+    let authority: http::uri::Authority = upstream.to_string().parse()?;
+    let host = http::HeaderValue::from_str(authority.as_str())?;
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
-        let (client, authority) = (client.clone(), authority.clone());
+        let (authority, host) = (authority.clone(), host.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| forward(client.clone(), authority.clone(), req));
+            let service = service_fn(move |req| forward(authority.clone(), host.clone(), req));
             // Errors are clients going away mid-request (wrk stopping): nothing to report.
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
 
-async fn forward(client: Upstream, authority: String, req: Request<Incoming>) -> Result<Response<BoxBody<bytes::Bytes, hyper::Error>>, Infallible> {
+async fn forward(authority: http::uri::Authority, host: http::HeaderValue, req: Request<Incoming>) -> Result<Response<BoxBody<bytes::Bytes, hyper::Error>>, Infallible> {
     let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = match format!("http://{authority}{path}").parse() {
+    // Origin form and the upstream's own `Host`, as the gateway sends them.
+    parts.uri = match parts.uri.path_and_query().map_or(Ok(http::Uri::from_static("/")), |p| p.as_str().parse()) {
         Ok(uri) => uri,
         Err(_) => return Ok(status(StatusCode::BAD_REQUEST)),
     };
-    match client.request(Request::from_parts(parts, body)).await {
+    parts.headers.insert(http::header::HOST, host);
+    match upstream::send(&authority, Request::from_parts(parts, axum::body::Body::new(body))).await {
         Ok(resp) => Ok(resp.map(BodyExt::boxed)),
         Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
     }
