@@ -19,6 +19,8 @@ DURATION=${DURATION:-4}
 KG_PORT=${KG_PORT:-18180}
 UP_PORT=${UP_PORT:-19190}
 KG="http://127.0.0.1:$KG_PORT"
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 export BENCH_WRK="$HERE/wrk"
 
 for tool in valgrind callgrind_control callgrind_annotate wrk python3; do
@@ -29,33 +31,14 @@ rm -rf "$OUT" && mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 
 "$BIN/upstream" "127.0.0.1:$UP_PORT" 1 2>"$OUT/upstream.log" &
 UP_PID=$!
-cat >"$OUT/keygate.toml" <<EOF
-listen = "127.0.0.1:$KG_PORT"
-database_url = "sqlite://$OUT/keygate.db"
-workers = 1
-[signup]
-default_plan = "bench"
-block_free_email = false
-[plans.bench]
-api_access = true
-[dashboard]
-secure_cookies = false
-[[gateway.routes]]
-prefix = "/v1/bench"
-upstream = "http://127.0.0.1:$UP_PORT"
-resource = "bench"
-EOF
+write_keygate_config "$OUT/keygate.toml" "$KG_PORT" "$UP_PORT" "$OUT/keygate.db" "workers = 1"
 valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.%p" "$BIN/keygate" serve -c "$OUT/keygate.toml" >"$OUT/keygate.log" 2>&1 &
 KG_PID=$!
 trap 'kill $KG_PID $UP_PID 2>/dev/null; wait 2>/dev/null' EXIT
-for _ in $(seq 1 120); do curl -fsS "$KG/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
+wait_for_keygate 60 || { echo "callgrind.sh: keygate did not start (see $OUT/keygate.log)" >&2; exit 1; }
 
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-post() { curl -fsS -X POST "$KG$1" -H 'content-type: application/json' ${TOKEN:+-H "authorization: Bearer $TOKEN"} -d "$2"; }
-REG=$(post /v1/register '{"email":"cg@callgrind.example","password":"correct horse battery staple","name":"CG"}')
-TOKEN=$(json "['token']" <<<"$REG")
-ACCOUNT=$(json "['default_account_id']" <<<"$REG")
-KEY=$(post /v1/keys "{\"account_id\":\"$ACCOUNT\",\"class\":\"org\",\"name\":\"callgrind\"}" | json "['key']")
+register_bench_user cg@callgrind.example
+KEY=$(mint callgrind | json "['key']")
 export KEY
 
 measure() { # NAME wrk-arguments…

@@ -41,6 +41,8 @@ BARE_PORT=${BARE_PORT:-19300}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${OUT:-$ROOT/target/bench-load/$(date +%Y%m%d-%H%M%S)}
 KG="http://127.0.0.1:$KG_PORT"
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 RESULTS="$OUT/results.tsv"
@@ -90,43 +92,18 @@ busy_note() { # what else was running, recorded beside every measurement
 "$BIN/upstream" "127.0.0.1:$UP_PORT" 1 2>"$OUT/upstream.log" &
 UP_PID=$!
 
-cat > "$OUT/keygate.toml" <<EOF
-listen = "127.0.0.1:$KG_PORT"
-database_url = "sqlite://$OUT/keygate.db"
-
-[signup]
-default_plan = "bench"
-block_free_email = false
-
-# API access with no plan-wide rate limit: the load must not be refused. The keys under test
-# have no limit of their own either, except the one the rate-limit check mints.
-[plans.bench]
-api_access = true
-
+write_keygate_config "$OUT/keygate.toml" "$KG_PORT" "$UP_PORT" "$OUT/keygate.db" "" '
 [cache]
 max_entries = 2000000
 ttl_seconds = 3600
 
 [usage]
-flush_interval_ms = 500
-
-[dashboard]
-secure_cookies = false
-
-[[gateway.routes]]
-prefix = "/v1/bench"
-upstream = "http://127.0.0.1:$UP_PORT"
-resource = "bench"
-EOF
+flush_interval_ms = 500'
 
 start_keygate() { # extra environment as arguments: KEY=VALUE …
   env "$@" "$BIN/keygate" serve -c "$OUT/keygate.toml" >>"$OUT/keygate.log" 2>&1 &
   KG_PID=$!
-  for _ in $(seq 1 100); do
-    curl -fsS "$KG/healthz" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  die "keygate did not start (see $OUT/keygate.log)"
+  wait_for_keygate 10 || die "keygate did not start (see $OUT/keygate.log)"
 }
 stop_keygate() { # SIGTERM: drains and flushes usage counters
   kill -TERM "$KG_PID" 2>/dev/null || true
@@ -178,12 +155,7 @@ BARE_PID=$!
 start_keygate
 
 # ---------------------------------------------------------------- a user and keys, over HTTP
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
-post() { curl -fsS -X POST "$KG$1" -H 'content-type: application/json' ${TOKEN:+-H "authorization: Bearer $TOKEN"} -d "$2"; }
-REG=$(post /v1/register "{\"email\":\"bench@bench-$RANDOM$RANDOM.example\",\"password\":\"correct horse battery staple\",\"name\":\"Bench Co\"}")
-TOKEN=$(json "['token']" <<<"$REG")
-ACCOUNT=$(json "['default_account_id']" <<<"$REG")
-mint() { post /v1/keys "{\"account_id\":\"$ACCOUNT\",\"class\":\"org\",\"name\":\"$1\"${2:+,$2}}"; }
+register_bench_user "bench@bench-$RANDOM$RANDOM.example"
 MAIN=$(mint load)
 KEY=$(json "['key']" <<<"$MAIN"); KEY_ID=$(json "['id']" <<<"$MAIN")
 LIMITED=$(mint limited '"rate_limit":{"limit":1000,"window_seconds":86400}')
