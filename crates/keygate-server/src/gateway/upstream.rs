@@ -82,7 +82,11 @@ pub async fn send(authority: &Authority, mut req: http::Request<Body>) -> Result
             Ok(resp) => return Ok(PooledBody::wrap(resp, authority, sender)),
             Err(mut e) => match e.take_message() {
                 // Refused before any of it was written: safe to send elsewhere.
-                Some(unsent) => req = unsent,
+                Some(unsent) => {
+                    #[cfg(test)]
+                    tests::RESENT.with(|n| n.set(n.get() + 1));
+                    req = unsent;
+                }
                 None => return Err(UpstreamError::Http(e.into_error())),
             },
         }
@@ -225,5 +229,106 @@ impl http_body::Body for PooledBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    thread_local! {
+        /// Requests `send` sent once more after a pooled connection refused them unwritten.
+        pub(super) static RESENT: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// An upstream on TCP answering `fresh` to every request, counting its connections.
+    async fn tcp_upstream(listener: TcpListener) -> (Authority, Arc<AtomicUsize>) {
+        let authority = listener.local_addr().expect("addr").to_string().parse().expect("authority");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    while let Ok(n) = stream.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        // Bodiless requests: each ends with its blank line.
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh";
+                            if stream.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (authority, connections)
+    }
+
+    fn get(authority: &Authority) -> http::Request<Body> {
+        let mut req = http::Request::new(Body::empty());
+        *req.uri_mut() = http::Uri::from_static("/x");
+        req.headers_mut().insert(http::header::HOST, http::HeaderValue::from_str(authority.as_str()).expect("host"));
+        req
+    }
+
+    #[tokio::test]
+    async fn a_request_a_pooled_connection_refused_unwritten_is_sent_once_more_on_a_new_one() {
+        let (authority, connections) = tcp_upstream(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
+        // A pooled connection whose far end is gone, which its driver has not noticed yet: the
+        // pool hands it out (it looks open and ready), and hyper refuses the request before
+        // writing any of it once the driver reads the end of the stream.
+        let (near, far) = tokio::io::duplex(4096);
+        let (mut stale, driver) = hyper::client::conn::http1::handshake(TokioIo::new(near)).await.expect("handshake");
+        tokio::spawn(async move {
+            let _ = driver.await;
+        });
+        stale.ready().await.expect("ready");
+        put_back(&authority, stale);
+        drop(far);
+
+        let before = RESENT.with(Cell::get);
+        let resp = send(&authority, get(&authority)).await.expect("answered on a new connection");
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(&body[..], b"fresh");
+        assert_eq!(RESENT.with(Cell::get) - before, 1, "the refused request was sent once more");
+        assert_eq!(connections.load(Ordering::SeqCst), 1, "on one new connection");
+
+        // That new connection went back to the pool and serves the next request.
+        let resp = send(&authority, get(&authority)).await.expect("answered");
+        assert_eq!(resp.into_body().collect().await.expect("body").to_bytes(), "fresh");
+        assert_eq!(connections.load(Ordering::SeqCst), 1, "reused");
+        assert_eq!(RESENT.with(Cell::get) - before, 1);
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_literal_upstream_is_reached_and_its_connection_reused() {
+        let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+            eprintln!("SKIPPED an_ipv6_literal_upstream_is_reached_and_its_connection_reused: this machine has no IPv6 loopback");
+            return;
+        };
+        let (authority, connections) = tcp_upstream(listener).await;
+        assert!(authority.as_str().starts_with("[::1]:"), "{authority}");
+        for _ in 0..3 {
+            let resp = send(&authority, get(&authority)).await.expect("answered");
+            assert_eq!(resp.into_body().collect().await.expect("body").to_bytes(), "fresh");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
     }
 }
