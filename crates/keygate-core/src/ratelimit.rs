@@ -58,7 +58,7 @@ pub fn check(tat: Option<u64>, now: u64, limit: &RateLimit, cost: u32) -> (Decis
     let new_tat = base.saturating_add(t.saturating_mul(u64::from(cost)));
     let ahead = new_tat - now;
     if ahead <= capacity {
-        let remaining = if t == 0 { limit.burst() } else { ((capacity - ahead) / t) as u32 };
+        let remaining = (capacity - ahead).checked_div(t).map_or(limit.burst(), |r| r as u32);
         let d = Decision {
             allowed: true,
             limit: limit.limit,
@@ -69,7 +69,7 @@ pub fn check(tat: Option<u64>, now: u64, limit: &RateLimit, cost: u32) -> (Decis
         (d, Some(new_tat))
     } else {
         let current_ahead = base - now;
-        let remaining = if t == 0 { 0 } else { (capacity.saturating_sub(current_ahead) / t) as u32 };
+        let remaining = capacity.saturating_sub(current_ahead).checked_div(t).map_or(0, |r| r as u32);
         let d = Decision {
             allowed: false,
             limit: limit.limit,

@@ -12,8 +12,15 @@ use serde_json::{Value, json};
 
 use crate::request_id;
 
+/// An error answer. Boxed: handlers, extractors and the authenticator pass it up inside
+/// `Result`s, and an inline error (≥ 136 bytes) would make every such `Result` — and every
+/// future holding one — that large on the success path too. Its fields read through `Deref`.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorFields>);
+
+/// What an `ApiError` says (see `ApiError`).
+#[derive(Debug, Clone)]
+pub struct ErrorFields {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: Cow<'static, str>,
@@ -25,6 +32,20 @@ pub struct ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+impl std::ops::Deref for ApiError {
+    type Target = ErrorFields;
+
+    fn deref(&self) -> &ErrorFields {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorFields {
+        &mut self.0
+    }
+}
+
 macro_rules! simple {
     ($($fn:ident => $status:ident, $code:literal, $msg:literal;)*) => {
         $(pub fn $fn() -> Self { Self::new(StatusCode::$status, $code, $msg) })*
@@ -33,7 +54,7 @@ macro_rules! simple {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        ApiError { status, code, message: message.into(), user_message: None, details: None, rate: None }
+        ApiError(Box::new(ErrorFields { status, code, message: message.into(), user_message: None, details: None, rate: None }))
     }
 
     simple! {

@@ -57,12 +57,16 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// The default settings, on the SQLite file `db`.
+pub fn sqlite_settings(db: &std::path::Path) -> Settings {
+    Settings { database_url: format!("sqlite://{}", db.display()), ..Settings::default() }
+}
+
 /// Starts a server with default settings changed by `configure`, on 127.0.0.1:0.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let db_path = dir.path().join("keygate.db");
-    let mut settings = Settings::default();
-    settings.database_url = format!("sqlite://{}", db_path.display());
+    let mut settings = sqlite_settings(&db_path);
     settings.listen = "127.0.0.1:0".into();
     settings.usage.flush_interval_ms = 100;
     configure(&mut settings);
@@ -301,8 +305,7 @@ pub fn database_contains(app: &TestApp, needle: &str) -> bool {
 pub async fn spawn_with_store(wrap: impl FnOnce(std::sync::Arc<dyn keygate_store::Store>) -> std::sync::Arc<dyn keygate_store::Store>) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let db_path = dir.path().join("keygate.db");
-    let mut settings = Settings::default();
-    settings.database_url = format!("sqlite://{}", db_path.display());
+    let mut settings = sqlite_settings(&db_path);
     settings.usage.flush_interval_ms = 100;
     let store = keygate_store::open(&settings.database_url).await.expect("open store");
     let app = keygate_server::build_with_store(settings, wrap(store)).await.expect("build app");

@@ -245,8 +245,7 @@ async fn usage_limit_is_exact_under_concurrency() {
 async fn usage_is_counted_and_survives_a_clean_shutdown() {
     let dir = tempfile::tempdir().expect("tmp");
     let db = dir.path().join("k.db");
-    let mut settings = keygate_server::Settings::default();
-    settings.database_url = format!("sqlite://{}", db.display());
+    let mut settings = sqlite_settings(&db);
     settings.usage.flush_interval_ms = 60_000; // only the shutdown flush can save these counts
     let app = spawn_with_settings(settings.clone(), tempfile::tempdir().expect("tmp"), db.clone()).await;
     let u = app.register().await;

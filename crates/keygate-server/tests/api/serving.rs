@@ -32,8 +32,7 @@ async fn a_stop_lets_requests_in_flight_on_every_worker_finish_and_saves_their_u
     let upstream = slow_upstream(Duration::from_millis(700)).await;
     let dir = tempfile::tempdir().expect("tmp");
     let db = dir.path().join("k.db");
-    let mut settings = keygate_server::Settings::default();
-    settings.database_url = format!("sqlite://{}", db.display());
+    let mut settings = sqlite_settings(&db);
     settings.workers = 3;
     settings.usage.flush_interval_ms = 60_000; // only the shutdown flush can save these counts
     settings.gateway.routes = vec![RouteSettings::new("/v1/slow", &upstream, "slow")];
