@@ -236,6 +236,26 @@ impl Store for CountingStore {
         self.inner.list_audit(account_id, filter, page).await
     }
 
+    async fn login_failures(&self, email_key: &str, ip: &str) -> StoreResult<LoginFailures> {
+        self.count("login_failures");
+        self.inner.login_failures(email_key, ip).await
+    }
+
+    async fn record_login_failure(&self, email_key: &str, ip: &str, at: Time) -> StoreResult<()> {
+        self.count("record_login_failure");
+        self.inner.record_login_failure(email_key, ip, at).await
+    }
+
+    async fn record_login_success(&self, email_key: &str, ip: &str, at: Time) -> StoreResult<()> {
+        self.count("record_login_success");
+        self.inner.record_login_success(email_key, ip, at).await
+    }
+
+    async fn prune_login_failures(&self, runs_before: Time, pairs_before: Time) -> StoreResult<u64> {
+        self.count("prune_login_failures");
+        self.inner.prune_login_failures(runs_before, pairs_before).await
+    }
+
     async fn audit_chain(&self, account_id: &str, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEntry>> {
         self.count("audit_chain");
         self.inner.audit_chain(account_id, after_seq, limit).await

@@ -100,7 +100,7 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
     let gateway = gateway::Gateway::from_settings(&settings.gateway.routes)?;
     let state = AppState::new(Inner {
         passwords: password::Passwords::new().map_err(|e| anyhow::anyhow!("password hasher: {}", e.message))?,
-        throttle: throttle::LoginThrottle::new(settings.login.clone()),
+        throttle: throttle::LoginThrottle::new(settings.login.clone(), Arc::clone(&store)),
         settings,
         store,
         auth,

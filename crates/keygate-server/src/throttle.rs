@@ -7,145 +7,174 @@
 //! address that has signed in to an email successfully before is exempt from that email's
 //! counter (an attacker elsewhere cannot lock the owner out of their usual address; the
 //! per-address counter still applies to it).
+//!
+//! The counters live in the database (`Store::login_failures` and its siblings), which every
+//! node of a cluster shares: N nodes allow no more guesses than one, and a restart forgets
+//! nothing. A sign-in costs an argon2 verification (tens of milliseconds), so the one read per
+//! attempt and the one write per failure are noise. Emails are kept as digests only. When the
+//! database cannot be read, sign-in fails closed (503), as it would without the throttle.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
-use dashmap::{DashMap, DashSet};
+use chrono::{Duration, Utc};
+use keygate_store::{FailureRun, LoginFailures, Store, Time};
+use sha2::{Digest as _, Sha256};
 
 use crate::config::LoginSettings;
+use crate::error::{ApiError, ApiResult};
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
-}
+/// How long an address stays known to an email after its last sign-in there.
+const KNOWN_PAIR_DAYS: i64 = 90;
+/// Idle counters are pruned at most this often per node.
+const PRUNE_EVERY_SECONDS: i64 = 3600;
 
 pub struct LoginThrottle {
     settings: LoginSettings,
-    by_email: DashMap<String, Failures>,
-    by_ip: DashMap<IpAddr, Failures>,
-    known: DashSet<(String, IpAddr)>,
+    store: Arc<dyn Store>,
+    /// Unix seconds of this node's last prune.
+    last_prune: AtomicI64,
 }
 
-const MAX_TRACKED: usize = 200_000;
-
 impl LoginThrottle {
-    pub fn new(settings: LoginSettings) -> Self {
-        LoginThrottle { settings, by_email: DashMap::new(), by_ip: DashMap::new(), known: DashSet::new() }
+    pub fn new(settings: LoginSettings, store: Arc<dyn Store>) -> Self {
+        LoginThrottle { settings, store, last_prune: AtomicI64::new(0) }
     }
 
-    fn wait(&self, f: Option<Failures>, threshold: u32, now: Instant) -> Option<u64> {
-        let f = f?;
-        if f.count < threshold {
-            return None;
-        }
-        let doublings = (f.count - threshold).min(20);
-        let backoff = self.settings.backoff_base_seconds.max(1).saturating_mul(1 << doublings).min(self.settings.backoff_max_seconds.max(1));
-        let until = f.last + Duration::from_secs(backoff);
-        (until > now).then(|| (until - now).as_secs().max(1))
-    }
-
-    /// `Err(seconds)` when this attempt must be refused before looking at the password.
-    pub fn check(&self, email: &str, ip: IpAddr) -> Result<(), u64> {
-        let now = Instant::now();
-        let ip_wait = self.wait(self.by_ip.get(&ip).map(|f| *f), self.settings.max_failures_per_ip, now);
-        let email_wait = if self.known.contains(&(email.to_owned(), ip)) {
-            None
-        } else {
-            self.wait(self.by_email.get(email).map(|f| *f), self.settings.max_failures_per_email, now)
-        };
-        match ip_wait.max(email_wait) {
-            Some(s) => Err(s),
-            None => Ok(()),
+    /// `Err(rate_limited)` with `Retry-After` when this attempt must be refused before the
+    /// password is looked at.
+    pub async fn check(&self, email: &str, ip: IpAddr) -> ApiResult<()> {
+        let failures = self.store.login_failures(&email_key(email), &ip.to_string()).await?;
+        match decide(&self.settings, &failures, Utc::now()) {
+            Ok(()) => Ok(()),
+            Err(wait) => Err(ApiError::login_throttled(wait)),
         }
     }
 
-    pub fn failure(&self, email: &str, ip: IpAddr) {
-        let now = Instant::now();
-        if self.by_email.len() > MAX_TRACKED || self.by_ip.len() > MAX_TRACKED {
-            self.prune();
-        }
-        let bump = |f: &mut Failures| {
-            f.count = f.count.saturating_add(1);
-            f.last = now;
-        };
-        bump(&mut self.by_email.entry(email.to_owned()).or_insert(Failures { count: 0, last: now }));
-        bump(&mut self.by_ip.entry(ip).or_insert(Failures { count: 0, last: now }));
+    pub async fn failure(&self, email: &str, ip: IpAddr) -> ApiResult<()> {
+        let now = Utc::now();
+        self.store.record_login_failure(&email_key(email), &ip.to_string(), now).await?;
+        self.prune_now_and_then(now).await;
+        Ok(())
     }
 
-    pub fn success(&self, email: &str, ip: IpAddr) {
-        self.by_email.remove(email);
-        if self.known.len() < MAX_TRACKED {
-            self.known.insert((email.to_owned(), ip));
-        }
+    pub async fn success(&self, email: &str, ip: IpAddr) -> ApiResult<()> {
+        self.store.record_login_success(&email_key(email), &ip.to_string(), Utc::now()).await?;
+        Ok(())
     }
 
-    /// Forgets counters idle for longer than twice the longest back-off.
-    pub fn prune(&self) {
-        let horizon = Duration::from_secs(self.settings.backoff_max_seconds.max(60) * 2);
-        let now = Instant::now();
-        self.by_email.retain(|_, f| now.duration_since(f.last) < horizon);
-        self.by_ip.retain(|_, f| now.duration_since(f.last) < horizon);
+    /// Forgets counters idle for longer than twice the longest back-off (a run that old is
+    /// no longer "consecutive"), and known addresses unseen for `KNOWN_PAIR_DAYS`. At most
+    /// hourly per node; a failed prune is retried at the next failure after the hour.
+    async fn prune_now_and_then(&self, now: Time) {
+        let last = self.last_prune.load(Ordering::Relaxed);
+        if now.timestamp() - last < PRUNE_EVERY_SECONDS
+            || self.last_prune.compare_exchange(last, now.timestamp(), Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        let runs_before = now - horizon(&self.settings);
+        let pairs_before = now - Duration::days(KNOWN_PAIR_DAYS);
+        if let Err(e) = self.store.prune_login_failures(runs_before, pairs_before).await {
+            tracing::warn!(error = %e, "could not prune the login throttle's counters");
+            self.last_prune.store(last, Ordering::Relaxed);
+        }
     }
+}
+
+/// What the throttle stores for an email: a digest, so the database never holds addresses
+/// that someone merely typed (typos of real ones included).
+fn email_key(email: &str) -> String {
+    hex::encode(Sha256::digest(format!("keygate login throttle\0{email}").as_bytes()))
+}
+
+fn horizon(settings: &LoginSettings) -> Duration {
+    Duration::seconds(i64::try_from(settings.backoff_max_seconds.max(60)).unwrap_or(i64::MAX / 4).saturating_mul(2))
+}
+
+/// `Err(seconds to wait)` when the attempt is refused.
+fn decide(settings: &LoginSettings, f: &LoginFailures, now: Time) -> Result<(), u64> {
+    let ip_wait = wait(settings, f.ip, settings.max_failures_per_ip, now);
+    let email_wait = if f.known_pair { None } else { wait(settings, f.email, settings.max_failures_per_email, now) };
+    match ip_wait.max(email_wait) {
+        Some(s) => Err(s),
+        None => Ok(()),
+    }
+}
+
+/// The back-off still to wait after `run`: none below `threshold`, then the base doubling
+/// with each failure beyond it, capped; counted from the run's last failure. A run idle past
+/// the horizon is over (pruning may not have removed it yet).
+fn wait(settings: &LoginSettings, run: Option<FailureRun>, threshold: u32, now: Time) -> Option<u64> {
+    let run = run?;
+    if run.count < threshold || now - run.last_at >= horizon(settings) {
+        return None;
+    }
+    let doublings = (run.count - threshold).min(20);
+    let backoff = settings.backoff_base_seconds.max(1).saturating_mul(1 << doublings).min(settings.backoff_max_seconds.max(1));
+    let until = run.last_at + Duration::seconds(i64::try_from(backoff).unwrap_or(i64::MAX / 4));
+    (until > now).then(|| u64::try_from((until - now).num_seconds()).unwrap_or(0).max(1))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn throttle() -> LoginThrottle {
-        LoginThrottle::new(LoginSettings {
-            max_failures_per_email: 3,
-            max_failures_per_ip: 5,
-            backoff_base_seconds: 1,
-            backoff_max_seconds: 60,
-        })
+    fn settings() -> LoginSettings {
+        LoginSettings { max_failures_per_email: 3, max_failures_per_ip: 5, backoff_base_seconds: 1, backoff_max_seconds: 60 }
     }
 
-    fn ip(n: u8) -> IpAddr {
-        IpAddr::from([10, 0, 0, n])
+    fn run(count: u32, seconds_ago: i64, now: Time) -> Option<FailureRun> {
+        Some(FailureRun { count, last_at: now - Duration::seconds(seconds_ago) })
     }
 
     #[test]
-    fn email_is_throttled_after_its_threshold() {
-        let t = throttle();
-        for _ in 0..3 {
-            assert!(t.check("a@x.com", ip(1)).is_ok());
-            t.failure("a@x.com", ip(1));
-        }
-        assert!(t.check("a@x.com", ip(2)).is_err());
-        assert!(t.check("b@x.com", ip(2)).is_ok());
+    fn email_is_throttled_from_its_threshold() {
+        let (s, now) = (settings(), Utc::now());
+        let below = LoginFailures { email: run(2, 0, now), ..Default::default() };
+        assert!(decide(&s, &below, now).is_ok());
+        let at = LoginFailures { email: run(3, 0, now), ..Default::default() };
+        assert_eq!(decide(&s, &at, now), Err(1));
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        let t = throttle();
-        for _ in 0..40 {
-            t.failure("a@x.com", ip(1));
-        }
-        let wait = t.check("a@x.com", ip(9)).expect_err("throttled");
-        assert!((59..=60).contains(&wait), "{wait}");
+    fn backoff_doubles_and_is_capped() {
+        let (s, now) = (settings(), Utc::now());
+        let f = |count| LoginFailures { email: run(count, 0, now), ..Default::default() };
+        assert_eq!(decide(&s, &f(4), now), Err(2));
+        assert_eq!(decide(&s, &f(6), now), Err(8));
+        assert_eq!(decide(&s, &f(40), now), Err(60));
     }
 
     #[test]
-    fn address_is_throttled_across_emails() {
-        let t = throttle();
-        for i in 0..5 {
-            t.failure(&format!("u{i}@x.com"), ip(7));
-        }
-        assert!(t.check("new@x.com", ip(7)).is_err());
-        assert!(t.check("new@x.com", ip(8)).is_ok());
+    fn the_wait_counts_from_the_last_failure_and_a_stale_run_is_over() {
+        let (s, now) = (settings(), Utc::now());
+        let f = |ago| LoginFailures { email: run(9, ago, now), ..Default::default() };
+        assert_eq!(decide(&s, &f(20), now), Err(40), "60 s capped back-off, 20 s of it gone");
+        assert!(decide(&s, &f(61), now).is_ok(), "the back-off has passed");
+        assert!(decide(&s, &f(1000), now).is_ok(), "past the horizon the run is over");
     }
 
     #[test]
-    fn attacker_cannot_lock_out_the_owners_usual_address() {
-        let t = throttle();
-        t.success("a@x.com", ip(1));
-        for _ in 0..10 {
-            t.failure("a@x.com", ip(66));
-        }
-        assert!(t.check("a@x.com", ip(66)).is_err());
-        assert!(t.check("a@x.com", ip(1)).is_ok());
+    fn address_is_throttled_whatever_the_email() {
+        let (s, now) = (settings(), Utc::now());
+        let f = LoginFailures { ip: run(5, 0, now), known_pair: true, ..Default::default() };
+        assert!(decide(&s, &f, now).is_err(), "the per-address counter applies to known pairs too");
+    }
+
+    #[test]
+    fn the_owners_usual_address_is_exempt_from_the_emails_counter() {
+        let (s, now) = (settings(), Utc::now());
+        let f = LoginFailures { email: run(10, 0, now), known_pair: true, ..Default::default() };
+        assert!(decide(&s, &f, now).is_ok());
+    }
+
+    #[test]
+    fn emails_are_stored_as_digests() {
+        let k = email_key("ada@example.com");
+        assert_eq!(k.len(), 64);
+        assert!(!k.contains("ada"));
+        assert_ne!(k, email_key("ada@example.org"));
     }
 }

@@ -374,3 +374,22 @@ impl AuditEntry {
         ))
     }
 }
+
+/// A run of failed sign-ins for one subject (an email's digest, or a client address), as the
+/// login throttle counts them (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureRun {
+    /// Consecutive failures.
+    pub count: u32,
+    /// The last of them.
+    pub last_at: Time,
+}
+
+/// What the login throttle decides on, for one attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginFailures {
+    pub email: Option<FailureRun>,
+    pub ip: Option<FailureRun>,
+    /// This address has signed in to this email before.
+    pub known_pair: bool,
+}

@@ -147,6 +147,20 @@ pub trait Store: Send + Sync + 'static {
     async fn record_usage(&self, deltas: &[UsageDelta]) -> StoreResult<()>;
     async fn key_usage(&self, key_id: &str, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<DailyUsage>>;
 
+    // ---- sign-in throttle (shared by every node that shares the database) ----
+
+    /// The failure runs of `email_key` (a digest, never the address itself) and of `ip`, and
+    /// whether `ip` has signed in to `email_key` before.
+    async fn login_failures(&self, email_key: &str, ip: &str) -> StoreResult<LoginFailures>;
+    /// One failed attempt: both runs grow by one and end at `at`, atomically (nodes may
+    /// record failures for the same subjects at once).
+    async fn record_login_failure(&self, email_key: &str, ip: &str, at: Time) -> StoreResult<()>;
+    /// A successful sign-in: the email's run ends; the pair is remembered as of `at`.
+    async fn record_login_success(&self, email_key: &str, ip: &str, at: Time) -> StoreResult<()>;
+    /// Forgets runs last grown before `runs_before` and pairs last seen before `pairs_before`;
+    /// answers how many rows went.
+    async fn prune_login_failures(&self, runs_before: Time, pairs_before: Time) -> StoreResult<u64>;
+
     // ---- audit ----
 
     async fn append_audit(&self, audit: Vec<NewAudit>) -> StoreResult<()>;

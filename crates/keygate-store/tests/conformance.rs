@@ -47,6 +47,7 @@ conformance! {
     identity::members_page_without_gaps,
     identity::roles,
     identity::sessions_and_password_change,
+    identity::login_throttle_counters,
     audit::audit_chain_hashes_and_pages,
     audit::concurrent_appends_keep_the_chain,
     keys::keys_create_look_up_and_page,

@@ -267,13 +267,11 @@ async fn patch_user(
             // which is exactly where a stolen session would be used from. A right answer does
             // not clear it (idle counters are pruned), so alternating cannot reset it.
             let throttle_key = format!("password-change:{user_id}");
-            if let Err(wait) = state.throttle.check(&throttle_key, ip) {
-                return Err(ApiError::login_throttled(wait));
-            }
+            state.throttle.check(&throttle_key, ip).await?;
             let ok = current.expose_secret().len() <= MAX_PASSWORD_BYTES
                 && state.passwords.verify(current, Some(&user.password_hash)).await?;
             if !ok {
-                state.throttle.failure(&throttle_key, ip);
+                state.throttle.failure(&throttle_key, ip).await?;
                 return Err(ApiError::login_error().with_user_message("The current password is not correct."));
             }
             Some(state.passwords.hash(new).await?)

@@ -156,15 +156,15 @@ fn is_extra_blocked(domain: &str, extra: &[String]) -> bool {
 /// every way in (API and dashboard), so a second door is not a second set of guesses.
 pub async fn login(state: &AppState, ip: IpAddr, email: &str, password: &SecretString) -> ApiResult<SignedIn> {
     // The throttle's key: the normalised email when it parses, the raw lower-cased text otherwise
-    // (so made-up strings are counted too, and never touch storage).
+    // (so made-up strings are counted too, without a user lookup).
     let parsed = Email::parse(email).ok();
     let email_key = parsed
         .as_ref()
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|| email.trim().chars().take(MAX_EMAIL_KEY_CHARS).collect::<String>().to_lowercase());
-    if let Err(wait) = state.throttle.check(&email_key, ip) {
+    if let Err(refused) = state.throttle.check(&email_key, ip).await {
         tracing::debug!("sign-in attempt throttled");
-        return Err(ApiError::login_throttled(wait));
+        return Err(refused);
     }
     let user = match &parsed {
         Some(e) => state.store.user_by_email(e.as_str()).await?,
@@ -175,7 +175,7 @@ pub async fn login(state: &AppState, ip: IpAddr, email: &str, password: &SecretS
     let user = match user {
         Some(user) if ok => user,
         unknown_or_wrong => {
-            state.throttle.failure(&email_key, ip);
+            state.throttle.failure(&email_key, ip).await?;
             if let Some(user) = unknown_or_wrong {
                 record_failed_login(state, user, ip);
             }
@@ -183,7 +183,7 @@ pub async fn login(state: &AppState, ip: IpAddr, email: &str, password: &SecretS
             return Err(ApiError::login_error());
         }
     };
-    state.throttle.success(&email_key, ip);
+    state.throttle.success(&email_key, ip).await?;
     let memberships = state.store.user_memberships(&user.id).await?;
     let now = Utc::now();
     let (token, session) = new_session(state, &user.id, now);

@@ -72,7 +72,11 @@ async fn drop_db(db: TestDb) {
 }
 
 async fn node(db: &TestDb, redis_url: &str, policy: FailurePolicy) -> TestApp {
-    let settings = Settings {
+    node_with(db, redis_url, policy, |_| {}).await
+}
+
+async fn node_with(db: &TestDb, redis_url: &str, policy: FailurePolicy, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings {
         database_url: db.url.clone(),
         redis_url: redis_url.to_owned(),
         rate_limits: RateLimitSettings { redis_failure_policy: policy },
@@ -80,6 +84,7 @@ async fn node(db: &TestDb, redis_url: &str, policy: FailurePolicy) -> TestApp {
         usage: UsageSettings { flush_interval_ms: 100 },
         ..Settings::default()
     };
+    configure(&mut settings);
     let dir = tempfile::tempdir().expect("tempdir");
     let unused = dir.path().join("unused.db");
     spawn_with_settings(settings, dir, unused).await
@@ -330,4 +335,28 @@ fn database_urls_are_rewritten_for_the_fresh_database() {
     assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/test", "kg_it_x"), "postgres://postgres@127.0.0.1:5432/kg_it_x");
     assert_eq!(with_database("postgres://u:p@h/test?sslmode=disable", "d"), "postgres://u:p@h/d?sslmode=disable");
     assert_eq!(with_database("postgres://h:5432", "d"), "postgres://h:5432/d");
+}
+
+#[tokio::test]
+async fn sign_in_failures_on_one_node_count_on_the_other() {
+    let Some(env) = env("shared login throttle") else { return };
+    let db = fresh_db(&env.postgres).await;
+    // A back-off long enough that a slow, busy test machine cannot outlast it.
+    let slow_backoff = |s: &mut Settings| s.login.backoff_base_seconds = 60;
+    let a = node_with(&db, &env.redis, FailurePolicy::FailClosed, slow_backoff).await;
+    let b = node_with(&db, &env.redis, FailurePolicy::FailClosed, slow_backoff).await;
+    let u = a.register().await;
+    let wrong = json!({ "email": u.email, "password": "not the password at all" });
+    // The email's threshold is 10 (SPEC §4): five wrong passwords on each node…
+    for node in [&a, &b, &a, &b, &a, &b, &a, &b, &a, &b] {
+        assert_eq!(node.post("/v1/login", Cred::None, wrong.clone()).await.status, StatusCode::UNAUTHORIZED);
+    }
+    // …and both refuse the eleventh, the right password too: one counter, not one per node.
+    let right = json!({ "email": u.email, "password": PASSWORD });
+    for node in [&a, &b] {
+        let r = node.post("/v1/login", Cred::None, right.clone()).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+        assert!(r.headers.contains_key("retry-after"));
+    }
+    drop_db(db).await;
 }

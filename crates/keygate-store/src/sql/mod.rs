@@ -37,6 +37,7 @@ mod accounts;
 mod audit;
 mod error;
 mod keys;
+mod login;
 mod members;
 mod rows;
 mod store_impl;
@@ -189,8 +190,14 @@ impl SqlStore {
     /// from several nodes at once (sqlx's migrator takes an advisory lock on PostgreSQL).
     pub async fn migrate(&self) -> StoreResult<()> {
         let sources: &[(i64, &str, &'static str)] = match self.dialect {
-            Dialect::Sqlite => &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))],
-            Dialect::Postgres => &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))],
+            Dialect::Sqlite => &[
+                (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
+                (2, "login throttle", include_str!("../../migrations/sqlite/0002_login_throttle.sql")),
+            ],
+            Dialect::Postgres => &[
+                (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+                (2, "login throttle", include_str!("../../migrations/postgres/0002_login_throttle.sql")),
+            ],
         };
         let migrations = sources
             .iter()

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use keygate_core::Authority;
 
-use super::{SqlStore, accounts, audit, keys, members, usage, users};
+use super::{SqlStore, accounts, audit, keys, login, members, usage, users};
 use crate::error::StoreResult;
 use crate::model::*;
 use crate::store::Store;
@@ -202,6 +202,19 @@ impl Store for SqlStore {
     }
 
     // ---- audit ----
+
+    async fn login_failures(&self, email_key: &str, ip: &str) -> StoreResult<LoginFailures> {
+        login::failures(self, email_key, ip).await
+    }
+    async fn record_login_failure(&self, email_key: &str, ip: &str, at: Time) -> StoreResult<()> {
+        login::record_failure(self, email_key, ip, at).await
+    }
+    async fn record_login_success(&self, email_key: &str, ip: &str, at: Time) -> StoreResult<()> {
+        login::record_success(self, email_key, ip, at).await
+    }
+    async fn prune_login_failures(&self, runs_before: Time, pairs_before: Time) -> StoreResult<u64> {
+        login::prune(self, runs_before, pairs_before).await
+    }
 
     async fn append_audit(&self, audit: Vec<NewAudit>) -> StoreResult<()> {
         audit::append_audit(self, audit).await

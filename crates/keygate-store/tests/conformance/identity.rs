@@ -580,3 +580,52 @@ pub async fn sessions_and_password_change(db: TestDb) {
     assert!(matches!(err, Err(StoreError::NotFound)));
     assert_eq!(verify_chain(s, &o.account.id).await, 3);
 }
+
+pub async fn login_throttle_counters(db: TestDb) {
+    let s = &db.store;
+    let t0 = chrono::Utc::now();
+    let at = move |secs: i64| t0 + chrono::Duration::seconds(secs);
+    assert_eq!(s.login_failures("e1", "10.0.0.1").await.unwrap(), LoginFailures::default());
+
+    s.record_login_failure("e1", "10.0.0.1", at(1)).await.unwrap();
+    s.record_login_failure("e1", "10.0.0.2", at(2)).await.unwrap();
+    let f = s.login_failures("e1", "10.0.0.1").await.unwrap();
+    assert_eq!(f.email.map(|r| r.count), Some(2), "the email's run counts every address");
+    assert_eq!(f.ip.map(|r| r.count), Some(1));
+    assert_eq!(f.email.unwrap().last_at.timestamp_millis(), at(2).timestamp_millis());
+    assert!(!f.known_pair);
+    // An email key and an address that look alike are different subjects.
+    assert_eq!(s.login_failures("10.0.0.1", "e1").await.unwrap(), LoginFailures::default());
+
+    // Failures recorded at once (by several nodes) all count.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let s = Arc::clone(s);
+            tokio::spawn(async move { s.record_login_failure("e2", &format!("10.0.1.{}", i % 2), at(3)).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let f = s.login_failures("e2", "10.0.1.0").await.unwrap();
+    assert_eq!((f.email.unwrap().count, f.ip.unwrap().count), (20, 10));
+
+    // A success ends the email's run (not the address's) and makes the pair known.
+    s.record_login_success("e1", "10.0.0.1", at(4)).await.unwrap();
+    let f = s.login_failures("e1", "10.0.0.1").await.unwrap();
+    assert_eq!(f.email, None);
+    assert_eq!(f.ip.map(|r| r.count), Some(1));
+    assert!(f.known_pair);
+    assert!(!s.login_failures("e1", "10.0.0.2").await.unwrap().known_pair, "known to that address only");
+    s.record_login_success("e1", "10.0.0.1", at(5)).await.unwrap(); // again: no conflict
+
+    // Pruning forgets idle runs and stale pairs only.
+    s.record_login_failure("e3", "10.0.0.3", at(100)).await.unwrap();
+    let gone = s.prune_login_failures(at(50), at(5)).await.unwrap();
+    assert_eq!(gone, 5, "e2 and the addresses 10.0.0.1, 10.0.0.2, 10.0.1.0, 10.0.1.1 are idle; the pair, seen at 5, stays");
+    assert!(s.login_failures("e2", "10.0.1.0").await.unwrap().email.is_none());
+    assert_eq!(s.login_failures("e3", "10.0.0.3").await.unwrap().email.map(|r| r.count), Some(1));
+    assert!(s.login_failures("e1", "10.0.0.1").await.unwrap().known_pair);
+    s.prune_login_failures(at(50), at(6)).await.unwrap();
+    assert!(!s.login_failures("e1", "10.0.0.1").await.unwrap().known_pair);
+}
