@@ -2,8 +2,9 @@
 //! `request_id`) and counts the answer by status.
 //!
 //! A hand-written `tower` service rather than `axum::middleware::from_fn`: that one clones the
-//! inner service into a boxed `Next` and boxes its own future on every request (≈ 1.2k
-//! instructions per request, BENCHMARKS.md). This one allocates nothing of its own.
+//! inner service into a boxed `Next` and boxes its own future on every request. This one
+//! allocates nothing of its own (with the changes measured alongside it, ≈ 0.6k instructions
+//! fewer per request on every route: BENCHMARKS.md).
 
 use std::future::Future;
 use std::pin::Pin;
