@@ -14,6 +14,10 @@ mod harness;
 mod identity;
 #[path = "conformance/keys.rs"]
 mod keys;
+#[path = "conformance/sign_in.rs"]
+mod sign_in;
+#[path = "conformance/usage.rs"]
+mod usage;
 
 /// Generates `sqlite::<name>` and `postgres::<name>` for each suite function `module::name`.
 macro_rules! conformance {
@@ -46,8 +50,8 @@ conformance! {
     identity::last_owner_rule_holds_under_concurrency,
     identity::members_page_without_gaps,
     identity::roles,
-    identity::sessions_and_password_change,
-    identity::login_throttle_counters,
+    sign_in::sessions_and_password_change,
+    sign_in::login_throttle_counters,
     audit::audit_chain_hashes_and_pages,
     audit::concurrent_appends_keep_the_chain,
     keys::keys_create_look_up_and_page,
@@ -55,9 +59,9 @@ conformance! {
     keys::key_update_revoke_roll,
     keys::key_limit,
     keys::key_limit_holds_under_concurrency,
-    keys::consume_usage_is_exact_under_concurrency,
-    keys::record_usage_from_two_nodes_adds_up,
-    keys::key_auth_joins,
+    usage::consume_usage_is_exact_under_concurrency,
+    usage::record_usage_from_two_nodes_adds_up,
+    usage::key_auth_joins,
 }
 
 // ---- connecting (backend-specific, outside the suite) ----

@@ -55,12 +55,21 @@ pub fn service(state: AppState) -> HttpService {
             // logged inside a request name its `request_id` themselves.
             tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %crate::request_id::current())
         });
-        let service = ServiceBuilder::new().layer(trace).layer(catch_panic).service(routes);
-        BoxCloneSyncService::new(edge::Edge::new(state, service.map_response(IntoResponse::into_response)))
+        outermost(state, ServiceBuilder::new().layer(trace).layer(catch_panic).service(routes))
     } else {
-        let service = ServiceBuilder::new().layer(catch_panic).service(routes);
-        BoxCloneSyncService::new(edge::Edge::new(state, service.map_response(IntoResponse::into_response)))
+        outermost(state, ServiceBuilder::new().layer(catch_panic).service(routes))
     }
+}
+
+/// `inner` (whose answer type depends on the layers chosen) behind the edge layer, as one
+/// type-erased service.
+fn outermost<S>(state: AppState, inner: S) -> HttpService
+where
+    S: tower::Service<Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    BoxCloneSyncService::new(edge::Edge::new(state, inner.map_response(IntoResponse::into_response)))
 }
 
 /// The API routes with their OpenAPI description: management, verify, health.

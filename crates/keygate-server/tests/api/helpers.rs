@@ -311,3 +311,8 @@ pub async fn spawn_with_store(wrap: impl FnOnce(std::sync::Arc<dyn keygate_store
     let app = keygate_server::build_with_store(settings, wrap(store)).await.expect("build app");
     serve(app, dir, db_path).await
 }
+
+/// A work address on a domain of its own (sign-up refuses free webmail by default).
+pub fn company_email(local: &str) -> String {
+    format!("{local}@{}.example-corp.com", unique("co"))
+}

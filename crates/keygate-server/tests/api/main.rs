@@ -5,6 +5,7 @@ mod faulty;
 mod helpers;
 
 mod identity;
+mod hygiene;
 mod accounts;
 mod audit;
 mod fail_closed;
