@@ -110,6 +110,7 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
         plans,
         trusted_proxies,
         gateway,
+        submissions: Default::default(),
     });
     let service = routes::service(state.clone());
     Ok(App { state, service, background: Background { stop, flusher } })

@@ -29,6 +29,8 @@ pub struct Inner {
     pub plans: Arc<Plans>,
     pub trusted_proxies: Vec<IpNet>,
     pub gateway: Option<crate::gateway::Gateway>,
+    /// The dashboard's one-time form tokens.
+    pub submissions: crate::dashboard::submissions::Submissions,
 }
 
 impl std::ops::Deref for AppState {

@@ -12,6 +12,7 @@ use keygate_store::{ApiKey, KeyClass, KeyStatus, PageRequest};
 use super::auth::field_messages;
 use super::pages::{self, Flash, Layout, datetime, render};
 use super::session::{QueryFields, SignedForm, Viewer};
+use super::submissions::Submissions;
 use crate::auth::Caller;
 use crate::extract::page_request;
 use crate::service::keys as service;
@@ -138,6 +139,8 @@ struct NewKeyPage {
     may_mint_org: bool,
     errors: Vec<String>,
     today: String,
+    /// One-time: sending this form twice mints once (`submissions`).
+    submission: String,
 }
 
 async fn new_key_page(state: &AppState, viewer: &Viewer, caller: &Caller, form: KeyForm, errors: Vec<String>, status: StatusCode) -> Response {
@@ -157,6 +160,7 @@ async fn new_key_page(state: &AppState, viewer: &Viewer, caller: &Caller, form: 
         roles,
         errors,
         today: Utc::now().format("%Y-%m-%d").to_string(),
+        submission: Submissions::issue(),
     };
     render(status, &page)
 }
@@ -216,6 +220,16 @@ pub async fn create(State(state): State<AppState>, Path(account): Path<String>, 
         rate_limit,
         ..service::MintInput::default()
     };
+    // A form sent before (reloaded, resent, clicked twice): its key exists and its secret was
+    // shown then. Forms without a token (scripts) are not deduplicated.
+    let submission = f.text("submission");
+    if let Some(token) = &submission
+        && !state.submissions.claim(token)
+    {
+        let class = if f.get("class") == Some("org") { KeyClass::Org } else { KeyClass::User };
+        let flash = Flash::notice("This form was already sent: its key was created then, and its secret shown once. Nothing new was created.");
+        return pages::redirect_with(&list_path(&caller.account.id, class), flash, viewer.names);
+    }
     match service::mint(&state, &caller, viewer.ip, input).await {
         Ok(minted) => {
             let page = SecretPage {
@@ -229,6 +243,9 @@ pub async fn create(State(state): State<AppState>, Path(account): Path<String>, 
             render(StatusCode::OK, &page)
         }
         Err(e) => {
+            if let Some(token) = &submission {
+                state.submissions.release(token);
+            }
             let status = e.status;
             new_key_page(&state, &viewer, &caller, entered, field_messages(&e), status).await
         }

@@ -33,8 +33,14 @@ impl Page {
 
     /// The value of the first `name="csrf"` field.
     fn csrf(&self) -> String {
-        let at = self.html.find("name=\"csrf\" value=\"").expect("a csrf field");
-        let rest = &self.html[at + "name=\"csrf\" value=\"".len()..];
+        self.field("csrf")
+    }
+
+    /// The value of the first hidden field called `name`.
+    fn field(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let at = self.html.find(&marker).unwrap_or_else(|| panic!("a {name} field"));
+        let rest = &self.html[at + marker.len()..];
         rest[..rest.find('"').expect("end of value")].to_owned()
     }
 }
@@ -201,6 +207,36 @@ async fn a_created_key_is_shown_once_in_the_answer_and_works_until_revoked() {
     assert!(after.html.contains("is revoked"), "{}", after.html);
     assert!(after.cookie("__Host-keygate_flash").is_some_and(|c| c.contains("Max-Age=0")), "shown once");
     assert_eq!(app.get("/v1/user", Cred::ApiKey(&secret)).await.code(), "api_key_revoked");
+}
+
+#[tokio::test]
+async fn sending_the_new_key_form_again_mints_no_second_key() {
+    let app = spawn_app().await;
+    let (u, cookie, csrf) = signed_in(&app).await;
+    let form_page = get(&app, &format!("/app/a/{}/keys/new", u.account_id), &cookie).await;
+    let submission = form_page.field("submission");
+    let send = async || {
+        let fields = [("csrf", csrf.as_str()), ("submission", &submission), ("name", "twice"), ("class", "user"), ("authority", "user"), ("scopes", "*:*")];
+        post(&app, &format!("/app/a/{}/keys", u.account_id), &cookie, &fields, &[]).await
+    };
+    let first = send().await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.html);
+    assert!(first.html.contains("id=\"new-key-secret\""));
+    // The browser's reload (or a second click) sends the very same form.
+    let again = send().await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.html);
+    assert_eq!(again.location(), format!("/app/a/{}/keys", u.account_id));
+    assert!(!again.html.contains("new-key-secret"));
+    let keys = app.get(&format!("/v1/keys?account_id={}", u.account_id), Cred::Bearer(&u.token)).await;
+    assert_eq!(keys.body["items"].as_array().map(Vec::len), Some(1), "{}", keys.text);
+    // A fresh form is a new key.
+    let next = get(&app, &format!("/app/a/{}/keys/new", u.account_id), &cookie).await.field("submission");
+    assert_ne!(next, submission);
+    // A form refused for bad input can be corrected and sent with its token.
+    let refused = post(&app, &format!("/app/a/{}/keys", u.account_id), &cookie, &[("csrf", &csrf), ("submission", &next), ("name", "x"), ("scopes", "nonsense")], &[]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
+    let fixed = post(&app, &format!("/app/a/{}/keys", u.account_id), &cookie, &[("csrf", &csrf), ("submission", &next), ("name", "x"), ("scopes", "*:*")], &[]).await;
+    assert_eq!(fixed.status, StatusCode::OK, "{}", fixed.html);
 }
 
 #[tokio::test]
