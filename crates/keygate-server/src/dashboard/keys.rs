@@ -227,7 +227,9 @@ pub async fn create(State(state): State<AppState>, Path(account): Path<String>, 
         && !state.submissions.claim(token)
     {
         let class = if f.get("class") == Some("org") { KeyClass::Org } else { KeyClass::User };
-        let flash = Flash::notice("This form was already sent: its key was created then, and its secret shown once. Nothing new was created.");
+        let flash = Flash::notice(
+            "This form was already sent, and its key was created then; nothing new was created. If its secret did not reach your screen, revoke that key and create another.",
+        );
         return pages::redirect_with(&list_path(&caller.account.id, class), flash, viewer.names);
     }
     match service::mint(&state, &caller, viewer.ip, input).await {

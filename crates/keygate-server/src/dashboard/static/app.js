@@ -2,7 +2,18 @@
 // - Buttons with data-dialog open their <dialog> (without JavaScript they lead to a
 //   confirmation page instead). Cancel and Escape close it natively.
 // - Buttons with data-copy copy the text of the element they name.
+// - Forms with data-once disable their submit buttons once sent, so a double click sends
+//   them once (the server refuses a second sending of the same form anyway).
 'use strict';
+
+document.addEventListener('submit', function (event) {
+  var form = event.target instanceof HTMLFormElement ? event.target : null;
+  if (!form || !form.hasAttribute('data-once')) return;
+  // After this event: the form's data is taken first, so the sending is not affected.
+  setTimeout(function () {
+    form.querySelectorAll('button[type="submit"]').forEach(function (b) { b.disabled = true; });
+  }, 0);
+});
 
 document.addEventListener('click', function (event) {
   var target = event.target instanceof Element ? event.target : null;
