@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{Duration, Utc};
 use keygate_store::{FailureRun, LoginFailures, Store, Time};
-use sha2::{Digest as _, Sha256};
 
 use crate::config::LoginSettings;
 use crate::error::{ApiError, ApiResult};
@@ -55,7 +54,7 @@ impl LoginThrottle {
     pub async fn failure(&self, email: &str, ip: IpAddr) -> ApiResult<()> {
         let now = Utc::now();
         self.store.record_login_failure(&email_key(email), &ip.to_string(), now).await?;
-        self.prune_now_and_then(now).await;
+        self.prune_now_and_then(now);
         Ok(())
     }
 
@@ -66,8 +65,9 @@ impl LoginThrottle {
 
     /// Forgets counters idle for longer than twice the longest back-off (a run that old is
     /// no longer "consecutive"), and known addresses unseen for `KNOWN_PAIR_DAYS`. At most
-    /// hourly per node; a failed prune is retried at the next failure after the hour.
-    async fn prune_now_and_then(&self, now: Time) {
+    /// hourly per node, in a task of its own: the failing request does not wait for it (a
+    /// failed prune waits for the next hour).
+    fn prune_now_and_then(&self, now: Time) {
         let last = self.last_prune.load(Ordering::Relaxed);
         if now.timestamp() - last < PRUNE_EVERY_SECONDS
             || self.last_prune.compare_exchange(last, now.timestamp(), Ordering::Relaxed, Ordering::Relaxed).is_err()
@@ -76,17 +76,19 @@ impl LoginThrottle {
         }
         let runs_before = now - horizon(&self.settings);
         let pairs_before = now - Duration::days(KNOWN_PAIR_DAYS);
-        if let Err(e) = self.store.prune_login_failures(runs_before, pairs_before).await {
-            tracing::warn!(error = %e, "could not prune the login throttle's counters");
-            self.last_prune.store(last, Ordering::Relaxed);
-        }
+        let store = Arc::clone(&self.store);
+        tokio::spawn(async move {
+            if let Err(e) = store.prune_login_failures(runs_before, pairs_before).await {
+                tracing::warn!(error = %e, "could not prune the login throttle's counters");
+            }
+        });
     }
 }
 
 /// What the throttle stores for an email: a digest, so the database never holds addresses
 /// that someone merely typed (typos of real ones included).
 fn email_key(email: &str) -> String {
-    hex::encode(Sha256::digest(format!("keygate login throttle\0{email}").as_bytes()))
+    keygate_core::Digest::of(&format!("keygate login throttle\0{email}")).to_hex()
 }
 
 fn horizon(settings: &LoginSettings) -> Duration {
