@@ -147,11 +147,12 @@ fn authenticator(store: Arc<dyn Store>) -> Authenticator {
         cache_max_entries: 1_000_000,
         cache_ttl: Duration::from_secs(3600),
         session_idle: chrono::Duration::minutes(60),
+        unknown_per_address_per_minute: 100,
     })
 }
 
 fn ctx() -> AuthContext {
-    AuthContext { ip: IpAddr::from([127, 0, 0, 1]), requirements: Requirements::default(), cost: 1, extra_limit: None }
+    AuthContext { ip: IpAddr::from([127, 0, 0, 1]), requirements: Requirements::default(), cost: 1, extra_limit: None, ip_is_sender: true }
 }
 
 /// A credential of the right shape whose last checksum character is wrong.

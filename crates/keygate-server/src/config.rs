@@ -157,6 +157,9 @@ pub enum FailurePolicy {
 pub struct RateLimitSettings {
     /// What a shared (Redis) limit decides while Redis is unreachable.
     pub redis_failure_policy: FailurePolicy,
+    /// Distinct unknown keys or session tokens one client address may send per minute before
+    /// its cache misses get 429 without a storage read (0: no limit). Per node.
+    pub unknown_credentials_per_address: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -305,7 +308,7 @@ impl Default for CacheSettings {
 
 impl Default for RateLimitSettings {
     fn default() -> Self {
-        RateLimitSettings { redis_failure_policy: FailurePolicy::FailClosed }
+        RateLimitSettings { redis_failure_policy: FailurePolicy::FailClosed, unknown_credentials_per_address: 100 }
     }
 }
 

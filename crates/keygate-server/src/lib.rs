@@ -95,6 +95,7 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
         cache_max_entries: settings.cache.max_entries,
         cache_ttl: Duration::from_secs(settings.cache.ttl_seconds.max(1)),
         session_idle: chrono::Duration::minutes(settings.sessions.idle_timeout_minutes as i64),
+        unknown_per_address_per_minute: settings.rate_limits.unknown_credentials_per_address,
     });
     let trusted_proxies = settings.trusted_proxies.iter().filter_map(|p| keygate_core::net::parse_cidr(p)).collect();
     let gateway = gateway::Gateway::from_settings(&settings.gateway.routes)?;

@@ -20,6 +20,7 @@ use moka::sync::Cache;
 use super::checks::{Refusal, Requirements, check_key};
 use super::invalidation::{Epochs, Stamp};
 use super::resolved::ResolvedKey;
+use super::unknown_throttle::UnknownThrottle;
 use crate::FastHash;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -54,6 +55,17 @@ pub struct AuthContext {
     pub cost: u32,
     /// An extra limit on top of the key's own: (bucket name, limit), e.g. a gateway route's.
     pub extra_limit: Option<(String, keygate_core::RateLimit)>,
+    /// `ip` sent the credential itself, so unknown credentials count against its allowance
+    /// (`UnknownThrottle`). Not so for verify without `ip`: its caller is the customer's
+    /// backend relaying the keys of many senders, and throttling it would refuse them all.
+    pub ip_is_sender: bool,
+}
+
+impl AuthContext {
+    /// The address that answers for an unknown credential, when there is one.
+    fn sender(&self) -> Option<IpAddr> {
+        self.ip_is_sender.then_some(self.ip)
+    }
 }
 
 /// A key that may proceed, with what the caller needs to answer.
@@ -80,6 +92,8 @@ pub struct Authenticator {
     /// checksums cannot evict real ones.
     unknown: Cache<Digest, Stamp, FastHash>,
     sessions: Cache<Digest, CachedSession, FastHash>,
+    /// Bounds the storage reads that unknown keys and tokens cost, per sending address.
+    unknown_throttle: UnknownThrottle,
     memberships: Cache<(String, String), CachedMembership, FastHash>,
     /// The account every cached key of it shares (see `ResolvedKey`), by id.
     accounts: Cache<String, Arc<Account>, FastHash>,
@@ -102,6 +116,8 @@ pub struct AuthenticatorParts {
     pub cache_max_entries: u64,
     pub cache_ttl: Duration,
     pub session_idle: chrono::Duration,
+    /// Distinct unknown credentials one address may send per minute (0: no limit).
+    pub unknown_per_address_per_minute: u32,
 }
 
 impl Authenticator {
@@ -113,6 +129,7 @@ impl Authenticator {
             sessions: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
             memberships: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
             accounts: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
+            unknown_throttle: UnknownThrottle::new(p.unknown_per_address_per_minute),
             format: p.format,
             store: p.store,
             epochs: p.epochs,
@@ -160,9 +177,16 @@ impl Authenticator {
         if parsed.kind == CredentialKind::Session {
             return self.refused_offline();
         }
-        let Some(key) = self.lookup_key(&parsed.digest).await.map_err(Err)? else {
-            self.metrics.decision("NOT_FOUND");
-            return refused(Refusal::NotFound, None);
+        let key = match self.lookup_key(&parsed.digest, ctx.sender()).await.map_err(Err)? {
+            Lookup::Found(key) => key,
+            Lookup::Unknown => {
+                self.metrics.decision("NOT_FOUND");
+                return refused(Refusal::NotFound, None);
+            }
+            Lookup::Throttled(d) => {
+                self.metrics.decision("RATE_LIMITED");
+                return refused(Refusal::RateLimited(d), None);
+            }
         };
         let now = Utc::now();
         let plan = match check_key(&key, &self.plans, now, ctx.ip, &ctx.requirements) {
@@ -207,7 +231,9 @@ impl Authenticator {
         Ok(Granted { key, rate, usage_remaining })
     }
 
-    async fn lookup_key(&self, digest: &Digest) -> Result<Option<Arc<ResolvedKey>>, ApiError> {
+    /// The key behind `digest`: from the cache, else from storage unless `sender` has spent
+    /// its allowance of unknown credentials (then nothing is read).
+    async fn lookup_key(&self, digest: &Digest, sender: Option<IpAddr>) -> Result<Lookup, ApiError> {
         if let Some(c) = self.keys.get(digest) {
             let (account, user) = c
                 .key
@@ -216,13 +242,17 @@ impl Authenticator {
                 .unwrap_or((None, None));
             if self.epochs.is_current(c.stamp, account, user) {
                 self.metrics.cache_hits.inc();
-                return Ok(c.key);
+                return Ok(c.key.map_or(Lookup::Unknown, Lookup::Found));
             }
         } else if let Some(stamp) = self.unknown.get(digest)
             && self.epochs.is_current(stamp, None, None)
         {
             self.metrics.cache_hits.inc();
-            return Ok(None);
+            return Ok(Lookup::Unknown);
+        }
+        if let Some(d) = sender.and_then(|ip| self.unknown_throttle.refusal(ip)) {
+            tracing::debug!(ip = ?sender, "unknown-credential allowance spent: not looked up");
+            return Ok(Lookup::Throttled(d));
         }
         self.metrics.cache_misses.inc();
         let before = self.epochs.changes();
@@ -230,14 +260,17 @@ impl Authenticator {
             if self.epochs.changes() == before {
                 self.unknown.insert(*digest, self.epochs.stamp(None, None));
             }
-            return Ok(None);
+            if let Some(ip) = sender {
+                self.unknown_throttle.charge(ip);
+            }
+            return Ok(Lookup::Unknown);
         };
         let stamp = self.epochs.stamp(Some(&auth.key.account_id), auth.key.user_id.as_deref());
         let resolved = ResolvedKey::from_auth(auth, |a| self.shared_account(a));
         if self.epochs.changes() == before {
             self.keys.insert(*digest, CachedKey { key: Some(Arc::clone(&resolved)), stamp });
         }
-        Ok(Some(resolved))
+        Ok(Lookup::Found(resolved))
     }
 
     /// The one `Arc` for this state of the account: the cached one while it is equal to what
@@ -253,14 +286,15 @@ impl Authenticator {
         shared
     }
 
-    /// A session token: valid, not revoked, within its idle and absolute timeouts.
-    pub async fn authenticate_session(&self, credential: &str) -> Result<Arc<SessionAuth>, ApiError> {
+    /// A session token: valid, not revoked, within its idle and absolute timeouts. `sender`
+    /// answers for it when it is unknown, as for keys.
+    pub async fn authenticate_session(&self, credential: &str, sender: IpAddr) -> Result<Arc<SessionAuth>, ApiError> {
         let parsed = self.parse(credential).ok_or_else(ApiError::invalid_credentials)?;
-        self.authenticate_parsed_session(&parsed).await
+        self.authenticate_parsed_session(&parsed, sender).await
     }
 
     /// `authenticate_session` for a credential already parsed.
-    pub async fn authenticate_parsed_session(&self, parsed: &Parsed) -> Result<Arc<SessionAuth>, ApiError> {
+    pub async fn authenticate_parsed_session(&self, parsed: &Parsed, sender: IpAddr) -> Result<Arc<SessionAuth>, ApiError> {
         if parsed.kind != CredentialKind::Session {
             return Err(ApiError::invalid_credentials());
         }
@@ -274,9 +308,15 @@ impl Authenticator {
                 c.auth
             }
             None => {
+                if let Some(d) = self.unknown_throttle.refusal(sender) {
+                    return Err(ApiError::rate_limited(d));
+                }
                 self.metrics.cache_misses.inc();
                 let before = self.epochs.changes();
                 let found = self.store.session_by_digest(&parsed.digest.to_hex()).await?;
+                if found.is_none() {
+                    self.unknown_throttle.charge(sender);
+                }
                 let user = found.as_ref().map(|a| a.user.id.clone());
                 let stamp = self.epochs.stamp(None, user.as_deref());
                 let found = found.map(Arc::new);
@@ -369,6 +409,14 @@ impl Authenticator {
         self.keys.run_pending_tasks();
         self.keys.entry_count()
     }
+}
+
+/// What the cache or storage knows of a key digest.
+enum Lookup {
+    Found(Arc<ResolvedKey>),
+    Unknown,
+    /// Not looked up: the sender's allowance of unknown credentials is spent.
+    Throttled(Decision),
 }
 
 /// The decision with less room left: its numbers go into the `RateLimit-*` headers.

@@ -145,9 +145,9 @@ pub async fn authenticate(headers: &HeaderMap, ip: std::net::IpAddr, state: &App
     };
     let parsed = state.auth.parse(credential).ok_or_else(ApiError::invalid_credentials)?;
     match parsed.kind {
-        CredentialKind::Session => state.auth.authenticate_parsed_session(&parsed).await.map(Principal::Session),
+        CredentialKind::Session => state.auth.authenticate_parsed_session(&parsed, ip).await.map(Principal::Session),
         CredentialKind::UserKey | CredentialKind::OrgKey => {
-            let ctx = AuthContext { ip, requirements: Requirements::default(), cost: 1, extra_limit: None };
+            let ctx = AuthContext { ip, requirements: Requirements::default(), cost: 1, extra_limit: None, ip_is_sender: true };
             state.auth.admit_key(&parsed, &ctx).await.map(Principal::Key)
         }
     }

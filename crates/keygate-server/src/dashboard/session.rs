@@ -90,7 +90,7 @@ pub async fn current(state: &AppState, parts: &Parts) -> Result<Option<Viewer>, 
     let Some(token) = read_cookie(&parts.headers, names.session).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
-    let auth = match state.auth.authenticate_session(token).await {
+    let auth = match state.auth.authenticate_session(token, crate::extract::client_ip(parts, state)).await {
         Ok(a) => a,
         Err(e) if e.status == StatusCode::UNAUTHORIZED => return Ok(None),
         Err(e) => return Err(pages::api_error(&e)),

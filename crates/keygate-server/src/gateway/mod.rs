@@ -171,6 +171,7 @@ async fn authorize(state: &AppState, route: &Route, parts: &Parts) -> Result<All
                 requirements: route.requirements(&parts.method).clone(),
                 cost: 1,
                 extra_limit: route.extra_limit.clone(),
+                ip_is_sender: true,
             };
             state.auth.admit_key(&parsed, &ctx).await.map(|granted| key_identity(&granted))
         }
@@ -180,7 +181,7 @@ async fn authorize(state: &AppState, route: &Route, parts: &Parts) -> Result<All
 /// A session acts for its user in the account named by `X-Account-Id`, with `*:*`, limited
 /// per user by the account's plan and the route.
 async fn authorize_session(state: &AppState, route: &Route, parts: &Parts, parsed: &keygate_core::Parsed) -> Result<Allowed, ApiError> {
-    let session = state.auth.authenticate_parsed_session(parsed).await?;
+    let session = state.auth.authenticate_parsed_session(parsed, client_ip(parts, state)).await?;
     if !route.accepts_session {
         return Err(ApiError::new(
             http::StatusCode::FORBIDDEN,

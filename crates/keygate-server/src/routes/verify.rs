@@ -36,8 +36,9 @@ pub struct VerifyBody {
     user_scoped: Option<bool>,
     /// Units of rate limit and usage to spend (0–1000, default 1).
     cost: Option<u32>,
-    /// The end client's address, when the caller forwards requests (for IP allowlists);
-    /// default: the address of the verify call.
+    /// The end client's address, when the caller forwards requests (for IP allowlists, and
+    /// so that a sender of many unknown keys is throttled alone); default: the address of the
+    /// verify call, which is then never throttled for unknown keys.
     ip: Option<String>,
 }
 
@@ -79,6 +80,9 @@ async fn decide(state: &AppState, peer: IpAddr, body: VerifyBody) -> ApiResult<R
     if body.key.len() > 512 {
         return Err(ApiError::invalid_field("key", "is too long to be a key"));
     }
+    // With `ip`, the key's sender is known and answers for unknown keys; without it, the
+    // caller is a backend relaying many senders' keys (see `AuthContext::ip_is_sender`).
+    let ip_is_sender = body.ip.is_some();
     let ip = match body.ip.as_deref() {
         Some(s) => s.parse().map_err(|_| ApiError::invalid_field("ip", "must be an IPv4 or IPv6 address"))?,
         None => peer,
@@ -88,6 +92,7 @@ async fn decide(state: &AppState, peer: IpAddr, body: VerifyBody) -> ApiResult<R
         requirements: Requirements { permissions, user_scoped: body.user_scoped.unwrap_or(false), kinds: Vec::new() },
         cost,
         extra_limit: None,
+        ip_is_sender,
     };
     let (code, key, rate, usage_remaining) = match state.auth.authenticate_key(body.key.trim(), &ctx).await {
         Ok(g) => ("VALID", Some(g.key), g.rate, g.usage_remaining),

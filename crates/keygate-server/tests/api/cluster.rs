@@ -79,7 +79,7 @@ async fn node_with(db: &TestDb, redis_url: &str, policy: FailurePolicy, configur
     let mut settings = Settings {
         database_url: db.url.clone(),
         redis_url: redis_url.to_owned(),
-        rate_limits: RateLimitSettings { redis_failure_policy: policy },
+        rate_limits: RateLimitSettings { redis_failure_policy: policy, ..Default::default() },
         listen: "127.0.0.1:0".into(),
         usage: UsageSettings { flush_interval_ms: 100 },
         ..Settings::default()

@@ -15,3 +15,4 @@ mod gateway;
 mod serving;
 mod upstream_pool;
 mod dashboard;
+mod unknown_credentials;
