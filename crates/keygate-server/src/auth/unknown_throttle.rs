@@ -92,7 +92,7 @@ mod tests {
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
+        s.parse().expect("an address")
     }
 
     #[test]
