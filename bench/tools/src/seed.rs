@@ -26,7 +26,8 @@ pub struct KeySpec {
 /// Opens the SQLite file (it must already carry keygate's schema: `keygate_store::open` or a
 /// keygate server creates it) with settings for a one-off bulk load.
 pub async fn connect(path: &str) -> anyhow::Result<SqliteConnection> {
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?.busy_timeout(std::time::Duration::from_secs(30));
+    let options =
+        SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?.busy_timeout(std::time::Duration::from_secs(30));
     let mut conn = SqliteConnection::connect_with(&options).await?;
     // A benchmark fixture: losing it in a power cut costs a rerun, not data.
     conn.execute("PRAGMA synchronous = OFF").await?;

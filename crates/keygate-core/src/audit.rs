@@ -25,9 +25,7 @@ pub struct ChainedFields<'a> {
 pub fn entry_hash(prev_hash: &str, fields: &ChainedFields<'_>) -> String {
     // serde_json's Value keeps objects in a BTreeMap (no preserve_order), so going through
     // Value sorts every key, nested ones included.
-    let canonical = serde_json::to_value(fields)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
+    let canonical = serde_json::to_value(fields).map(|v| v.to_string()).unwrap_or_default();
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
     h.update(canonical.as_bytes());
@@ -45,8 +43,15 @@ mod tests {
         let target = json!({"type": "key", "id": "key_1"});
         let details = json!({"b": 1, "a": 2});
         let f = ChainedFields {
-            id: "aud_1", seq: 1, at: 5, account_id: "acc_1", actor: &actor,
-            action: "key.created", target: &target, ip: None, details: &details,
+            id: "aud_1",
+            seq: 1,
+            at: 5,
+            account_id: "acc_1",
+            actor: &actor,
+            action: "key.created",
+            target: &target,
+            ip: None,
+            details: &details,
         };
         let h1 = entry_hash(GENESIS, &f);
         assert_eq!(h1, entry_hash(GENESIS, &f.clone()));
@@ -61,7 +66,15 @@ mod tests {
         let b: serde_json::Value = serde_json::from_str(r#"{"b":2,"a":1}"#).expect("json");
         let t = json!({});
         let mk = |d| ChainedFields {
-            id: "aud_1", seq: 1, at: 5, account_id: "acc_1", actor: &t, action: "x", target: &t, ip: None, details: d,
+            id: "aud_1",
+            seq: 1,
+            at: 5,
+            account_id: "acc_1",
+            actor: &t,
+            action: "x",
+            target: &t,
+            ip: None,
+            details: d,
         };
         assert_eq!(entry_hash(GENESIS, &mk(&a)), entry_hash(GENESIS, &mk(&b)));
     }

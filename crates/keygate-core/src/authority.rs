@@ -45,11 +45,7 @@ pub enum MemberRuleViolation {
 
 /// May `actor` give someone `granted` authority (add or promote)? Never more than one has.
 pub fn may_grant(actor: Authority, granted: Authority) -> Result<(), MemberRuleViolation> {
-    if actor.is_admin() && granted <= actor {
-        Ok(())
-    } else {
-        Err(MemberRuleViolation::InsufficientAuthority)
-    }
+    if actor.is_admin() && granted <= actor { Ok(()) } else { Err(MemberRuleViolation::InsufficientAuthority) }
 }
 
 /// May `actor` change a member from `current` to `new`? Administrators cannot touch owners;

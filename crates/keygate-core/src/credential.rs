@@ -144,11 +144,7 @@ impl KeyFormat {
     }
 
     pub fn prefix(&self, kind: CredentialKind) -> &str {
-        self.by_length
-            .iter()
-            .find(|(_, k)| *k == kind)
-            .map(|(p, _)| p.as_str())
-            .unwrap_or_default()
+        self.by_length.iter().find(|(_, k)| *k == kind).map(|(p, _)| p.as_str()).unwrap_or_default()
     }
 
     pub fn generate(&self, kind: CredentialKind) -> Generated {
@@ -172,11 +168,8 @@ impl KeyFormat {
     /// Offline checks only: prefix, length, alphabet, checksum; the kind when all pass. No
     /// digest: callers that only route by kind should not hash the credential twice.
     pub fn check(&self, credential: &str) -> Result<CredentialKind, ParseError> {
-        let (prefix, kind) = self
-            .by_length
-            .iter()
-            .find(|(p, _)| credential.starts_with(p.as_str()))
-            .ok_or(ParseError::UnknownPrefix)?;
+        let (prefix, kind) =
+            self.by_length.iter().find(|(p, _)| credential.starts_with(p.as_str())).ok_or(ParseError::UnknownPrefix)?;
         let body = &credential[prefix.len()..];
         if body.len() != BODY_LEN {
             return Err(ParseError::WrongLength);
@@ -238,9 +231,7 @@ fn checksum_matches(prefix: &str, random: &str, sum: &str) -> bool {
 }
 
 fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| if c == '-' { vec!['\\', c] } else { vec![c] })
-        .collect()
+    s.chars().flat_map(|c| if c == '-' { vec!['\\', c] } else { vec![c] }).collect()
 }
 
 #[cfg(test)]

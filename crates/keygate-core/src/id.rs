@@ -37,8 +37,7 @@ pub fn new_id(kind: IdKind) -> String {
 /// Whether `s` has the shape of an id of `kind`. Used to turn a malformed path segment into a
 /// clean 404 without a storage round trip.
 pub fn looks_like(kind: IdKind, s: &str) -> bool {
-    s.strip_prefix(kind.prefix())
-        .is_some_and(|rest| rest.len() == 20 && base62::is_base62(rest))
+    s.strip_prefix(kind.prefix()).is_some_and(|rest| rest.len() == 20 && base62::is_base62(rest))
 }
 
 #[cfg(test)]

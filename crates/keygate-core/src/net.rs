@@ -52,7 +52,8 @@ mod tests {
 
     #[test]
     fn cidrs_of_both_families() {
-        let list: Vec<IpNet> = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"].iter().filter_map(|s| parse_cidr(s)).collect();
+        let list: Vec<IpNet> =
+            ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"].iter().filter_map(|s| parse_cidr(s)).collect();
         assert_eq!(list.len(), 3);
         assert!(allowed(&list, ip("10.1.2.3")));
         assert!(allowed(&list, ip("2001:db8::1")));

@@ -189,10 +189,7 @@ mod tests {
 
     #[test]
     fn a_role_narrows_the_scopes() {
-        let p = Permissions {
-            scopes: ScopeSet::full_access(),
-            role: Some(ScopeSet::new(vec![s("leads:create")])),
-        };
+        let p = Permissions { scopes: ScopeSet::full_access(), role: Some(ScopeSet::new(vec![s("leads:create")])) };
         assert!(p.allows(&s("leads:create")));
         assert!(!p.allows(&s("leads:read")));
         assert!(!p.allows(&s("companies:read")));

@@ -152,7 +152,13 @@ fn authenticator(store: Arc<dyn Store>) -> Authenticator {
 }
 
 fn ctx() -> AuthContext {
-    AuthContext { ip: IpAddr::from([127, 0, 0, 1]), requirements: Requirements::default(), cost: 1, extra_limit: None, ip_is_sender: true }
+    AuthContext {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        requirements: Requirements::default(),
+        cost: 1,
+        extra_limit: None,
+        ip_is_sender: true,
+    }
 }
 
 /// A credential of the right shape whose last checksum character is wrong.

@@ -383,7 +383,10 @@ impl Settings {
             return bad(format!("workers: at most {MAX_WORKERS} (0 means one per CPU core)"));
         }
         if keygate_core::KeyFormat::new(&self.keys.user_prefix, &self.keys.org_prefix, &self.sessions.prefix).is_err() {
-            return bad("keys.user_prefix, keys.org_prefix and sessions.prefix must be distinct, non-empty, of [A-Za-z0-9_-]".into());
+            return bad(
+                "keys.user_prefix, keys.org_prefix and sessions.prefix must be distinct, non-empty, of [A-Za-z0-9_-]"
+                    .into(),
+            );
         }
         if !self.plans.contains_key(&self.signup.default_plan) {
             return bad(format!("signup.default_plan: no plan named `{}` under [plans]", self.signup.default_plan));
@@ -407,7 +410,10 @@ impl Settings {
         if self.sessions.idle_timeout_minutes == 0 || self.sessions.absolute_timeout_hours == 0 {
             return bad("sessions timeouts must be positive".into());
         }
-        if !self.redis_url.is_empty() && !self.redis_url.starts_with("redis://") && !self.redis_url.starts_with("rediss://") {
+        if !self.redis_url.is_empty()
+            && !self.redis_url.starts_with("redis://")
+            && !self.redis_url.starts_with("rediss://")
+        {
             return bad("redis_url must start with redis:// or rediss://".into());
         }
         crate::gateway::routes::validate_routes(&self.gateway.routes).map_err(ConfigError::Invalid)?;

@@ -54,7 +54,14 @@ macro_rules! simple {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        ApiError(Box::new(ErrorFields { status, code, message: message.into(), user_message: None, details: None, rate: None }))
+        ApiError(Box::new(ErrorFields {
+            status,
+            code,
+            message: message.into(),
+            user_message: None,
+            details: None,
+            rate: None,
+        }))
     }
 
     simple! {
@@ -108,13 +115,21 @@ impl ApiError {
     }
 
     pub fn rate_limited(decision: Decision) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests; retry after the time in Retry-After.");
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests; retry after the time in Retry-After.",
+        );
         e.rate = Some(decision);
         e
     }
 
     pub fn login_throttled(retry_after_seconds: u64) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many sign-in attempts; retry after the time in Retry-After.");
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many sign-in attempts; retry after the time in Retry-After.",
+        );
         e.rate = Some(Decision {
             allowed: false,
             limit: 0,
@@ -142,12 +157,22 @@ impl From<StoreError> for ApiError {
         use keygate_core::authority::MemberRuleViolation as V;
         match e {
             StoreError::NotFound => ApiError::not_found(),
-            StoreError::Conflict("email") => ApiError::conflict("email_taken", "An account with this email already exists."),
-            StoreError::Conflict("domain") => ApiError::conflict("domain_taken", "An account for this company domain already exists.")
-                .with_user_message("Your company already uses this service: ask one of its administrators to invite you."),
+            StoreError::Conflict("email") => {
+                ApiError::conflict("email_taken", "An account with this email already exists.")
+            }
+            StoreError::Conflict("domain") => {
+                ApiError::conflict("domain_taken", "An account for this company domain already exists.")
+                    .with_user_message(
+                        "Your company already uses this service: ask one of its administrators to invite you.",
+                    )
+            }
             StoreError::Conflict("key_revoked") => ApiError::key_revoked(),
-            StoreError::Conflict("member") => ApiError::conflict("member_exists", "This user is already a member of the account."),
-            StoreError::Conflict("role_name") => ApiError::conflict("role_name_taken", "A role with this name already exists in the account."),
+            StoreError::Conflict("member") => {
+                ApiError::conflict("member_exists", "This user is already a member of the account.")
+            }
+            StoreError::Conflict("role_name") => {
+                ApiError::conflict("role_name_taken", "A role with this name already exists in the account.")
+            }
             StoreError::Conflict(other) => ApiError::conflict("conflict", format!("Conflict on {other}.")),
             StoreError::Rule(V::InsufficientAuthority) => ApiError::insufficient_authority(),
             StoreError::Rule(V::LastOwner) => ApiError::last_owner(),

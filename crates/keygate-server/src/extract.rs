@@ -23,7 +23,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         // The exact common value first: parsing the media type costs more than the comparison.
         let is_json = req.headers().get(CONTENT_TYPE).is_some_and(|v| {
-            v.as_bytes() == b"application/json" || v.to_str().ok().and_then(|v| v.split(';').next()).is_some_and(is_json_media_type)
+            v.as_bytes() == b"application/json"
+                || v.to_str().ok().and_then(|v| v.split(';').next()).is_some_and(is_json_media_type)
         });
         if !is_json {
             return Err(ApiError::invalid_request("Content-Type must be application/json."));
@@ -77,7 +78,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     };
     let path = e.path().to_string();
     let inner = e.into_inner();
-    let message = if inner.is_syntax() || inner.is_eof() { "The body is not valid JSON.".to_owned() } else { inner.to_string() };
+    let message =
+        if inner.is_syntax() || inner.is_eof() { "The body is not valid JSON.".to_owned() } else { inner.to_string() };
     let field = if path == "." { "body" } else { &path };
     Err(invalid_body(field, &message))
 }
@@ -135,7 +137,11 @@ pub fn request_client_ip(req: &Request, state: &AppState) -> IpAddr {
 fn client_ip_of(extensions: &axum::http::Extensions, headers: &axum::http::HeaderMap, state: &AppState) -> IpAddr {
     let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
     // Read only when a peer could be trusted: finding the header costs a lookup per request.
-    let xff = if state.trusted_proxies.is_empty() { None } else { headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) };
+    let xff = if state.trusted_proxies.is_empty() {
+        None
+    } else {
+        headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok())
+    };
     keygate_core::net::client_ip(peer, xff, &state.trusted_proxies)
 }
 
@@ -194,20 +200,28 @@ mod tests {
 
     fn chunked(parts: &[&'static str]) -> Body {
         let parts: Vec<&'static str> = parts.to_vec();
-        Body::from_stream(futures::stream::iter(parts.into_iter().map(|p| Ok::<_, std::io::Error>(Bytes::from_static(p.as_bytes())))))
+        Body::from_stream(futures::stream::iter(
+            parts.into_iter().map(|p| Ok::<_, std::io::Error>(Bytes::from_static(p.as_bytes()))),
+        ))
     }
 
     #[tokio::test]
     async fn a_body_is_read_whole_in_one_piece_or_many() {
         assert_eq!(read_body(Body::from("{\"key\":1}"), 64).await.ok(), Some(Bytes::from_static(b"{\"key\":1}")));
-        assert_eq!(read_body(chunked(&["{\"ke", "y\":", "1}"]), 64).await.ok(), Some(Bytes::from_static(b"{\"key\":1}")));
+        assert_eq!(
+            read_body(chunked(&["{\"ke", "y\":", "1}"]), 64).await.ok(),
+            Some(Bytes::from_static(b"{\"key\":1}"))
+        );
         assert_eq!(read_body(chunked(&["", "{}"]), 64).await.ok(), Some(Bytes::from_static(b"{}")));
         assert_eq!(read_body(Body::empty(), 64).await.ok(), Some(Bytes::new()));
     }
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_413_in_one_piece_or_many() {
-        for body in [Body::from("x".repeat(65)), chunked(&["0123456789012345678901234567890123", "456789012345678901234567890123456"])] {
+        for body in [
+            Body::from("x".repeat(65)),
+            chunked(&["0123456789012345678901234567890123", "456789012345678901234567890123456"]),
+        ] {
             let err = read_body(body, 64).await.expect_err("too large");
             assert_eq!(err.status, http::StatusCode::PAYLOAD_TOO_LARGE);
         }

@@ -40,10 +40,10 @@ use crate::auth::authenticator::AuthenticatorParts;
 use crate::auth::invalidation::Epochs;
 use crate::auth::{Authenticator, Invalidator};
 pub use crate::config::Settings;
-pub use crate::server::Listeners;
 use crate::metrics::Metrics;
 use crate::plans::Plans;
 use crate::ratelimit::RateLimiter;
+pub use crate::server::Listeners;
 use crate::state::{AppState, Inner};
 use crate::usage::UsageRecorder;
 
@@ -76,7 +76,11 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
     let epochs = Arc::new(Epochs::default());
     let stop = CancellationToken::new();
     let cluster = cluster::start(&settings, Arc::clone(&epochs), Arc::clone(&metrics), stop.clone()).await?;
-    let limiter = Arc::new(RateLimiter::new(cluster.shared_limiter, settings.rate_limits.redis_failure_policy, Arc::clone(&metrics)));
+    let limiter = Arc::new(RateLimiter::new(
+        cluster.shared_limiter,
+        settings.rate_limits.redis_failure_policy,
+        Arc::clone(&metrics),
+    ));
     limiter.spawn_pruner();
     let usage = Arc::new(UsageRecorder::new(Arc::clone(&store), Arc::clone(&metrics)));
     let flusher = usage.spawn_flusher(Duration::from_millis(settings.usage.flush_interval_ms.max(10)), stop.clone());

@@ -41,8 +41,17 @@ const STATUS_RANGE: std::ops::RangeInclusive<u16> = 100..=999;
 
 /// Every code the authenticator decides (verify's `code` values).
 const DECISION_CODES: [&str; 11] = [
-    "VALID", "NOT_FOUND", "REVOKED", "EXPIRED", "INACTIVE", "PLAN_REQUIRED", "IP_NOT_ALLOWED",
-    "USER_CREDENTIAL_REQUIRED", "INSUFFICIENT_SCOPE", "RATE_LIMITED", "USAGE_EXCEEDED",
+    "VALID",
+    "NOT_FOUND",
+    "REVOKED",
+    "EXPIRED",
+    "INACTIVE",
+    "PLAN_REQUIRED",
+    "IP_NOT_ALLOWED",
+    "USER_CREDENTIAL_REQUIRED",
+    "INSUFFICIENT_SCOPE",
+    "RATE_LIMITED",
+    "USAGE_EXCEEDED",
 ];
 
 impl Default for Metrics {
@@ -102,7 +111,9 @@ impl Metrics {
         let code = status.as_u16();
         let slot = usize::from(code.saturating_sub(*STATUS_RANGE.start()));
         match self.response_counters.get(slot) {
-            Some(counter) => counter.get_or_init(|| self.http_responses.get_or_create(&StatusLabel { status: code }).clone()).inc(),
+            Some(counter) => {
+                counter.get_or_init(|| self.http_responses.get_or_create(&StatusLabel { status: code }).clone()).inc()
+            }
             None => self.http_responses.get_or_create(&StatusLabel { status: code }).inc(),
         };
     }

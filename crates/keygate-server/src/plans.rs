@@ -54,9 +54,6 @@ impl Plans {
 
     /// When a new account on `plan` created at `now` ends its trial.
     pub fn trial_end(&self, plan: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.plans
-            .get(plan)
-            .filter(|p| p.trial_days > 0)
-            .map(|p| now + chrono::Duration::days(i64::from(p.trial_days)))
+        self.plans.get(plan).filter(|p| p.trial_days > 0).map(|p| now + chrono::Duration::days(i64::from(p.trial_days)))
     }
 }

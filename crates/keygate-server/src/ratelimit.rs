@@ -33,7 +33,14 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(shared: Option<Arc<dyn SharedLimiter>>, policy: FailurePolicy, metrics: Arc<Metrics>) -> Self {
-        RateLimiter { local: DashMap::default(), epoch: Instant::now(), shared, policy, metrics, last_failure_log: AtomicU64::new(0) }
+        RateLimiter {
+            local: DashMap::default(),
+            epoch: Instant::now(),
+            shared,
+            policy,
+            metrics,
+            last_failure_log: AtomicU64::new(0),
+        }
     }
 
     fn now_ns(&self) -> u64 {
@@ -52,7 +59,10 @@ impl RateLimiter {
                     let now = self.epoch.elapsed().as_secs();
                     let last = self.last_failure_log.load(Ordering::Relaxed);
                     if (last == 0 || now >= last + 10)
-                        && self.last_failure_log.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+                        && self
+                            .last_failure_log
+                            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok()
                     {
                         tracing::warn!(%cause, policy = ?self.policy, "shared rate limit unavailable");
                     }

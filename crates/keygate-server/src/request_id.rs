@@ -37,7 +37,8 @@ fn generate() -> HeaderValue {
     // Owned by one shared allocation: the id is cloned into the task-local, the answer and
     // the upstream request, and each clone is then a reference count, not a copy (a plain
     // copied buffer is promoted to a shared one, another allocation, at its first clone).
-    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(id)).unwrap_or_else(|_| HeaderValue::from_static("req_unavailable"))
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(id))
+        .unwrap_or_else(|_| HeaderValue::from_static("req_unavailable"))
 }
 
 /// An id a client or load balancer sent that is safe to adopt: 1–64 of `[A-Za-z0-9_-]`.

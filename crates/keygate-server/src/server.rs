@@ -58,7 +58,10 @@ impl Listeners {
     /// The sockets for `settings.listen`, one per worker (`Settings::worker_count`).
     pub fn for_settings(settings: &crate::Settings) -> io::Result<Self> {
         let addr = settings.listen.parse().map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("`{}` is not an address like 127.0.0.1:8080", settings.listen))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{}` is not an address like 127.0.0.1:8080", settings.listen),
+            )
         })?;
         Self::bind(addr, settings.worker_count())
     }
@@ -97,7 +100,11 @@ fn listen(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 impl App {
     /// Serves on `listeners` until `shutdown` resolves, drains in-flight requests (at most
     /// 30 s), then flushes usage counters so none are lost.
-    pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
         let addr = listeners.local_addr();
         let workers = listeners.workers();
         let service = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(self.service);
@@ -106,7 +113,13 @@ impl App {
         let (drained_tx, mut drained_rx) = mpsc::channel::<io::Result<()>>(workers);
         let mut threads = Vec::with_capacity(workers);
         for (i, socket) in listeners.sockets.into_iter().enumerate() {
-            let worker = Worker { socket, service: service.clone(), drain: drain.clone(), exit: exit.clone(), drained: drained_tx.clone() };
+            let worker = Worker {
+                socket,
+                service: service.clone(),
+                drain: drain.clone(),
+                exit: exit.clone(),
+                drained: drained_tx.clone(),
+            };
             let spawned = std::thread::Builder::new().name(format!("keygate-worker-{i}")).spawn(move || worker.run());
             match spawned {
                 Ok(t) => threads.push(t),
@@ -136,7 +149,9 @@ impl App {
         }
         drain.cancel();
         let drained = async {
-            while remaining > 0 && let Some(r) = drained_rx.recv().await {
+            while remaining > 0
+                && let Some(r) = drained_rx.recv().await
+            {
                 remaining -= 1;
                 if result.is_ok() {
                     result = r;

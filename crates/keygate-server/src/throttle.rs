@@ -114,7 +114,8 @@ fn wait(settings: &LoginSettings, run: Option<FailureRun>, threshold: u32, now: 
         return None;
     }
     let doublings = (run.count - threshold).min(20);
-    let backoff = settings.backoff_base_seconds.max(1).saturating_mul(1 << doublings).min(settings.backoff_max_seconds.max(1));
+    let backoff =
+        settings.backoff_base_seconds.max(1).saturating_mul(1 << doublings).min(settings.backoff_max_seconds.max(1));
     let until = run.last_at + Duration::seconds(i64::try_from(backoff).unwrap_or(i64::MAX / 4));
     (until > now).then(|| u64::try_from((until - now).num_seconds()).unwrap_or(0).max(1))
 }
@@ -124,7 +125,12 @@ mod tests {
     use super::*;
 
     fn settings() -> LoginSettings {
-        LoginSettings { max_failures_per_email: 3, max_failures_per_ip: 5, backoff_base_seconds: 1, backoff_max_seconds: 60 }
+        LoginSettings {
+            max_failures_per_email: 3,
+            max_failures_per_ip: 5,
+            backoff_base_seconds: 1,
+            backoff_max_seconds: 60,
+        }
     }
 
     fn run(count: u32, seconds_ago: i64, now: Time) -> Option<FailureRun> {

@@ -90,7 +90,8 @@ impl UsageRecorder {
             }
             Err(e) => {
                 for d in deltas {
-                    let ip = d.last_used_ip.as_deref().and_then(|s| s.parse().ok()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                    let ip =
+                        d.last_used_ip.as_deref().and_then(|s| s.parse().ok()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
                     self.pending.entry(d.key_id).or_default().add(d.day, d.requests, d.last_used_at, ip);
                 }
                 Err(e)
@@ -151,7 +152,10 @@ mod tests {
         usage.add(next_day.date_naive(), 1, next_day, b);
         assert_eq!(usage.days.len(), 2);
         let (day, first) = &usage.days[0];
-        assert_eq!((*day, first.requests, first.last_used_at, first.last_used_ip), (at(0, 0).date_naive(), 3, at(23, 59), a));
+        assert_eq!(
+            (*day, first.requests, first.last_used_at, first.last_used_ip),
+            (at(0, 0).date_naive(), 3, at(23, 59), a)
+        );
         assert_eq!((usage.days[1].1.requests, usage.days[1].1.last_used_ip), (1, b));
     }
 }

@@ -56,7 +56,11 @@ impl UserView {
             created_at: time(u.created_at),
             memberships: memberships
                 .into_iter()
-                .map(|m| MembershipView { account_id: m.account_id, account_name: m.account_name, authority: m.authority })
+                .map(|m| MembershipView {
+                    account_id: m.account_id,
+                    account_name: m.account_name,
+                    authority: m.authority,
+                })
                 .collect(),
         }
     }
@@ -104,7 +108,13 @@ pub struct MemberView {
 
 impl From<store::Member> for MemberView {
     fn from(m: store::Member) -> Self {
-        MemberView { user_id: m.user_id, email: m.email, name: m.name, authority: m.authority, created_at: time(m.created_at) }
+        MemberView {
+            user_id: m.user_id,
+            email: m.email,
+            name: m.name,
+            authority: m.authority,
+            created_at: time(m.created_at),
+        }
     }
 }
 

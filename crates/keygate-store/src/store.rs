@@ -70,8 +70,14 @@ pub trait Store: Send + Sync + 'static {
     async fn membership(&self, account_id: &str, user_id: &str) -> StoreResult<Option<Membership>>;
     async fn list_members(&self, account_id: &str, page: &PageRequest) -> StoreResult<Page<Member>>;
     /// `Conflict("member")` when already a member.
-    async fn add_member(&self, account_id: &str, user_id: &str, authority: Authority, at: Time, audit: Vec<NewAudit>)
-        -> StoreResult<Member>;
+    async fn add_member(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        authority: Authority,
+        at: Time,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<Member>;
     /// Reads the target's authority and the owner count inside the transaction and applies
     /// `keygate_core::authority::may_change(actor, current, new, owners)`; `Rule(..)` when refused.
     async fn change_member_authority(
@@ -117,11 +123,21 @@ pub trait Store: Send + Sync + 'static {
     async fn create_key(&self, key: NewKey, max_live_keys: Option<u32>, audit: Vec<NewAudit>) -> StoreResult<ApiKey>;
     /// By `id` (`key_…`) or `key_part`, within the account.
     async fn key_by_handle(&self, account_id: &str, handle: &str) -> StoreResult<Option<ApiKey>>;
-    async fn list_keys(&self, account_id: &str, filter: &KeyFilter, now: Time, page: &PageRequest)
-        -> StoreResult<Page<ApiKey>>;
+    async fn list_keys(
+        &self,
+        account_id: &str,
+        filter: &KeyFilter,
+        now: Time,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ApiKey>>;
     /// `Conflict("key_revoked")` on a revoked key.
-    async fn update_key(&self, account_id: &str, key_id: &str, patch: &KeyPatch, audit: Vec<NewAudit>)
-        -> StoreResult<ApiKey>;
+    async fn update_key(
+        &self,
+        account_id: &str,
+        key_id: &str,
+        patch: &KeyPatch,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<ApiKey>;
     /// Sets `revoked_at` (kept when already revoked) and answers the key.
     async fn revoke_key(&self, account_id: &str, key_id: &str, at: Time, audit: Vec<NewAudit>) -> StoreResult<ApiKey>;
     /// Inserts `successor` and ends the old key: revoked at `at` when `old_expires_at` is `None`,
@@ -164,8 +180,12 @@ pub trait Store: Send + Sync + 'static {
     // ---- audit ----
 
     async fn append_audit(&self, audit: Vec<NewAudit>) -> StoreResult<()>;
-    async fn list_audit(&self, account_id: &str, filter: &AuditFilter, page: &PageRequest)
-        -> StoreResult<Page<AuditEntry>>;
+    async fn list_audit(
+        &self,
+        account_id: &str,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuditEntry>>;
     /// Entries with `seq > after_seq`, oldest first, at most `limit` (for chain verification).
     async fn audit_chain(&self, account_id: &str, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEntry>>;
 }

@@ -107,9 +107,9 @@ fn entry(account_id: &str, action: &str, target: (&str, &str), details: serde_js
 }
 
 pub async fn run(settings: Settings, command: AdminCommand) -> Result<(), Failure> {
-    let store = keygate_store::open(&settings.database_url)
-        .await
-        .with_context(|| format!("cannot open the database {}", keygate_server::config::redact_url(&settings.database_url)))?;
+    let store = keygate_store::open(&settings.database_url).await.with_context(|| {
+        format!("cannot open the database {}", keygate_server::config::redact_url(&settings.database_url))
+    })?;
     match command {
         AdminCommand::Accounts { command: AccountsCommand::List } => list_accounts(&store).await?,
         AdminCommand::Accounts { command: AccountsCommand::SetPlan { account_id, plan } } => {
@@ -150,14 +150,21 @@ async fn set_plan(settings: &Settings, store: &Arc<dyn Store>, account_id: &str,
         bail!("no plan named `{plan}` in the configuration (known: {known})");
     }
     let before = store.account_by_id(account_id).await?.ok_or_else(|| anyhow!("no account {account_id}"))?;
-    let audit = entry(account_id, "account.plan_changed", ("account", account_id), json!({ "from": before.plan, "to": plan }));
+    let audit =
+        entry(account_id, "account.plan_changed", ("account", account_id), json!({ "from": before.plan, "to": plan }));
     let account = store.set_plan(account_id, plan, vec![audit]).await?;
     notify(settings, Invalidation::Account(account_id.to_owned())).await;
     println!("{} is now on plan {}", account.id, account.plan);
     Ok(())
 }
 
-async fn create_user(settings: &Settings, store: &Arc<dyn Store>, email: &str, name: &str, from_stdin: bool) -> anyhow::Result<()> {
+async fn create_user(
+    settings: &Settings,
+    store: &Arc<dyn Store>,
+    email: &str,
+    name: &str,
+    from_stdin: bool,
+) -> anyhow::Result<()> {
     let email = keygate_core::validate::Email::parse(email).map_err(|e| anyhow!("--email: {e}"))?;
     let name = keygate_core::validate::check_name(name).map_err(|e| anyhow!("--name: {e}"))?;
     let (password, generated) = if from_stdin {
@@ -167,16 +174,25 @@ async fn create_user(settings: &Settings, store: &Arc<dyn Store>, email: &str, n
     } else {
         (keygate_core::base62::random(24), true)
     };
-    keygate_core::validate::check_password(&password, settings.signup.min_password_chars).map_err(|e| anyhow!("password: {e}"))?;
+    keygate_core::validate::check_password(&password, settings.signup.min_password_chars)
+        .map_err(|e| anyhow!("password: {e}"))?;
     if store.user_by_email(email.as_str()).await?.is_some() {
         bail!("a user with the email {} already exists", email.as_str());
     }
-    let passwords = keygate_server::password::Passwords::new().map_err(|e| anyhow!("password hasher: {}", e.message))?;
-    let password_hash = passwords.hash(&SecretString::from(password.clone())).await.map_err(|e| anyhow!("{}", e.message))?;
+    let passwords =
+        keygate_server::password::Passwords::new().map_err(|e| anyhow!("password hasher: {}", e.message))?;
+    let password_hash =
+        passwords.hash(&SecretString::from(password.clone())).await.map_err(|e| anyhow!("{}", e.message))?;
     let now = Utc::now();
     let plans = Plans::new(settings.plans.clone());
     let plan = settings.signup.default_plan.clone();
-    let user = User { id: new_id(IdKind::User), email: email.as_str().to_owned(), name: name.clone(), password_hash, created_at: now };
+    let user = User {
+        id: new_id(IdKind::User),
+        email: email.as_str().to_owned(),
+        name: name.clone(),
+        password_hash,
+        created_at: now,
+    };
     // No company domain: the operator may create several users of one company, each with an
     // account; members can be joined later through the API.
     let account = Account {
@@ -188,7 +204,8 @@ async fn create_user(settings: &Settings, store: &Arc<dyn Store>, email: &str, n
         plan,
         created_at: now,
     };
-    let audit = entry(&account.id, "user.registered", ("user", &user.id), json!({ "email": user.email, "by": "operator" }));
+    let audit =
+        entry(&account.id, "user.registered", ("user", &user.id), json!({ "email": user.email, "by": "operator" }));
     let (user_id, account_id) = (user.id.clone(), account.id.clone());
     store.register(user, account, vec![audit]).await?;
     println!("user: {user_id}");
@@ -210,9 +227,11 @@ struct MintRequest {
 }
 
 async fn mint_key(settings: &Settings, store: &Arc<dyn Store>, req: MintRequest) -> anyhow::Result<()> {
-    let account = store.account_by_id(&req.account_id).await?.ok_or_else(|| anyhow!("no account {}", req.account_id))?;
+    let account =
+        store.account_by_id(&req.account_id).await?.ok_or_else(|| anyhow!("no account {}", req.account_id))?;
     let class = KeyClass::parse(&req.class).ok_or_else(|| anyhow!("--class must be `user` or `org`"))?;
-    let authority = Authority::parse(&req.authority).ok_or_else(|| anyhow!("--authority must be user, administrator or owner"))?;
+    let authority =
+        Authority::parse(&req.authority).ok_or_else(|| anyhow!("--authority must be user, administrator or owner"))?;
     let name = keygate_core::validate::check_name(&req.name).map_err(|e| anyhow!("--name: {e}"))?;
     let scopes = ScopeSet::parse_all(req.scopes.split(',').map(str::trim).filter(|s| !s.is_empty()))
         .map_err(|e| anyhow!("--scopes: {e}"))?;
@@ -268,7 +287,12 @@ async fn mint_key(settings: &Settings, store: &Arc<dyn Store>, req: MintRequest)
 
 /// The user a user key acts for: `--user` (must be a member whose authority covers the key's),
 /// else the account's first owner.
-async fn key_user(store: &Arc<dyn Store>, account: &Account, user_id: Option<&str>, authority: Authority) -> anyhow::Result<String> {
+async fn key_user(
+    store: &Arc<dyn Store>,
+    account: &Account,
+    user_id: Option<&str>,
+    authority: Authority,
+) -> anyhow::Result<String> {
     let id = match user_id {
         Some(u) => u.to_owned(),
         None => {
@@ -277,7 +301,8 @@ async fn key_user(store: &Arc<dyn Store>, account: &Account, user_id: Option<&st
             owner.map(|m| m.user_id.clone()).ok_or_else(|| anyhow!("the account has no owner: pass --user"))?
         }
     };
-    let membership = store.membership(&account.id, &id).await?.ok_or_else(|| anyhow!("{id} is not a member of {}", account.id))?;
+    let membership =
+        store.membership(&account.id, &id).await?.ok_or_else(|| anyhow!("{id} is not a member of {}", account.id))?;
     if membership.authority < authority {
         bail!("--authority {} exceeds the user's authority {}", authority.as_str(), membership.authority.as_str());
     }
@@ -285,7 +310,10 @@ async fn key_user(store: &Arc<dyn Store>, account: &Account, user_id: Option<&st
 }
 
 async fn revoke_key(settings: &Settings, store: &Arc<dyn Store>, account_id: &str, handle: &str) -> anyhow::Result<()> {
-    let key = store.key_by_handle(account_id, handle).await?.ok_or_else(|| anyhow!("no key {handle} in account {account_id}"))?;
+    let key = store
+        .key_by_handle(account_id, handle)
+        .await?
+        .ok_or_else(|| anyhow!("no key {handle} in account {account_id}"))?;
     let audit = entry(account_id, "key.revoked", ("key", &key.id), json!({ "key_part": key.key_part }));
     let key = store.revoke_key(account_id, &key.id, Utc::now(), vec![audit]).await?;
     notify(settings, Invalidation::Account(account_id.to_owned())).await;
@@ -304,7 +332,9 @@ async fn notify(settings: &Settings, inv: Invalidation) {
                 bus.publish(&inv).await;
             }
         }
-        Err(e) => eprintln!("warning: running servers were not notified ({e:#}); they catch up within cache.ttl_seconds"),
+        Err(e) => {
+            eprintln!("warning: running servers were not notified ({e:#}); they catch up within cache.ttl_seconds")
+        }
     }
     stop.cancel();
 }

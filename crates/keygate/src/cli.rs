@@ -116,9 +116,9 @@ fn run(command: Command) -> Result<(), Failure> {
             runtime()?.block_on(serve(settings)).map_err(Failure::Runtime)
         }
         Command::Demo(args) => {
-            args.listen
-                .parse::<std::net::SocketAddr>()
-                .map_err(|_| Failure::Config(format!("--listen: `{}` is not an address like 127.0.0.1:8080", args.listen)))?;
+            args.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+                Failure::Config(format!("--listen: `{}` is not an address like 127.0.0.1:8080", args.listen))
+            })?;
             logging::init(args.log_format, "warn");
             runtime()?.block_on(crate::demo::run(args)).map_err(Failure::Runtime)
         }

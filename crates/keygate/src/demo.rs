@@ -29,7 +29,10 @@ fn route(prefix: &str, upstream: &str, resource: &str) -> RouteSettings {
 fn routes(upstream: &str) -> Vec<RouteSettings> {
     vec![
         route("/v1/companies", upstream, "companies"),
-        RouteSettings { credentials: vec!["user_key".into(), "session".into()], ..route("/v1/lists", upstream, "lists") },
+        RouteSettings {
+            credentials: vec!["user_key".into(), "session".into()],
+            ..route("/v1/lists", upstream, "lists")
+        },
         RouteSettings {
             actions: [("POST".to_owned(), "create".to_owned())].into_iter().collect(),
             ..route("/v1/leads", upstream, "leads")
@@ -38,7 +41,8 @@ fn routes(upstream: &str) -> Vec<RouteSettings> {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new().prefix("keygate-demo-").tempdir().context("cannot create a temporary directory")?;
+    let dir =
+        tempfile::Builder::new().prefix("keygate-demo-").tempdir().context("cannot create a temporary directory")?;
     let upstream = crate::demo_upstream::start().await.context("cannot start the sample upstream")?;
     let mut settings = Settings {
         listen: args.listen.clone(),
@@ -93,7 +97,13 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<(StatusCode, Value)> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -125,7 +135,11 @@ async fn seed(base: &str) -> anyhow::Result<Demo> {
     let api = Api { base: base.to_owned(), client: Client::builder(TokioExecutor::new()).build_http() };
     let password = keygate_core::base62::random(20);
     let reg = api
-        .created("/v1/register", None, json!({ "email": EMAIL, "password": password, "name": "Acme", "url": "https://acme.example" }))
+        .created(
+            "/v1/register",
+            None,
+            json!({ "email": EMAIL, "password": password, "name": "Acme", "url": "https://acme.example" }),
+        )
         .await?;
     let token = text(&reg, "token")?;
     let account_id = text(&reg, "default_account_id")?;
@@ -136,7 +150,8 @@ async fn seed(base: &str) -> anyhow::Result<Demo> {
         api.created("/v1/keys", t, body)
     };
     let user_key = text(&mint(json!({ "name": "demo user key" })).await?, "key")?;
-    let org_key = text(&mint(json!({ "name": "demo read-only org key", "class": "org", "scopes": ["*:read"] })).await?, "key")?;
+    let org_key =
+        text(&mint(json!({ "name": "demo read-only org key", "class": "org", "scopes": ["*:read"] })).await?, "key")?;
     let limited = json!({ "name": "demo rate-limited key", "scopes": ["companies:read"], "rate_limit": { "limit": DEMO_LIMIT, "window_seconds": 60 } });
     let limited_key = text(&mint(limited).await?, "key")?;
     let role = api
@@ -148,7 +163,9 @@ async fn seed(base: &str) -> anyhow::Result<Demo> {
         .await;
     // The create-only example needs data roles; everything else works without them.
     let lead_key = match role.and_then(|r| text(&r, "id")) {
-        Ok(role_id) => Some(text(&mint(json!({ "name": "lead intake form", "class": "org", "role_id": role_id })).await?, "key")?),
+        Ok(role_id) => {
+            Some(text(&mint(json!({ "name": "lead intake form", "class": "org", "role_id": role_id })).await?, "key")?)
+        }
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "no lead-intake role: the create-only example is left out");
             None
@@ -166,7 +183,10 @@ fn print(base: &str, upstream: &str, d: &Demo) {
     if let Some(k) = &d.lead_key {
         out.push_str(&format!("lead-intake key: {k}\n"));
     }
-    out.push_str(&format!("rate-limited key: {}\naccount id: {}\nsession token: {}\n", d.limited_key, d.account_id, d.token));
+    out.push_str(&format!(
+        "rate-limited key: {}\naccount id: {}\nsession token: {}\n",
+        d.limited_key, d.account_id, d.token
+    ));
     out.push_str(&format!(
         "\nThe sample API listens on http://{upstream} (no auth of its own); keygate guards it at {base}.\n\
          Routes: /v1/companies (any credential), /v1/lists (user-scoped), /v1/leads (POST = create).\n\n\

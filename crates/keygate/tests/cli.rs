@@ -27,8 +27,11 @@ fn a_bad_config_file_names_the_key_and_line_and_exits_2() {
     assert!(err.contains("max_body_bytes") && err.contains("line 2"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
-    std::fs::write(&path, "[[gateway.routes]]\nprefix = \"/v1/keys\"\nupstream = \"http://127.0.0.1:9\"\nresource = \"k\"\n")
-        .expect("write");
+    std::fs::write(
+        &path,
+        "[[gateway.routes]]\nprefix = \"/v1/keys\"\nupstream = \"http://127.0.0.1:9\"\nresource = \"k\"\n",
+    )
+    .expect("write");
     let out = keygate().args(["config", "check", "--config"]).arg(&path).output().expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -90,7 +93,11 @@ fn the_demo_prints_its_lines_and_guards_the_sample_api() {
         }
     }
     let value = |label: &str| {
-        lines.iter().find_map(|l| l.strip_prefix(label)).map(str::to_owned).unwrap_or_else(|| panic!("no `{label}` in {lines:#?}"))
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(label))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no `{label}` in {lines:#?}"))
     };
     let base = value("listening: http://");
     let org = value("org key: ");

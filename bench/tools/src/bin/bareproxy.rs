@@ -35,7 +35,11 @@ fn main() -> anyhow::Result<()> {
         return tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(listen, upstream));
     }
     let threads: Vec<_> = (0..workers)
-        .map(|_| std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(serve(listen, upstream))))
+        .map(|_| {
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(serve(listen, upstream))
+            })
+        })
         .collect();
     for t in threads {
         t.join().map_err(|_| anyhow::anyhow!("a worker panicked"))??;
@@ -64,7 +68,11 @@ async fn serve(listen: SocketAddr, upstream: SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-async fn forward(authority: http::uri::Authority, host: http::HeaderValue, req: Request<Incoming>) -> Result<Response<BoxBody<bytes::Bytes, hyper::Error>>, Infallible> {
+async fn forward(
+    authority: http::uri::Authority,
+    host: http::HeaderValue,
+    req: Request<Incoming>,
+) -> Result<Response<BoxBody<bytes::Bytes, hyper::Error>>, Infallible> {
     let (mut parts, body) = req.into_parts();
     // Origin form and the upstream's own `Host`, as the gateway sends them.
     parts.uri = match parts.uri.path_and_query().map_or(Ok(http::Uri::from_static("/")), |p| p.as_str().parse()) {

@@ -38,17 +38,28 @@ async fn main() -> anyhow::Result<()> {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["verify", base, key, n, conc] => {
             let t = run_fixed(&client, n.parse()?, conc.parse()?, |_| verify_req(base, key)).await?;
-            println!("valid={} rate_limited={} other={}", t.ok.load(Ordering::SeqCst), t.limited.load(Ordering::SeqCst), t.other.load(Ordering::SeqCst));
+            println!(
+                "valid={} rate_limited={} other={}",
+                t.ok.load(Ordering::SeqCst),
+                t.limited.load(Ordering::SeqCst),
+                t.other.load(Ordering::SeqCst)
+            );
         }
         ["gateway", url, key, n, conc] => {
             let t = run_fixed(&client, n.parse()?, conc.parse()?, |_| gateway_req(url, key)).await?;
-            println!("ok={} limited={} other={}", t.ok.load(Ordering::SeqCst), t.limited.load(Ordering::SeqCst), t.other.load(Ordering::SeqCst));
+            println!(
+                "ok={} limited={} other={}",
+                t.ok.load(Ordering::SeqCst),
+                t.limited.load(Ordering::SeqCst),
+                t.other.load(Ordering::SeqCst)
+            );
         }
         ["warm", base, file, conc] => {
             let text = std::fs::read_to_string(file).with_context(|| format!("read {file}"))?;
             let keys: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
             let started = Instant::now();
-            let t = run_fixed(&client, keys.len() as u64, conc.parse()?, |i| verify_req(base, keys[i as usize])).await?;
+            let t =
+                run_fixed(&client, keys.len() as u64, conc.parse()?, |i| verify_req(base, keys[i as usize])).await?;
             println!(
                 "warmed={} valid={} other={} seconds={:.1}",
                 keys.len(),
@@ -57,7 +68,9 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        ["revoke", base, key, token, key_id, conc] => revoke_under_load(&client, base, key, token, key_id, conc.parse()?).await?,
+        ["revoke", base, key, token, key_id, conc] => {
+            revoke_under_load(&client, base, key, token, key_id, conc.parse()?).await?
+        }
         _ => anyhow::bail!("usage: see the module documentation of bench/tools/src/bin/drive.rs"),
     }
     Ok(())
@@ -125,7 +138,14 @@ where
 
 /// Revocation under load: requests sent after `DELETE /v1/keys/{id}` returned must all be
 /// refused, on this node, at once (the epoch bump precedes the 200).
-async fn revoke_under_load(client: &HttpClient, base: &str, key: &str, token: &str, key_id: &str, conc: usize) -> anyhow::Result<()> {
+async fn revoke_under_load(
+    client: &HttpClient,
+    base: &str,
+    key: &str,
+    token: &str,
+    key_id: &str,
+    conc: usize,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     // Nanoseconds since `start` at which the revocation had returned; 0 = not yet.
     let revoked_at = AtomicU64::new(0);

@@ -76,7 +76,8 @@ fn main() -> anyhow::Result<()> {
         .y_label_area_size(50)
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
     c.configure_mesh().x_desc("connections").y_desc("ms").draw()?;
-    for (label, color, f) in [("p50", GREEN, (|r: &Row| r.p50_ms) as fn(&Row) -> f64), ("p99", RED, |r: &Row| r.p99_ms)] {
+    for (label, color, f) in [("p50", GREEN, (|r: &Row| r.p50_ms) as fn(&Row) -> f64), ("p99", RED, |r: &Row| r.p99_ms)]
+    {
         c.draw_series(LineSeries::new(conns.iter().map(|r| (r.x, f(r))), style(color)))?
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
@@ -99,7 +100,8 @@ fn main() -> anyhow::Result<()> {
         .set_secondary_coord((k_min..k_max).log_scale(), 0.0..rss_max);
     c.configure_mesh().x_desc("keys (log)").y_desc("latency ms").x_label_formatter(&|v| format!("{v:.0}")).draw()?;
     c.configure_secondary_axes().y_desc("RSS MiB").draw()?;
-    for (label, color, f) in [("p50", GREEN, (|r: &Row| r.p50_ms) as fn(&Row) -> f64), ("p99", RED, |r: &Row| r.p99_ms)] {
+    for (label, color, f) in [("p50", GREEN, (|r: &Row| r.p50_ms) as fn(&Row) -> f64), ("p99", RED, |r: &Row| r.p99_ms)]
+    {
         c.draw_series(LineSeries::new(keys.iter().map(|r| (r.x, f(r))), style(color)))?
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
@@ -107,7 +109,11 @@ fn main() -> anyhow::Result<()> {
     c.draw_secondary_series(LineSeries::new(keys.iter().map(|r| (r.x, r.rss_mib)), style(MAGENTA)))?
         .label("RSS (right)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], MAGENTA));
-    c.configure_series_labels().position(SeriesLabelPosition::UpperLeft).border_style(BLACK).background_style(WHITE).draw()?;
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()?;
 
     root.present()?;
     println!("wrote {output}");

@@ -20,7 +20,8 @@ async fn main() -> anyhow::Result<()> {
     let count: u64 = count.parse().context("COUNT")?;
     let format = KeyFormat::new("kg_", "kg_org_", "kgs_").map_err(|e| anyhow::anyhow!("{e}"))?;
     let spec = KeySpec { account_id: account.clone(), revoked: false, rate_limit: rest.first().cloned() };
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(out).with_context(|| format!("open {out}"))?;
+    let file =
+        std::fs::OpenOptions::new().create(true).append(true).open(out).with_context(|| format!("open {out}"))?;
     let mut w = std::io::BufWriter::new(file);
     let started = std::time::Instant::now();
     let mut conn = connect(db).await?;

@@ -124,11 +124,26 @@ impl Authenticator {
     pub fn new(p: AuthenticatorParts) -> Self {
         let small = (p.cache_max_entries / 10).max(1);
         Authenticator {
-            keys: Cache::builder().max_capacity(p.cache_max_entries.max(1)).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
-            unknown: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
-            sessions: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
-            memberships: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
-            accounts: Cache::builder().max_capacity(small).time_to_live(p.cache_ttl).build_with_hasher(FastHash::default()),
+            keys: Cache::builder()
+                .max_capacity(p.cache_max_entries.max(1))
+                .time_to_live(p.cache_ttl)
+                .build_with_hasher(FastHash::default()),
+            unknown: Cache::builder()
+                .max_capacity(small)
+                .time_to_live(p.cache_ttl)
+                .build_with_hasher(FastHash::default()),
+            sessions: Cache::builder()
+                .max_capacity(small)
+                .time_to_live(p.cache_ttl)
+                .build_with_hasher(FastHash::default()),
+            memberships: Cache::builder()
+                .max_capacity(small)
+                .time_to_live(p.cache_ttl)
+                .build_with_hasher(FastHash::default()),
+            accounts: Cache::builder()
+                .max_capacity(small)
+                .time_to_live(p.cache_ttl)
+                .build_with_hasher(FastHash::default()),
             unknown_throttle: UnknownThrottle::new(p.unknown_per_address_per_minute),
             format: p.format,
             store: p.store,
@@ -149,7 +164,11 @@ impl Authenticator {
 
     /// The whole hot path for an API key. `Err(Ok(refused))` is a decision against the key,
     /// `Err(Err(api_error))` a failure to decide (storage down: 503, fail closed).
-    pub async fn authenticate_key(&self, credential: &str, ctx: &AuthContext) -> Result<Granted, Result<Refused, ApiError>> {
+    pub async fn authenticate_key(
+        &self,
+        credential: &str,
+        ctx: &AuthContext,
+    ) -> Result<Granted, Result<Refused, ApiError>> {
         match self.parse(credential) {
             Some(parsed) => self.authenticate_parsed_key(&parsed, ctx).await,
             None => self.refused_offline(),
@@ -172,7 +191,11 @@ impl Authenticator {
     }
 
     /// `authenticate_key` for a credential already parsed.
-    pub async fn authenticate_parsed_key(&self, parsed: &Parsed, ctx: &AuthContext) -> Result<Granted, Result<Refused, ApiError>> {
+    pub async fn authenticate_parsed_key(
+        &self,
+        parsed: &Parsed,
+        ctx: &AuthContext,
+    ) -> Result<Granted, Result<Refused, ApiError>> {
         let refused = |refusal, key| Err(Ok(Refused { refusal, key }));
         if parsed.kind == CredentialKind::Session {
             return self.refused_offline();
@@ -294,7 +317,11 @@ impl Authenticator {
     }
 
     /// `authenticate_session` for a credential already parsed.
-    pub async fn authenticate_parsed_session(&self, parsed: &Parsed, sender: IpAddr) -> Result<Arc<SessionAuth>, ApiError> {
+    pub async fn authenticate_parsed_session(
+        &self,
+        parsed: &Parsed,
+        sender: IpAddr,
+    ) -> Result<Arc<SessionAuth>, ApiError> {
         if parsed.kind != CredentialKind::Session {
             return Err(ApiError::invalid_credentials());
         }
@@ -354,7 +381,11 @@ impl Authenticator {
     }
 
     /// The session user's membership in `account_id` with the account, cached like keys.
-    pub async fn membership(&self, account_id: &str, user_id: &str) -> Result<Option<Arc<(Account, Membership)>>, ApiError> {
+    pub async fn membership(
+        &self,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Arc<(Account, Membership)>>, ApiError> {
         let k = (account_id.to_owned(), user_id.to_owned());
         if let Some(c) = self.memberships.get(&k)
             && self.epochs.is_current(c.stamp, Some(account_id), Some(user_id))

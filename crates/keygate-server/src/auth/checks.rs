@@ -135,7 +135,8 @@ mod tests {
 
     #[test]
     fn credential_classes_are_refused_with_the_right_reason() {
-        let user_scoped = Requirements { kinds: vec![CredentialKind::UserKey, CredentialKind::Session], ..Default::default() };
+        let user_scoped =
+            Requirements { kinds: vec![CredentialKind::UserKey, CredentialKind::Session], ..Default::default() };
         assert_eq!(user_scoped.check_kind(CredentialKind::OrgKey), Err(Refusal::UserCredentialRequired));
         assert_eq!(user_scoped.check_kind(CredentialKind::UserKey), Ok(()));
         let org_only = Requirements { kinds: vec![CredentialKind::OrgKey], ..Default::default() };

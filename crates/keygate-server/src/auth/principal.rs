@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use keygate_core::{Authority, CredentialKind, Permissions, Scope};
 use keygate_store::{Account, Actor, ActorType, SessionAuth};
 
@@ -147,7 +147,13 @@ pub async fn authenticate(headers: &HeaderMap, ip: std::net::IpAddr, state: &App
     match parsed.kind {
         CredentialKind::Session => state.auth.authenticate_parsed_session(&parsed, ip).await.map(Principal::Session),
         CredentialKind::UserKey | CredentialKind::OrgKey => {
-            let ctx = AuthContext { ip, requirements: Requirements::default(), cost: 1, extra_limit: None, ip_is_sender: true };
+            let ctx = AuthContext {
+                ip,
+                requirements: Requirements::default(),
+                cost: 1,
+                extra_limit: None,
+                ip_is_sender: true,
+            };
             state.auth.admit_key(&parsed, &ctx).await.map(Principal::Key)
         }
     }
@@ -171,11 +177,7 @@ impl Caller {
     /// `<resource>:write` to change (a `*:read` key is read-only everywhere).
     pub fn require_scope(&self, resource: &str, action: &str) -> Result<(), ApiError> {
         let wanted = Scope::required(resource, action);
-        if self.permissions.allows(&wanted) {
-            Ok(())
-        } else {
-            Err(ApiError::insufficient_scope(&wanted.to_string()))
-        }
+        if self.permissions.allows(&wanted) { Ok(()) } else { Err(ApiError::insufficient_scope(&wanted.to_string())) }
     }
 
     pub fn require_authority(&self, at_least: Authority) -> Result<(), ApiError> {

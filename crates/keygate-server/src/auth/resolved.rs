@@ -129,7 +129,12 @@ mod tests {
         assert_eq!(a.key.scopes, ["*:read"]);
         assert_eq!(a.allowlist.len(), 1, "the allowlist is kept parsed");
         // …the rest of the row is not held per cached key.
-        assert!(a.key.digest.is_empty() && a.key.name.is_empty() && a.key.key_part.is_empty() && a.key.created_by.is_empty());
+        assert!(
+            a.key.digest.is_empty()
+                && a.key.name.is_empty()
+                && a.key.key_part.is_empty()
+                && a.key.created_by.is_empty()
+        );
         assert!(a.key.metadata.is_null() && a.key.ip_allowlist.is_empty() && a.key.last_used_ip.is_none());
     }
 }

@@ -36,7 +36,8 @@ pub struct UnknownThrottle {
 
 impl UnknownThrottle {
     pub fn new(per_minute: u32) -> Self {
-        let limit = (per_minute > 0).then_some(RateLimit { limit: per_minute, window_seconds: WINDOW_SECONDS, burst: None });
+        let limit =
+            (per_minute > 0).then_some(RateLimit { limit: per_minute, window_seconds: WINDOW_SECONDS, burst: None });
         UnknownThrottle {
             limit,
             // A TAT is at most one window ahead of its last update, so an entry idle for a

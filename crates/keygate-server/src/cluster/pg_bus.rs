@@ -61,7 +61,9 @@ impl InvalidationBus for PgBus {
         match tokio::time::timeout(PUBLISH_TIMEOUT, send).await {
             Ok(Ok(_)) => tracing::debug!(%payload, "invalidation published"),
             // The change itself is committed; other nodes catch up through the cache TTL.
-            Ok(Err(e)) => tracing::warn!(error = %e, %payload, "invalidation not published; other nodes rely on the cache TTL"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, %payload, "invalidation not published; other nodes rely on the cache TTL")
+            }
             Err(_) => tracing::warn!(%payload, "invalidation not published in time; other nodes rely on the cache TTL"),
         }
     }
@@ -96,7 +98,13 @@ async fn subscribe(url: &str) -> Result<PgListener, String> {
     }
 }
 
-async fn run(url: String, first: Option<PgListener>, epochs: Arc<Epochs>, metrics: Arc<Metrics>, stop: CancellationToken) {
+async fn run(
+    url: String,
+    first: Option<PgListener>,
+    epochs: Arc<Epochs>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
     let mut listener = first;
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -143,7 +151,12 @@ enum Event {
 }
 
 /// Applies notifications until the connection fails (answers why) or `stop` (answers None).
-async fn listen_until_lost(listener: &mut PgListener, epochs: &Epochs, metrics: &Metrics, stop: &CancellationToken) -> Option<String> {
+async fn listen_until_lost(
+    listener: &mut PgListener,
+    epochs: &Epochs,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) -> Option<String> {
     let mut health = tokio::time::interval_at(tokio::time::Instant::now() + HEALTH_EVERY, HEALTH_EVERY);
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -106,7 +106,13 @@ impl RedisLimiter {
         }
     }
 
-    async fn decide(&self, bucket: &str, limit: &RateLimit, cost: u32, now: Option<(u64, u64)>) -> Result<Decision, String> {
+    async fn decide(
+        &self,
+        bucket: &str,
+        limit: &RateLimit,
+        cost: u32,
+        now: Option<(u64, u64)>,
+    ) -> Result<Decision, String> {
         let t = limit.emission_interval_ns();
         let capacity = t.saturating_mul(u64::from(limit.burst()));
         let mut invocation = self.script.key(redis_key(bucket));
@@ -141,7 +147,9 @@ fn redis_key(bucket: &str) -> String {
 
 fn parse_ns(s: &str) -> Result<u64, String> {
     // Beyond u64 only with absurd limits; the float form saturates like the Rust arithmetic.
-    s.parse::<u64>().or_else(|_| s.parse::<f64>().map(|f| f as u64)).map_err(|_| format!("unexpected script answer {s:?}"))
+    s.parse::<u64>()
+        .or_else(|_| s.parse::<f64>().map(|f| f as u64))
+        .map_err(|_| format!("unexpected script answer {s:?}"))
 }
 
 /// The in-memory arithmetic on a clock where now = 0 and the TAT sits `current` ns ahead, so
@@ -171,7 +179,10 @@ mod tests {
         if url.is_none() {
             // Past the harness's capture of `eprintln!`, so a plain `cargo test` shows it.
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "SKIPPED: KEYGATE_TEST_REDIS_URL is not set; the Redis GCRA script was not tested");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: KEYGATE_TEST_REDIS_URL is not set; the Redis GCRA script was not tested"
+            );
         }
         url
     }
@@ -205,7 +216,8 @@ mod tests {
         let limiter = RedisLimiter::new(&url).expect("limiter");
         let ten_a_minute = RateLimit { limit: 10, window_seconds: 60, burst: None };
         compare(&limiter, ten_a_minute, &[(0, 1); 12]).await;
-        let steps: Vec<(u64, u32)> = (0..40).map(|i| (i * 2_500_000_000 + (i % 3) * 777_777, 1 + (i % 4) as u32)).collect();
+        let steps: Vec<(u64, u32)> =
+            (0..40).map(|i| (i * 2_500_000_000 + (i % 3) * 777_777, 1 + (i % 4) as u32)).collect();
         compare(&limiter, ten_a_minute, &steps).await;
         let two_per_two = RateLimit { limit: 2, window_seconds: 2, burst: None };
         compare(&limiter, two_per_two, &[(0, 1), (0, 1), (0, 1), (SEC, 1), (SEC, 1), (5 * SEC, 3), (5 * SEC, 2)]).await;
@@ -234,7 +246,8 @@ mod tests {
             }
         }
         assert_eq!(allowed, 10);
-        let mut conn = redis::Client::open(url.as_str()).expect("client").get_multiplexed_async_connection().await.expect("conn");
+        let mut conn =
+            redis::Client::open(url.as_str()).expect("client").get_multiplexed_async_connection().await.expect("conn");
         let ttl: i64 = redis::cmd("PTTL").arg(redis_key(&b)).query_async(&mut conn).await.expect("pttl");
         assert!(ttl > 59_000 && ttl <= 60_000, "PTTL {ttl}");
         let stored: String = redis::cmd("GET").arg(redis_key(&b)).query_async(&mut conn).await.expect("get");

@@ -21,8 +21,9 @@ const ASSETS: &[Asset] = &[
     Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_str!("static/favicon.svg") },
 ];
 
-static ETAGS: LazyLock<Vec<String>> =
-    LazyLock::new(|| ASSETS.iter().map(|a| format!("\"{}\"", &hex::encode(Sha256::digest(a.body.as_bytes()))[..16])).collect());
+static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    ASSETS.iter().map(|a| format!("\"{}\"", &hex::encode(Sha256::digest(a.body.as_bytes()))[..16])).collect()
+});
 
 pub async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Response {
     let Some(i) = ASSETS.iter().position(|a| a.name == file) else {

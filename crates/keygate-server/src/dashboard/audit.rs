@@ -17,10 +17,21 @@ use crate::state::AppState;
 
 /// The filter's choices: every family, then the single actions people look for most.
 const ACTIONS: &[&str] = &[
-    "key.*", "member.*", "user.*", "account.*", "role.*",
-    "key.created", "key.revoked", "key.rolled", "key.updated",
-    "member.added", "member.updated", "member.removed",
-    "user.login", "user.login_failed", "user.password_changed",
+    "key.*",
+    "member.*",
+    "user.*",
+    "account.*",
+    "role.*",
+    "key.created",
+    "key.revoked",
+    "key.rolled",
+    "key.updated",
+    "member.added",
+    "member.updated",
+    "member.removed",
+    "user.login",
+    "user.login_failed",
+    "user.password_changed",
 ];
 
 #[derive(Debug)]
@@ -59,7 +70,12 @@ fn actor(e: &AuditEntry, emails: &HashMap<String, String>) -> String {
     }
 }
 
-pub async fn page(State(state): State<AppState>, viewer: Viewer, Path(account): Path<String>, QueryFields(q): QueryFields) -> Response {
+pub async fn page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(account): Path<String>,
+    QueryFields(q): QueryFields,
+) -> Response {
     let caller = match caller(&state, &viewer, &account).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -75,10 +91,11 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Path(account): 
         Err(e) => return pages::api_error(&e),
     };
     // Members' emails make the log readable; a former member shows as their id.
-    let emails: HashMap<String, String> = match members::list(&state, &caller, &PageRequest { limit: 100, cursor: None }).await {
-        Ok(p) => p.items.into_iter().map(|m| (m.user_id, m.email)).collect(),
-        Err(_) => HashMap::new(),
-    };
+    let emails: HashMap<String, String> =
+        match members::list(&state, &caller, &PageRequest { limit: 100, cursor: None }).await {
+            Ok(p) => p.items.into_iter().map(|m| (m.user_id, m.email)).collect(),
+            Err(_) => HashMap::new(),
+        };
     let rows = found
         .items
         .iter()

@@ -63,7 +63,10 @@ pub async fn login(State(state): State<AppState>, form: PublicForm) -> Response 
         Ok(signed_in) => {
             let mut resp = Redirect::to("/app").into_response();
             let h = resp.headers_mut();
-            h.append(header::SET_COOKIE, set_cookie(form.names.session, signed_in.token.expose(), form.names.secure, None));
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(form.names.session, signed_in.token.expose(), form.names.secure, None),
+            );
             h.append(header::SET_COOKIE, clear_cookie(form.names.csrf, form.names.secure));
             resp
         }

@@ -68,7 +68,8 @@ struct KeysPage {
 /// The caller inside the account of the path: 404 for an account the viewer is not in,
 /// exactly as the API answers.
 pub async fn caller(state: &AppState, viewer: &Viewer, account_id: &str) -> Result<Caller, Response> {
-    crate::routes::identity::common::check_id(keygate_core::id::IdKind::Account, account_id).map_err(|e| pages::api_error(&e))?;
+    crate::routes::identity::common::check_id(keygate_core::id::IdKind::Account, account_id)
+        .map_err(|e| pages::api_error(&e))?;
     viewer.principal().in_account(state, Some(account_id)).await.map_err(|e| pages::api_error(&e))
 }
 
@@ -101,17 +102,30 @@ async fn list_page(state: AppState, viewer: Viewer, account: String, cursor: Opt
             let (title, section) = if org { ("Organization keys", "org-keys") } else { ("Personal API keys", "keys") };
             let layout = Layout::in_account(title, section, &viewer, &caller, &state);
             let rows = found.items.iter().map(KeyRow::new).collect();
-            render(StatusCode::OK, &KeysPage { layout, account_id: caller.account.id.clone(), org, rows, next_cursor: found.next_cursor })
+            render(
+                StatusCode::OK,
+                &KeysPage { layout, account_id: caller.account.id.clone(), org, rows, next_cursor: found.next_cursor },
+            )
         }
         Err(e) => pages::api_error(&e),
     }
 }
 
-pub async fn personal(State(state): State<AppState>, viewer: Viewer, Path(account): Path<String>, QueryFields(q): QueryFields) -> Response {
+pub async fn personal(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(account): Path<String>,
+    QueryFields(q): QueryFields,
+) -> Response {
     list_page(state, viewer, account, q.text("cursor"), false).await
 }
 
-pub async fn organization(State(state): State<AppState>, viewer: Viewer, Path(account): Path<String>, QueryFields(q): QueryFields) -> Response {
+pub async fn organization(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(account): Path<String>,
+    QueryFields(q): QueryFields,
+) -> Response {
     list_page(state, viewer, account, q.text("cursor"), true).await
 }
 
@@ -143,13 +157,23 @@ struct NewKeyPage {
     submission: String,
 }
 
-async fn new_key_page(state: &AppState, viewer: &Viewer, caller: &Caller, form: KeyForm, errors: Vec<String>, status: StatusCode) -> Response {
+async fn new_key_page(
+    state: &AppState,
+    viewer: &Viewer,
+    caller: &Caller,
+    form: KeyForm,
+    errors: Vec<String>,
+    status: StatusCode,
+) -> Response {
     let roles = match state.store.list_roles(&caller.account.id, &PageRequest { limit: 100, cursor: None }).await {
         Ok(p) => p.items.into_iter().map(|r| (r.id, r.name)).collect(),
         Err(e) => return pages::api_error(&e.into()),
     };
-    let authorities =
-        [Authority::User, Authority::Administrator, Authority::Owner].into_iter().filter(|a| *a <= caller.authority).map(Authority::as_str).collect();
+    let authorities = [Authority::User, Authority::Administrator, Authority::Owner]
+        .into_iter()
+        .filter(|a| *a <= caller.authority)
+        .map(Authority::as_str)
+        .collect();
     let section = if form.class == "org" { "org-keys" } else { "keys" };
     let page = NewKeyPage {
         layout: Layout::in_account("New API key", section, viewer, caller, state),
@@ -165,13 +189,24 @@ async fn new_key_page(state: &AppState, viewer: &Viewer, caller: &Caller, form: 
     render(status, &page)
 }
 
-pub async fn new_key(State(state): State<AppState>, viewer: Viewer, Path(account): Path<String>, QueryFields(q): QueryFields) -> Response {
+pub async fn new_key(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(account): Path<String>,
+    QueryFields(q): QueryFields,
+) -> Response {
     let caller = match caller(&state, &viewer, &account).await {
         Ok(c) => c,
         Err(r) => return r,
     };
     let class = if q.get("class") == Some("org") && caller.authority.is_admin() { "org" } else { "user" };
-    let form = KeyForm { class: class.into(), authority: "user".into(), scopes: "*:*".into(), rate_window: "60".into(), ..KeyForm::default() };
+    let form = KeyForm {
+        class: class.into(),
+        authority: "user".into(),
+        scopes: "*:*".into(),
+        rate_window: "60".into(),
+        ..KeyForm::default()
+    };
     new_key_page(&state, &viewer, &caller, form, Vec::new(), StatusCode::OK).await
 }
 
@@ -209,7 +244,12 @@ pub async fn create(State(state): State<AppState>, Path(account): Path<String>, 
         Ok(r) => r,
         Err(m) => return new_key_page(&state, &viewer, &caller, entered, vec![m], StatusCode::BAD_REQUEST).await,
     };
-    let scopes: Vec<String> = entered.scopes.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let scopes: Vec<String> = entered
+        .scopes
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     let input = service::MintInput {
         class: Some(entered.class.clone()),
         name: entered.name.clone(),
@@ -293,11 +333,19 @@ async fn confirm(state: AppState, viewer: Viewer, account: String, handle: Strin
     render(StatusCode::OK, &page)
 }
 
-pub async fn confirm_revoke(State(state): State<AppState>, viewer: Viewer, Path((account, key)): Path<(String, String)>) -> Response {
+pub async fn confirm_revoke(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((account, key)): Path<(String, String)>,
+) -> Response {
     confirm(state, viewer, account, key, false).await
 }
 
-pub async fn confirm_roll(State(state): State<AppState>, viewer: Viewer, Path((account, key)): Path<(String, String)>) -> Response {
+pub async fn confirm_roll(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((account, key)): Path<(String, String)>,
+) -> Response {
     confirm(state, viewer, account, key, true).await
 }
 
@@ -310,7 +358,11 @@ fn refused(e: &crate::error::ApiError, account_id: &str, viewer: &Viewer) -> Res
     pages::redirect_with(&list_path(account_id, KeyClass::User), Flash::error(pages::message_of(e)), viewer.names)
 }
 
-pub async fn revoke(State(state): State<AppState>, Path((account, handle)): Path<(String, String)>, form: SignedForm) -> Response {
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path((account, handle)): Path<(String, String)>,
+    form: SignedForm,
+) -> Response {
     let viewer = form.viewer;
     let caller = match caller(&state, &viewer, &account).await {
         Ok(c) => c,
@@ -318,14 +370,21 @@ pub async fn revoke(State(state): State<AppState>, Path((account, handle)): Path
     };
     match service::revoke(&state, &caller, viewer.ip, &handle).await {
         Ok(k) => {
-            let flash = Flash::notice(format!("Key “{}” ({}) is revoked. Requests with it are refused from now on.", k.name, k.key_part));
+            let flash = Flash::notice(format!(
+                "Key “{}” ({}) is revoked. Requests with it are refused from now on.",
+                k.name, k.key_part
+            ));
             pages::redirect_with(&list_path(&caller.account.id, k.class), flash, viewer.names)
         }
         Err(e) => refused(&e, &caller.account.id, &viewer),
     }
 }
 
-pub async fn roll(State(state): State<AppState>, Path((account, handle)): Path<(String, String)>, form: SignedForm) -> Response {
+pub async fn roll(
+    State(state): State<AppState>,
+    Path((account, handle)): Path<(String, String)>,
+    form: SignedForm,
+) -> Response {
     let SignedForm { viewer, fields } = form;
     let caller = match caller(&state, &viewer, &account).await {
         Ok(c) => c,

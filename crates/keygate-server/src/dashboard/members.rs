@@ -41,10 +41,19 @@ struct MembersPage {
 }
 
 fn grantable(by: Authority) -> Vec<&'static str> {
-    [Authority::User, Authority::Administrator, Authority::Owner].into_iter().filter(|a| *a <= by).map(Authority::as_str).collect()
+    [Authority::User, Authority::Administrator, Authority::Owner]
+        .into_iter()
+        .filter(|a| *a <= by)
+        .map(Authority::as_str)
+        .collect()
 }
 
-pub async fn page(State(state): State<AppState>, viewer: Viewer, Path(account): Path<String>, QueryFields(q): QueryFields) -> Response {
+pub async fn page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(account): Path<String>,
+    QueryFields(q): QueryFields,
+) -> Response {
     let caller = match caller(&state, &viewer, &account).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -60,7 +69,8 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Path(account): 
     let me = caller.user_id.clone().unwrap_or_default();
     let row = |m: Member| MemberRow {
         is_self: m.user_id == me,
-        manageable: caller.authority.is_admin() && (caller.authority == Authority::Owner || m.authority != Authority::Owner),
+        manageable: caller.authority.is_admin()
+            && (caller.authority == Authority::Owner || m.authority != Authority::Owner),
         user_id: m.user_id,
         name: m.name,
         email: m.email,
@@ -106,7 +116,11 @@ pub async fn add(State(state): State<AppState>, Path(account): Path<String>, for
     back(&caller.account.id, result, &viewer)
 }
 
-pub async fn change(State(state): State<AppState>, Path((account, user)): Path<(String, String)>, form: SignedForm) -> Response {
+pub async fn change(
+    State(state): State<AppState>,
+    Path((account, user)): Path<(String, String)>,
+    form: SignedForm,
+) -> Response {
     let SignedForm { viewer, fields } = form;
     let caller = match caller(&state, &viewer, &account).await {
         Ok(c) => c,
@@ -122,7 +136,11 @@ pub async fn change(State(state): State<AppState>, Path((account, user)): Path<(
 }
 
 /// Without JavaScript the Remove button leads here instead of opening a dialog.
-pub async fn confirm_remove(State(state): State<AppState>, viewer: Viewer, Path((account, user)): Path<(String, String)>) -> Response {
+pub async fn confirm_remove(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((account, user)): Path<(String, String)>,
+) -> Response {
     let caller = match caller(&state, &viewer, &account).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -148,7 +166,11 @@ pub async fn confirm_remove(State(state): State<AppState>, viewer: Viewer, Path(
     render(StatusCode::OK, &page)
 }
 
-pub async fn remove(State(state): State<AppState>, Path((account, user)): Path<(String, String)>, form: SignedForm) -> Response {
+pub async fn remove(
+    State(state): State<AppState>,
+    Path((account, user)): Path<(String, String)>,
+    form: SignedForm,
+) -> Response {
     let viewer = form.viewer;
     let caller = match caller(&state, &viewer, &account).await {
         Ok(c) => c,
@@ -156,7 +178,13 @@ pub async fn remove(State(state): State<AppState>, Path((account, user)): Path<(
     };
     let leaving = caller.user_id.as_deref() == Some(user.as_str());
     match service::remove(&state, &caller, viewer.ip, &user).await {
-        Ok(()) if leaving => pages::redirect_with("/app", Flash::notice(format!("You left “{}”.", caller.account.name)), viewer.names),
-        result => back(&caller.account.id, result.map(|()| "The member was removed; their keys in this account no longer work.".to_owned()), &viewer),
+        Ok(()) if leaving => {
+            pages::redirect_with("/app", Flash::notice(format!("You left “{}”.", caller.account.name)), viewer.names)
+        }
+        result => back(
+            &caller.account.id,
+            result.map(|()| "The member was removed; their keys in this account no longer work.".to_owned()),
+            &viewer,
+        ),
     }
 }

@@ -36,8 +36,7 @@ pub use session::{CookieNames, cookie_names};
 
 /// The Content-Security-Policy of every dashboard answer: scripts, styles and images only
 /// from keygate itself, forms only to keygate, never framed.
-pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The dashboard's routes, or none when `dashboard.enabled` is off.
 pub fn routes(state: &AppState) -> Router<AppState> {

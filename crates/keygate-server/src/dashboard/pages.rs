@@ -48,7 +48,8 @@ impl Flash {
 
     pub fn decode(value: &str) -> Option<Self> {
         let (tag, encoded) = value.split_once(':')?;
-        let message: String = form_urlencoded::parse(format!("m={encoded}").as_bytes()).map(|(_, v)| v.into_owned()).next()?;
+        let message: String =
+            form_urlencoded::parse(format!("m={encoded}").as_bytes()).map(|(_, v)| v.into_owned()).next()?;
         let message: String = message.chars().take(300).collect();
         match tag {
             "n" => Some(Flash::notice(message)),
@@ -114,7 +115,12 @@ impl Layout {
             accounts: viewer
                 .memberships
                 .iter()
-                .map(|m| AccountLink { id: m.account_id.clone(), name: m.account_name.clone(), authority: m.authority.as_str(), current: false })
+                .map(|m| AccountLink {
+                    id: m.account_id.clone(),
+                    name: m.account_name.clone(),
+                    authority: m.authority.as_str(),
+                    current: false,
+                })
                 .collect(),
             flash: viewer.flash.clone(),
             ..Layout::default()
@@ -157,7 +163,10 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "dashboard template failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, Html("<!doctype html><title>Error</title><p>Something went wrong on our side.</p>"))
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<!doctype html><title>Error</title><p>Something went wrong on our side.</p>"),
+            )
                 .into_response()
         }
     }
@@ -197,7 +206,9 @@ pub fn api_error(e: &ApiError) -> Response {
 /// The most helpful text of an error for a person: its `user_message`, else its message.
 pub fn message_of(e: &ApiError) -> String {
     match e.code {
-        "not_found" if e.message.starts_with("No such") => "There is no such page, or it belongs to an account you are not a member of.".to_owned(),
+        "not_found" if e.message.starts_with("No such") => {
+            "There is no such page, or it belongs to an account you are not a member of.".to_owned()
+        }
         _ => e.user_message.as_deref().unwrap_or(&e.message).to_owned(),
     }
 }
@@ -233,7 +244,10 @@ mod tests {
 
     #[test]
     fn flash_survives_its_cookie() {
-        let names = super::super::session::cookie_names(&crate::config::DashboardSettings { enabled: true, secure_cookies: true });
+        let names = super::super::session::cookie_names(&crate::config::DashboardSettings {
+            enabled: true,
+            secure_cookies: true,
+        });
         let f = Flash::error("Key “ci; build” revoked = 100%");
         let cookie = f.cookie(names);
         let s = cookie.to_str().expect("ascii");

@@ -30,7 +30,12 @@ pub struct CookieNames {
 
 pub fn cookie_names(settings: &DashboardSettings) -> CookieNames {
     if settings.secure_cookies {
-        CookieNames { session: "__Host-keygate_session", flash: "__Host-keygate_flash", csrf: "__Host-keygate_csrf", secure: true }
+        CookieNames {
+            session: "__Host-keygate_session",
+            flash: "__Host-keygate_flash",
+            csrf: "__Host-keygate_csrf",
+            secure: true,
+        }
     } else {
         CookieNames { session: "keygate_session", flash: "keygate_flash", csrf: "keygate_csrf", secure: false }
     }
@@ -196,9 +201,9 @@ fn forbidden() -> Response {
 
 async fn read_fields(req: Request, state: &AppState) -> Result<Fields, Response> {
     let limit = state.settings.max_body_bytes;
-    let bytes = axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| pages::error_page(StatusCode::PAYLOAD_TOO_LARGE, "Too much data", "The form sent more data than allowed."))?;
+    let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+        pages::error_page(StatusCode::PAYLOAD_TOO_LARGE, "Too much data", "The form sent more data than allowed.")
+    })?;
     Ok(Fields(form_urlencoded::parse(&bytes).into_owned().collect()))
 }
 
@@ -308,7 +313,10 @@ mod tests {
         assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
         assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")])));
         assert!(!same_origin(&headers(&[("origin", "https://evil.example"), ("host", "keygate.example")])));
-        assert!(same_origin(&headers(&[("origin", "null"), ("host", "keygate.example")])), "no-referrer pages post `null`");
+        assert!(
+            same_origin(&headers(&[("origin", "null"), ("host", "keygate.example")])),
+            "no-referrer pages post `null`"
+        );
         assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin"), ("origin", "null"), ("host", "h")])));
     }
 }

@@ -14,11 +14,11 @@ pub mod upstream;
 use std::net::SocketAddr;
 
 use axum::body::Body;
-use http_body::Body as _;
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use http::header::HeaderValue;
 use http::request::Parts;
+use http_body::Body as _;
 use keygate_core::ratelimit::Decision;
 use keygate_core::{CredentialKind, Permissions};
 use keygate_store::KeyClass;
@@ -100,7 +100,14 @@ impl Gateway {
             Err(_) => return ApiError::invalid_request("The request path cannot be forwarded.").into_response(),
         };
         let mut headers = parts.headers;
-        proxy::upstream_headers(&mut headers, identity, &origin, route.host.clone(), crate::request_id::current_header(), state.format());
+        proxy::upstream_headers(
+            &mut headers,
+            identity,
+            &origin,
+            route.host.clone(),
+            crate::request_id::current_header(),
+            state.format(),
+        );
         let activity = proxy::Activity::new();
         let body = if body.is_end_stream() { body } else { Body::new(proxy::Tracked::new(body, activity.clone())) };
         let mut upstream_req = http::Request::new(body);
@@ -180,7 +187,12 @@ async fn authorize(state: &AppState, route: &Route, parts: &Parts) -> Result<All
 
 /// A session acts for its user in the account named by `X-Account-Id`, with `*:*`, limited
 /// per user by the account's plan and the route.
-async fn authorize_session(state: &AppState, route: &Route, parts: &Parts, parsed: &keygate_core::Parsed) -> Result<Allowed, ApiError> {
+async fn authorize_session(
+    state: &AppState,
+    route: &Route,
+    parts: &Parts,
+    parsed: &keygate_core::Parsed,
+) -> Result<Allowed, ApiError> {
     let session = state.auth.authenticate_parsed_session(parsed, client_ip(parts, state)).await?;
     if !route.accepts_session {
         return Err(ApiError::new(

@@ -117,7 +117,14 @@ pub struct Origin {
 /// credentials and anything claiming to be keygate's identity go; identity and forwarding
 /// headers come, and `Host` becomes `upstream_host`. One hash lookup per field touched: the
 /// entry API where a field is read and then written.
-pub fn upstream_headers(h: &mut HeaderMap, id: Identity, origin: &Origin, upstream_host: HeaderValue, request_id: Option<HeaderValue>, format: &KeyFormat) {
+pub fn upstream_headers(
+    h: &mut HeaderMap,
+    id: Identity,
+    origin: &Origin,
+    upstream_host: HeaderValue,
+    request_id: Option<HeaderValue>,
+    format: &KeyFormat,
+) {
     remove_where(h, |k| never_forwarded(k, origin.trusted));
     strip_credential_cookies(h, format);
     let client_host = h.insert(header::HOST, upstream_host);
@@ -166,7 +173,8 @@ fn strip_credential_cookies(h: &mut HeaderMap, format: &KeyFormat) {
             name.contains(DASHBOARD_COOKIE) || format.check(v.trim().trim_matches('"')).is_ok()
         })
     };
-    let values: Vec<String> = h.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
+    let values: Vec<String> =
+        h.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
     let kept: Vec<&str> = values
         .iter()
         .flat_map(|v| v.split(';'))
@@ -383,7 +391,13 @@ mod tests {
         let f = format();
         let token = f.generate(CredentialKind::Session).secret.expose().to_owned();
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::try_from(format!("theme=dark; __Host-kg={token}; kgs_fake=kgs_notatoken; __Host-keygate_csrf=abc")).expect("v"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::try_from(format!(
+                "theme=dark; __Host-kg={token}; kgs_fake=kgs_notatoken; __Host-keygate_csrf=abc"
+            ))
+            .expect("v"),
+        );
         strip_credential_cookies(&mut h, &f);
         assert_eq!(h[header::COOKIE], "theme=dark; kgs_fake=kgs_notatoken");
         let mut h = HeaderMap::new();
@@ -413,8 +427,26 @@ mod tests {
             h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
         let origin = Origin { peer: IpAddr::from([10, 0, 0, 9]), trusted: false, version: http::Version::HTTP_11 };
-        upstream_headers(&mut h, id(), &origin, HeaderValue::from_static("upstream:8080"), Some(HeaderValue::from_static("req_1")), &format());
-        for gone in ["connection", "x-secret-hop", "keep-alive", "te", "upgrade", "proxy-authorization", "x-api-key", "authorization", "x-keygate-user-id", "x-keygate-anything"] {
+        upstream_headers(
+            &mut h,
+            id(),
+            &origin,
+            HeaderValue::from_static("upstream:8080"),
+            Some(HeaderValue::from_static("req_1")),
+            &format(),
+        );
+        for gone in [
+            "connection",
+            "x-secret-hop",
+            "keep-alive",
+            "te",
+            "upgrade",
+            "proxy-authorization",
+            "x-api-key",
+            "authorization",
+            "x-keygate-user-id",
+            "x-keygate-anything",
+        ] {
             assert!(!h.contains_key(gone), "{gone} must be removed");
         }
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
@@ -435,7 +467,14 @@ mod tests {
         h.insert("x-forwarded-host", HeaderValue::from_static("api.example.com"));
         h.insert("host", HeaderValue::from_static("internal-lb"));
         let origin = Origin { peer: IpAddr::from([10, 0, 0, 2]), trusted: true, version: http::Version::HTTP_11 };
-        upstream_headers(&mut h, id(), &origin, HeaderValue::from_static("upstream"), Some(HeaderValue::from_static("req_1")), &format());
+        upstream_headers(
+            &mut h,
+            id(),
+            &origin,
+            HeaderValue::from_static("upstream"),
+            Some(HeaderValue::from_static("req_1")),
+            &format(),
+        );
         assert_eq!(h["x-forwarded-for"], "203.0.113.5, 10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "api.example.com", "the first proxy's host stands");

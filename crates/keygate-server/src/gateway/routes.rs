@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use http::{HeaderValue, Method};
 use http::uri::Authority;
+use http::{HeaderValue, Method};
 use keygate_core::{CredentialKind, RateLimit, Scope};
 
 use crate::auth::Requirements;
@@ -13,8 +13,20 @@ use crate::config::RouteSettings;
 
 /// Paths the management API (and the dashboard) own; no route may overlap them.
 pub const RESERVED_PREFIXES: &[&str] = &[
-    "/v1/register", "/v1/login", "/v1/logout", "/v1/user", "/v1/accounts", "/v1/keys", "/v1/audit",
-    "/v1/admin", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/app",
+    "/v1/register",
+    "/v1/login",
+    "/v1/logout",
+    "/v1/user",
+    "/v1/accounts",
+    "/v1/keys",
+    "/v1/audit",
+    "/v1/admin",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/app",
 ];
 
 /// Checks every route: a path prefix starting with `/`, an http upstream, a resource name,
@@ -49,7 +61,9 @@ pub fn validate_routes(routes: &[RouteSettings]) -> Result<(), String> {
         for (method, action) in &r.actions {
             let method_ok = method.parse::<Method>().is_ok() && method.bytes().all(|b| b.is_ascii_uppercase());
             if !method_ok || action == "*" || Scope::parse(&format!("x:{action}")).is_err() {
-                return Err(format!("{at}: actions: `{method} = \"{action}\"` is not METHOD = \"action\" (e.g. POST = \"create\")"));
+                return Err(format!(
+                    "{at}: actions: `{method} = \"{action}\"` is not METHOD = \"action\" (e.g. POST = \"create\")"
+                ));
             }
         }
         if let Some(rl) = &r.rate_limit {
@@ -103,7 +117,9 @@ fn upstream_parts(url: &str) -> Result<(Authority, String), &'static str> {
 /// Whether two path prefixes can match a common path (`/v1/keys` and `/v1/keys/x`, or `/v1`
 /// and `/v1/keys`), segment-wise.
 fn overlaps(a: &str, b: &str) -> bool {
-    let seg = |long: &str, short: &str| long == short || long.starts_with(&format!("{short}/")) || short == "/" || short.is_empty();
+    let seg = |long: &str, short: &str| {
+        long == short || long.starts_with(&format!("{short}/")) || short == "/" || short.is_empty()
+    };
     seg(a, b) || seg(b, a)
 }
 
@@ -146,7 +162,8 @@ impl Route {
         }
         let prefix = r.prefix.trim_end_matches('/').to_owned();
         let host = if authority.port_u16() == Some(80) { authority.host() } else { authority.as_str() };
-        let host = HeaderValue::from_str(host).map_err(|_| format!("upstream `{}` has a host that cannot be sent", r.upstream))?;
+        let host = HeaderValue::from_str(host)
+            .map_err(|_| format!("upstream `{}` has a host that cannot be sent", r.upstream))?;
         Ok(Route {
             host,
             extra_limit: r.rate_limit.map(|l| (prefix.clone(), l)),
@@ -168,7 +185,11 @@ impl Route {
         if let Some((_, r)) = self.overrides.iter().find(|(m, _)| m == method) {
             return r;
         }
-        if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS { &self.read } else { &self.write }
+        if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
+            &self.read
+        } else {
+            &self.write
+        }
     }
 
     /// Whether `path` falls under this route: the prefix itself or anything below it.

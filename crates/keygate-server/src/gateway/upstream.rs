@@ -73,7 +73,10 @@ impl std::error::Error for UpstreamError {}
 /// Sends `req` (origin-form URI, `Host` set) to the upstream at `authority` and waits for its
 /// answer's head; the body streams after. Dropping the returned future gives the request up
 /// and closes the connection it was on.
-pub async fn send(authority: &Authority, mut req: http::Request<Body>) -> Result<http::Response<PooledBody>, UpstreamError> {
+pub async fn send(
+    authority: &Authority,
+    mut req: http::Request<Body>,
+) -> Result<http::Response<PooledBody>, UpstreamError> {
     while let Some(mut sender) = take_idle(authority) {
         if sender.ready().await.is_err() {
             continue; // closed while idle
@@ -109,7 +112,8 @@ async fn connect(authority: &Authority) -> Result<SendRequest<Body>, UpstreamErr
     stream.set_nodelay(true).map_err(UpstreamError::Connect)?;
     let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
     socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive).map_err(UpstreamError::Connect)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(UpstreamError::Http)?;
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(UpstreamError::Http)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
@@ -173,7 +177,10 @@ fn put_back(authority: &Authority, sender: SendRequest<Body>) {
     POOLS.with_borrow_mut(|pools| {
         let idle = pools.of(authority);
         let now = Instant::now();
-        while idle.front().is_some_and(|c| c.sender.is_closed() || now.saturating_duration_since(c.since) >= IDLE_TIMEOUT) {
+        while idle
+            .front()
+            .is_some_and(|c| c.sender.is_closed() || now.saturating_duration_since(c.since) >= IDLE_TIMEOUT)
+        {
             idle.pop_front();
         }
         if idle.len() < MAX_IDLE {
@@ -190,7 +197,11 @@ pub struct PooledBody {
 }
 
 impl PooledBody {
-    fn wrap(resp: http::Response<Incoming>, authority: &Authority, sender: SendRequest<Body>) -> http::Response<PooledBody> {
+    fn wrap(
+        resp: http::Response<Incoming>,
+        authority: &Authority,
+        sender: SendRequest<Body>,
+    ) -> http::Response<PooledBody> {
         resp.map(|inner| {
             let mut body = PooledBody { inner, give_back: Some((authority.clone(), sender)) };
             if http_body::Body::is_end_stream(&body.inner) {
@@ -320,7 +331,9 @@ mod tests {
     #[tokio::test]
     async fn an_ipv6_literal_upstream_is_reached_and_its_connection_reused() {
         let Ok(listener) = TcpListener::bind("[::1]:0").await else {
-            eprintln!("SKIPPED an_ipv6_literal_upstream_is_reached_and_its_connection_reused: this machine has no IPv6 loopback");
+            eprintln!(
+                "SKIPPED an_ipv6_literal_upstream_is_reached_and_its_connection_reused: this machine has no IPv6 loopback"
+            );
             return;
         };
         let (authority, connections) = tcp_upstream(listener).await;

@@ -24,9 +24,11 @@ use crate::state::{AppState, audit};
 use crate::views::{AccountView, ListView};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_account, list_accounts))
-        .routes(routes!(get_account, patch_account, delete_account))
+    OpenApiRouter::new().routes(routes!(create_account, list_accounts)).routes(routes!(
+        get_account,
+        patch_account,
+        delete_account
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -231,10 +233,8 @@ async fn patch_account(
         ip,
         json!({ "fields": fields, "name": name, "url": url.clone().flatten() }),
     );
-    let account = state
-        .store
-        .update_account(&id, name.as_deref(), url.as_ref().map(|u| u.as_deref()), vec![entry])
-        .await?;
+    let account =
+        state.store.update_account(&id, name.as_deref(), url.as_ref().map(|u| u.as_deref()), vec![entry]).await?;
     state.invalidate(Invalidation::Account(id.clone())).await;
     let mut view = AccountView::new(&account, &state.plans);
     view.authority = Some(caller.authority);
@@ -260,7 +260,8 @@ async fn delete_account(
     let caller = principal.in_account(&state, Some(&id)).await?;
     caller.require_scope("accounts", "write")?;
     caller.require_authority(Authority::Owner)?;
-    let entry = audit(&id, &caller.actor, "account.deleted", ("account", &id), ip, json!({ "name": caller.account.name }));
+    let entry =
+        audit(&id, &caller.actor, "account.deleted", ("account", &id), ip, json!({ "name": caller.account.name }));
     state.store.delete_account(&id, Utc::now(), vec![entry]).await?;
     state.invalidate(Invalidation::Account(id.clone())).await;
     Ok(StatusCode::NO_CONTENT)

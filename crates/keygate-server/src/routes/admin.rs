@@ -123,7 +123,14 @@ async fn set_plan(
     }
     let before = state.store.account_by_id(&id).await?.ok_or_else(ApiError::not_found)?;
     let actor = Actor { kind: ActorType::Operator, user_id: None, key_id: None };
-    let entry = audit(&id, &actor, "account.plan_changed", ("account", &id), ip, json!({ "from": before.plan, "to": body.plan }));
+    let entry = audit(
+        &id,
+        &actor,
+        "account.plan_changed",
+        ("account", &id),
+        ip,
+        json!({ "from": before.plan, "to": body.plan }),
+    );
     let account = state.store.set_plan(&id, &body.plan, vec![entry]).await?;
     state.invalidate(Invalidation::Account(id.clone())).await;
     tracing::info!(account_id = %id, plan = %account.plan, "operator set plan");

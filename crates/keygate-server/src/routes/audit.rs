@@ -109,7 +109,11 @@ async fn verify_audit(
             checked += 1;
             if e.account_id != *account_id || !entry_holds(&e, &prev_hash, last_seq + 1) {
                 tracing::warn!(account_id = %account_id, seq = e.seq, "audit chain does not verify");
-                return Ok(axum::Json(AuditVerification { valid: false, entries_checked: checked, first_invalid_seq: Some(e.seq) }));
+                return Ok(axum::Json(AuditVerification {
+                    valid: false,
+                    entries_checked: checked,
+                    first_invalid_seq: Some(e.seq),
+                }));
             }
             last_seq = e.seq;
             prev_hash = e.hash;
@@ -124,9 +128,9 @@ async fn verify_audit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use keygate_core::audit::{ChainedFields, entry_hash};
     use keygate_store::{Actor, ActorType};
+    use serde_json::json;
 
     fn chained(prev: &str, seq: i64) -> AuditEntry {
         let mut e = AuditEntry {
@@ -145,10 +149,20 @@ mod tests {
         };
         let actor = serde_json::to_value(&e.actor).expect("actor");
         let target = json!({ "type": e.target_type, "id": e.target_id });
-        e.hash = entry_hash(prev, &ChainedFields {
-            id: &e.id, seq, at: e.at.timestamp_millis(), account_id: &e.account_id, actor: &actor,
-            action: &e.action, target: &target, ip: e.ip.as_deref(), details: &e.details,
-        });
+        e.hash = entry_hash(
+            prev,
+            &ChainedFields {
+                id: &e.id,
+                seq,
+                at: e.at.timestamp_millis(),
+                account_id: &e.account_id,
+                actor: &actor,
+                action: &e.action,
+                target: &target,
+                ip: e.ip.as_deref(),
+                details: &e.details,
+            },
+        );
         e
     }
 

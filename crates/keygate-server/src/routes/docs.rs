@@ -33,8 +33,12 @@ impl utoipa::Modify for Security {
     fn modify(&self, doc: &mut Document) {
         use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components
+            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -48,14 +52,20 @@ pub fn routes(doc: Arc<Document>) -> Router<AppState> {
     let json = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let page = Arc::new(render_page(&doc));
     Router::new()
-        .route("/openapi.json", get(move || {
-            let json = Arc::clone(&json);
-            async move { ([(header::CONTENT_TYPE, "application/json")], (*json).clone()) }
-        }))
-        .route("/docs", get(move || {
-            let page = Arc::clone(&page);
-            async move { Html((*page).clone()).into_response() }
-        }))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let json = Arc::clone(&json);
+                async move { ([(header::CONTENT_TYPE, "application/json")], (*json).clone()) }
+            }),
+        )
+        .route(
+            "/docs",
+            get(move || {
+                let page = Arc::clone(&page);
+                async move { Html((*page).clone()).into_response() }
+            }),
+        )
 }
 
 fn escape(s: &str) -> String {
@@ -66,7 +76,11 @@ fn render_page(doc: &Document) -> String {
     let mut rows = String::new();
     for (path, item) in doc.paths.paths.iter() {
         let ops = [
-            ("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("PATCH", &item.patch), ("DELETE", &item.delete),
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
         ];
         for (method, op) in ops {
             if let Some(op) = op {
@@ -74,7 +88,9 @@ fn render_page(doc: &Document) -> String {
                 let codes: Vec<String> = op.responses.responses.keys().cloned().collect();
                 rows.push_str(&format!(
                     "<tr><td><code>{method}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
-                    escape(path), escape(&summary), escape(&codes.join(" "))
+                    escape(path),
+                    escape(&summary),
+                    escape(&codes.join(" "))
                 ));
             }
         }

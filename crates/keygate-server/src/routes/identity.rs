@@ -81,7 +81,11 @@ pub struct RegisterResponse {
     (status = 409, description = "email_taken, or domain_taken (ask an administrator for an invitation)", body = ErrorBody),
     (status = 413, description = "payload_too_large", body = ErrorBody),
 ))]
-async fn register(State(state): State<AppState>, ClientIp(ip): ClientIp, Json(body): Json<RegisterBody>) -> ApiResult<Response> {
+async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(body): Json<RegisterBody>,
+) -> ApiResult<Response> {
     let input = service::RegisterInput { email: body.email, password: body.password, name: body.name, url: body.url };
     let r = service::register(&state, ip, input).await?;
     let now = r.user.created_at;
@@ -128,7 +132,11 @@ pub struct LoginResponse {
     (status = 401, description = "login_error: wrong email or password (the same answer for both)", body = ErrorBody),
     (status = 429, description = "rate_limited: too many failed attempts; `Retry-After` says when to retry", body = ErrorBody),
 ))]
-async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, Json(body): Json<LoginBody>) -> ApiResult<Response> {
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(body): Json<LoginBody>,
+) -> ApiResult<Response> {
     let signed_in = service::login(&state, ip, &body.email, &body.password).await?;
     let default_account_id = signed_in.memberships.first().map(|m| m.account_id.clone());
     let out = LoginResponse {
@@ -289,7 +297,14 @@ async fn patch_user(
         Some(hash) => {
             let now = Utc::now();
             let (token, session) = new_session(&state, &user_id, now);
-            let entries = audit_in_each(&memberships, &actor, "user.password_changed", &user_id, ip, json!({ "sessions_revoked": true }));
+            let entries = audit_in_each(
+                &memberships,
+                &actor,
+                "user.password_changed",
+                &user_id,
+                ip,
+                json!({ "sessions_revoked": true }),
+            );
             state.store.change_password(&user_id, &hash, session, entries).await?;
             state.invalidate(Invalidation::User(user_id.clone())).await;
             tracing::info!(user_id = %user_id, "password changed; every other session revoked");

@@ -24,10 +24,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathIds
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(t)| PathIds(t))
-            .map_err(|_| ApiError::not_found())
+        Path::<T>::from_request_parts(parts, state).await.map(|Path(t)| PathIds(t)).map_err(|_| ApiError::not_found())
     }
 }
 

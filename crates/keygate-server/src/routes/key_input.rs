@@ -13,7 +13,9 @@ pub const MAX_ALLOWLIST: usize = 100;
 pub const MAX_SCOPES: usize = 100;
 
 /// `Option<Option<T>>` for PATCH: absent = leave, `null` = clear, value = set.
-pub fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -30,8 +32,7 @@ pub fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, ApiError> {
     if scopes.is_empty() || scopes.len() > MAX_SCOPES {
         return Err(ApiError::invalid_field("scopes", "must list 1 to 100 scopes"));
     }
-    ScopeSet::parse_all(scopes.iter().map(String::as_str))
-        .map_err(|e| ApiError::invalid_field("scopes", e.to_string()))
+    ScopeSet::parse_all(scopes.iter().map(String::as_str)).map_err(|e| ApiError::invalid_field("scopes", e.to_string()))
 }
 
 pub fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -78,9 +79,9 @@ pub fn parse_allowlist(list: &[String]) -> Result<Vec<String>, ApiError> {
     }
     list.iter()
         .map(|c| {
-            keygate_core::net::parse_cidr(c)
-                .map(|n| n.to_string())
-                .ok_or_else(|| ApiError::invalid_field("ip_allowlist", format!("`{c}` is not an IPv4 or IPv6 address or CIDR")))
+            keygate_core::net::parse_cidr(c).map(|n| n.to_string()).ok_or_else(|| {
+                ApiError::invalid_field("ip_allowlist", format!("`{c}` is not an IPv4 or IPv6 address or CIDR"))
+            })
         })
         .collect()
 }

@@ -14,12 +14,12 @@ use utoipa_axum::routes;
 
 use super::key_input::*;
 use crate::auth::{Caller, Invalidation, Principal};
-use keygate_core::id::IdKind;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Json, OptionalJson, Query, page_request};
 use crate::service::keys as service;
 use crate::state::{AppState, audit};
 use crate::views::{CreatedKeyView, KeyView, ListView};
+use keygate_core::id::IdKind;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -148,7 +148,11 @@ async fn mint(
 /// List keys, newest first, never secrets. A member with authority `user` sees only their own.
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListQuery),
     responses((status = 200, body = ListView<KeyView>), (status = 400), (status = 401), (status = 404)))]
-async fn list(State(state): State<AppState>, principal: Principal, Query(q): Query<ListQuery>) -> ApiResult<axum::Json<ListView<KeyView>>> {
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<ListView<KeyView>>> {
     let caller = principal.in_account(&state, q.account_id.as_deref()).await?;
     caller.require_scope("keys", "read")?;
     let page = page_request(q.limit, q.cursor.as_deref())?;
@@ -252,7 +256,8 @@ async fn patch_key(
         patch.metadata = Some(parse_metadata(m)?);
         changed.push("metadata");
     }
-    let entry = audit(&caller.account.id, &caller.actor, "key.updated", ("key", &key.id), ip, json!({ "fields": changed }));
+    let entry =
+        audit(&caller.account.id, &caller.actor, "key.updated", ("key", &key.id), ip, json!({ "fields": changed }));
     let updated = state.store.update_key(&caller.account.id, &key.id, &patch, vec![entry]).await?;
     state.invalidate(Invalidation::Account(caller.account.id.clone())).await;
     Ok(axum::Json(KeyView::new(updated, now)))
@@ -287,8 +292,11 @@ async fn roll_key(
     let caller = caller_for_key(&state, &principal, body.account_id.as_deref(), &handle).await?;
     let rolled = service::roll(&state, &caller, ip, &handle, body.old_expires_in_seconds.unwrap_or(0)).await?;
     let now = Utc::now();
-    let mut out = serde_json::to_value(CreatedKeyView { key: rolled.secret.expose().to_owned(), view: KeyView::new(rolled.new, now) })
-        .map_err(ApiError::internal)?;
+    let mut out = serde_json::to_value(CreatedKeyView {
+        key: rolled.secret.expose().to_owned(),
+        view: KeyView::new(rolled.new, now),
+    })
+    .map_err(ApiError::internal)?;
     out["previous_key"] = serde_json::to_value(KeyView::new(rolled.old, now)).map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
@@ -306,7 +314,8 @@ async fn key_usage(
     caller.require_scope("keys", "read")?;
     let key = service::visible_key(&state, &caller, &handle).await?;
     let date = |field: &str, s: &str| {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| ApiError::invalid_field(field, "must be a date like 2026-12-31"))
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map_err(|_| ApiError::invalid_field(field, "must be a date like 2026-12-31"))
     };
     let to = q.to.as_deref().map(|s| date("to", s)).transpose()?.unwrap_or_else(|| Utc::now().date_naive());
     let from = q.from.as_deref().map(|s| date("from", s)).transpose()?.unwrap_or(to - chrono::Duration::days(29));
@@ -328,7 +337,12 @@ async fn key_usage(
 /// The caller in the key's account. A key names a single account, so a session token may omit
 /// `account_id` on `/v1/keys/{key}…`: the key is looked up in the user's own accounts (never
 /// beyond them), and a key in none of them is 404 like any other.
-async fn caller_for_key(state: &AppState, principal: &Principal, account_id: Option<&str>, handle: &str) -> ApiResult<Caller> {
+async fn caller_for_key(
+    state: &AppState,
+    principal: &Principal,
+    account_id: Option<&str>,
+    handle: &str,
+) -> ApiResult<Caller> {
     if account_id.is_some() || !matches!(principal, Principal::Session(_)) {
         return principal.in_account(state, account_id).await;
     }

@@ -26,9 +26,7 @@ use crate::state::AppState;
 use crate::views::{ListView, MemberView};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_members, add_member))
-        .routes(routes!(change_member, remove_member))
+    OpenApiRouter::new().routes(routes!(list_members, add_member)).routes(routes!(change_member, remove_member))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -49,7 +49,8 @@ pub fn service(state: AppState) -> HttpService {
     // The request span and its response line are DEBUG: when that level is off for them (the
     // default), the layer is left out, not merely silent — it cost ≈ 2.4k instructions per
     // request while logging nothing. The level is read once, at start.
-    if tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG) || tracing::enabled!(tracing::Level::DEBUG) {
+    if tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG) || tracing::enabled!(tracing::Level::DEBUG)
+    {
         let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The path only: query strings could carry anything a client put there. Lines
             // logged inside a request name its `request_id` themselves.

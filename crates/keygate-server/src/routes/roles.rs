@@ -27,9 +27,7 @@ use crate::views::{ListView, RoleView};
 const MAX_PERMISSIONS: usize = 100;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_roles, create_role))
-        .routes(routes!(get_role, patch_role, delete_role))
+    OpenApiRouter::new().routes(routes!(list_roles, create_role)).routes(routes!(get_role, patch_role, delete_role))
 }
 
 /// Validates and normalises permissions: each a scope (`resource:action`, `*` on either side),
@@ -133,14 +131,8 @@ async fn create_role(
     errors.into_result()?;
     let Some(name) = name else { return Err(ApiError::invalid_request("Invalid request.")) };
     let now = Utc::now();
-    let role = Role {
-        id: new_id(IdKind::Role),
-        account_id: id.clone(),
-        name,
-        permissions,
-        created_at: now,
-        updated_at: now,
-    };
+    let role =
+        Role { id: new_id(IdKind::Role), account_id: id.clone(), name, permissions, created_at: now, updated_at: now };
     let entry = audit(
         &id,
         &caller.actor,

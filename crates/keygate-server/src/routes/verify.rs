@@ -118,7 +118,12 @@ async fn decide(state: &AppState, peer: IpAddr, body: VerifyBody) -> ApiResult<R
 /// does not apply. A NOT_FOUND decision names no key, even when the lookup found one to refuse.
 /// The key's own fields are rendered once per cached key (`ResolvedKey::verify_fields`); only
 /// the decision, the limit and the count are written per request.
-fn answer(code: &'static str, key: Option<&ResolvedKey>, rate: Option<&ratelimit::Decision>, usage_remaining: Option<i64>) -> Vec<u8> {
+fn answer(
+    code: &'static str,
+    key: Option<&ResolvedKey>,
+    rate: Option<&ratelimit::Decision>,
+    usage_remaining: Option<i64>,
+) -> Vec<u8> {
     let key = key.filter(|_| code != "NOT_FOUND");
     let fields: &str = match key {
         Some(k) => k.verify_fields.get_or_init(|| KeyFields::of(k).render()),
@@ -215,7 +220,8 @@ mod tests {
         stored.key.usage_limit = Some(10);
         stored.key.usage_used = 4;
         let key = ResolvedKey::from_auth(stored, Arc::new);
-        let rate = ratelimit::Decision { allowed: true, limit: 100, remaining: 99, reset_seconds: 60, retry_after_seconds: 0 };
+        let rate =
+            ratelimit::Decision { allowed: true, limit: 100, remaining: 99, reset_seconds: 60, retry_after_seconds: 0 };
         let expected = json!({
             "valid": true, "code": "VALID", "key_id": "key_1", "account_id": "acc_1", "user_id": null,
             "class": "org", "authority": "user", "scopes": ["leads:read", "lists:*"], "role_id": null,
@@ -235,7 +241,18 @@ mod tests {
         let key = ResolvedKey::from_auth(sample_auth("key_1"), Arc::new);
         for key in [None, Some(&*key)] {
             let got = parsed(answer("NOT_FOUND", key, None, Some(3)));
-            let fields = ["key_id", "account_id", "user_id", "class", "authority", "scopes", "role_id", "expires_at", "ratelimit", "usage_remaining"];
+            let fields = [
+                "key_id",
+                "account_id",
+                "user_id",
+                "class",
+                "authority",
+                "scopes",
+                "role_id",
+                "expires_at",
+                "ratelimit",
+                "usage_remaining",
+            ];
             for f in fields {
                 assert_eq!(got[f], Value::Null, "{f}");
             }

@@ -33,7 +33,9 @@ pub async fn list(
     require_reader(caller)?;
     let bounded = |field: &str, v: Option<String>| -> ApiResult<Option<String>> {
         match v {
-            Some(s) if s.is_empty() || s.len() > 100 => Err(ApiError::invalid_field(field, "must be 1 to 100 characters")),
+            Some(s) if s.is_empty() || s.len() > 100 => {
+                Err(ApiError::invalid_field(field, "must be 1 to 100 characters"))
+            }
             other => Ok(other),
         }
     };

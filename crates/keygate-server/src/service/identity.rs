@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use chrono::Utc;
+use keygate_core::Secret;
 use keygate_core::id::{IdKind, new_id};
 use keygate_core::validate::{Email, check_name, check_password, is_blocked_domain};
-use keygate_core::Secret;
 use keygate_store::{Account, Actor, ActorType, NewAudit, SessionAuth, User, UserMembership};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -74,10 +74,7 @@ pub fn audit_in_each(
     ip: IpAddr,
     details: serde_json::Value,
 ) -> Vec<NewAudit> {
-    memberships
-        .iter()
-        .map(|m| audit(&m.account_id, actor, action, ("user", user_id), ip, details.clone()))
-        .collect()
+    memberships.iter().map(|m| audit(&m.account_id, actor, action, ("user", user_id), ip, details.clone())).collect()
 }
 
 /// Creates the user, a default account (default plan, a trial) with them as owner, and a session.
@@ -120,7 +117,13 @@ pub async fn register(state: &AppState, ip: IpAddr, input: RegisterInput) -> Api
     }
     let password_hash = state.passwords.hash(&input.password).await?;
     let now = Utc::now();
-    let user = User { id: new_id(IdKind::User), email: email.as_str().to_owned(), name: name.clone(), password_hash, created_at: now };
+    let user = User {
+        id: new_id(IdKind::User),
+        email: email.as_str().to_owned(),
+        name: name.clone(),
+        password_hash,
+        created_at: now,
+    };
     let plan = signup.default_plan.clone();
     let account = Account {
         id: new_id(IdKind::Account),
@@ -170,7 +173,10 @@ pub async fn login(state: &AppState, ip: IpAddr, email: &str, password: &SecretS
         Some(e) => state.store.user_by_email(e.as_str()).await?,
         None => None,
     };
-    let phc = user.as_ref().map(|u| u.password_hash.as_str()).filter(|_| password.expose_secret().len() <= MAX_PASSWORD_BYTES);
+    let phc = user
+        .as_ref()
+        .map(|u| u.password_hash.as_str())
+        .filter(|_| password.expose_secret().len() <= MAX_PASSWORD_BYTES);
     let ok = state.passwords.verify(password, phc).await? && phc.is_some();
     let user = match user {
         Some(user) if ok => user,
@@ -187,7 +193,14 @@ pub async fn login(state: &AppState, ip: IpAddr, email: &str, password: &SecretS
     let memberships = state.store.user_memberships(&user.id).await?;
     let now = Utc::now();
     let (token, session) = new_session(state, &user.id, now);
-    let entries = audit_in_each(&memberships, &user_actor(&user.id), "user.login", &user.id, ip, json!({ "session_id": session.id }));
+    let entries = audit_in_each(
+        &memberships,
+        &user_actor(&user.id),
+        "user.login",
+        &user.id,
+        ip,
+        json!({ "session_id": session.id }),
+    );
     state.store.create_session(session, entries).await?;
     Ok(SignedIn { token, user, memberships })
 }

@@ -85,7 +85,8 @@ pub async fn mint(state: &AppState, caller: &Caller, ip: IpAddr, input: MintInpu
     };
     let authority = match input.authority.as_deref() {
         None => Authority::User,
-        Some(a) => Authority::parse(a).ok_or_else(|| ApiError::invalid_field("authority", "must be user, administrator or owner"))?,
+        Some(a) => Authority::parse(a)
+            .ok_or_else(|| ApiError::invalid_field("authority", "must be user, administrator or owner"))?,
     };
     caller.require_authority(authority)?;
     let name = parse_name(&input.name)?;
@@ -144,7 +145,10 @@ pub async fn list(state: &AppState, caller: &Caller, input: &ListInput, page: &P
         status: input
             .status
             .as_deref()
-            .map(|s| KeyStatus::parse(s).ok_or_else(|| ApiError::invalid_field("status", "must be active, inactive, expired or revoked")))
+            .map(|s| {
+                KeyStatus::parse(s)
+                    .ok_or_else(|| ApiError::invalid_field("status", "must be active, inactive, expired or revoked"))
+            })
             .transpose()?,
         user_id: None,
     };
@@ -183,7 +187,14 @@ pub async fn revoke(state: &AppState, caller: &Caller, ip: IpAddr, handle: &str)
     caller.require_scope("keys", "write")?;
     let key = visible_key(state, caller, handle).await?;
     let now = Utc::now();
-    let entry = audit(&caller.account.id, &caller.actor, "key.revoked", ("key", &key.id), ip, json!({ "key_part": key.key_part }));
+    let entry = audit(
+        &caller.account.id,
+        &caller.actor,
+        "key.revoked",
+        ("key", &key.id),
+        ip,
+        json!({ "key_part": key.key_part }),
+    );
     let revoked = state.store.revoke_key(&caller.account.id, &key.id, now, vec![entry]).await?;
     state.invalidate(Invalidation::Account(caller.account.id.clone())).await;
     Ok(revoked)
@@ -191,7 +202,13 @@ pub async fn revoke(state: &AppState, caller: &Caller, ip: IpAddr, handle: &str)
 
 /// A successor with the same settings; the old key ends now (`overlap_seconds` 0) or after
 /// the overlap (at most 7 days). 409 `key_revoked` on a revoked key.
-pub async fn roll(state: &AppState, caller: &Caller, ip: IpAddr, handle: &str, overlap_seconds: i64) -> ApiResult<Rolled> {
+pub async fn roll(
+    state: &AppState,
+    caller: &Caller,
+    ip: IpAddr,
+    handle: &str,
+    overlap_seconds: i64,
+) -> ApiResult<Rolled> {
     caller.require_scope("keys", "write")?;
     let old = visible_key(state, caller, handle).await?;
     if old.revoked_at.is_some() {
@@ -232,7 +249,8 @@ pub async fn roll(state: &AppState, caller: &Caller, ip: IpAddr, handle: &str, o
         ip,
         json!({ "successor_id": successor.id, "old_expires_in_seconds": overlap_seconds }),
     );
-    let (new, old) = state.store.roll_key(&caller.account.id, &old.id, successor, old_expires_at, now, vec![entry]).await?;
+    let (new, old) =
+        state.store.roll_key(&caller.account.id, &old.id, successor, old_expires_at, now, vec![entry]).await?;
     state.invalidate(Invalidation::Account(caller.account.id.clone())).await;
     Ok(Rolled { secret: generated.secret, new, old })
 }

@@ -32,16 +32,20 @@ pub async fn list(state: &AppState, caller: &Caller, page: &PageRequest) -> ApiR
 }
 
 /// Adds an existing user (by email) with an authority no higher than the caller's.
-pub async fn add(state: &AppState, caller: &Caller, ip: IpAddr, email: &str, authority: Authority) -> ApiResult<Member> {
+pub async fn add(
+    state: &AppState,
+    caller: &Caller,
+    ip: IpAddr,
+    email: &str,
+    authority: Authority,
+) -> ApiResult<Member> {
     caller.require_scope("members", "write")?;
     caller.require_authority(Authority::Administrator)?;
     let email = Email::parse(email).map_err(|e| ApiError::invalid_field("email", e.to_string()))?;
     may_grant(caller.authority, authority).map_err(|_| ApiError::insufficient_authority())?;
-    let user = state
-        .store
-        .user_by_email(email.as_str())
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "No user with this email: they must sign up first."))?;
+    let user = state.store.user_by_email(email.as_str()).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "No user with this email: they must sign up first.")
+    })?;
     let id = &caller.account.id;
     let entry = audit(
         id,
@@ -58,7 +62,13 @@ pub async fn add(state: &AppState, caller: &Caller, ip: IpAddr, email: &str, aut
 }
 
 /// Changes a member's authority (administrator+).
-pub async fn change(state: &AppState, caller: &Caller, ip: IpAddr, user_id: &str, authority: Authority) -> ApiResult<Member> {
+pub async fn change(
+    state: &AppState,
+    caller: &Caller,
+    ip: IpAddr,
+    user_id: &str,
+    authority: Authority,
+) -> ApiResult<Member> {
     check_id(IdKind::User, user_id)?;
     caller.require_scope("members", "write")?;
     caller.require_authority(Authority::Administrator)?;

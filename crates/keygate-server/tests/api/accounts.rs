@@ -13,7 +13,11 @@ async fn token_cannot_reach_another_account() {
     let alice = app.register().await;
     let bob = app.register().await;
     let bob_role = app
-        .post(&format!("/v1/accounts/{}/roles", bob.account_id), Cred::Bearer(&bob.token), json!({ "name": "intake", "permissions": ["leads:create"] }))
+        .post(
+            &format!("/v1/accounts/{}/roles", bob.account_id),
+            Cred::Bearer(&bob.token),
+            json!({ "name": "intake", "permissions": ["leads:create"] }),
+        )
         .await;
     assert_eq!(bob_role.status, StatusCode::CREATED, "{}", bob_role.text);
     let role_id = bob_role.body["id"].as_str().expect("role id").to_owned();
@@ -23,7 +27,11 @@ async fn token_cannot_reach_another_account() {
         (Method::PATCH, format!("/v1/accounts/{b}"), Some(json!({ "name": "pwned" }))),
         (Method::DELETE, format!("/v1/accounts/{b}"), None),
         (Method::GET, format!("/v1/accounts/{b}/members"), None),
-        (Method::POST, format!("/v1/accounts/{b}/members"), Some(json!({ "email": alice.email, "authority": "owner" }))),
+        (
+            Method::POST,
+            format!("/v1/accounts/{b}/members"),
+            Some(json!({ "email": alice.email, "authority": "owner" })),
+        ),
         (Method::PATCH, format!("/v1/accounts/{b}/members/{}", bob.user_id), Some(json!({ "authority": "user" }))),
         (Method::DELETE, format!("/v1/accounts/{b}/members/{}", bob.user_id), None),
         (Method::GET, format!("/v1/accounts/{b}/roles"), None),
@@ -44,16 +52,24 @@ async fn token_cannot_reach_another_account() {
     }
     // The answer for another account is the answer for an account that does not exist.
     let ghost = app.get("/v1/accounts/acc_0000000000000000000A", Cred::Bearer(&alice.token)).await;
-    assert_eq!(ghost.body["error"], app.get(&format!("/v1/accounts/{b}"), Cred::Bearer(&alice.token)).await.body["error"]);
+    assert_eq!(
+        ghost.body["error"],
+        app.get(&format!("/v1/accounts/{b}"), Cred::Bearer(&alice.token)).await.body["error"]
+    );
     // Malformed ids are 404 too, never 400 or 500.
-    for path in ["/v1/accounts/not-an-id", "/v1/accounts/acc_%00", "/v1/accounts/acc_x/roles/rol_y", "/v1/accounts/%FF%FE"] {
+    for path in
+        ["/v1/accounts/not-an-id", "/v1/accounts/acc_%00", "/v1/accounts/acc_x/roles/rol_y", "/v1/accounts/%FF%FE"]
+    {
         let a = app.get(path, Cred::Bearer(&alice.token)).await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}: {}", a.text);
     }
     // Bob's account is untouched.
     let mine = app.get(&format!("/v1/accounts/{b}"), Cred::Bearer(&bob.token)).await;
     assert_eq!(mine.body["name"], "Test Co");
-    assert_eq!(app.get(&format!("/v1/accounts/{b}/roles/{role_id}"), Cred::Bearer(&bob.token)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("/v1/accounts/{b}/roles/{role_id}"), Cred::Bearer(&bob.token)).await.status,
+        StatusCode::OK
+    );
 }
 
 /// An owner and an administrator in the owner's account.
@@ -71,7 +87,11 @@ async fn administrator_cannot_demote_owner() {
     let acc = &owner.account_id;
     for authority in ["user", "administrator"] {
         let a = app
-            .patch(&format!("/v1/accounts/{acc}/members/{}", owner.user_id), Cred::Bearer(&admin.token), json!({ "authority": authority }))
+            .patch(
+                &format!("/v1/accounts/{acc}/members/{}", owner.user_id),
+                Cred::Bearer(&admin.token),
+                json!({ "authority": authority }),
+            )
             .await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
         assert_eq!(a.code(), "insufficient_authority");
@@ -81,11 +101,16 @@ async fn administrator_cannot_demote_owner() {
     // Not with an API key either.
     let key = insert_key(&app, acc, Some(&admin.user_id), Authority::Administrator, &["*:*"]).await;
     let a = app
-        .patch(&format!("/v1/accounts/{acc}/members/{}", owner.user_id), Cred::ApiKey(&key.secret), json!({ "authority": "user" }))
+        .patch(
+            &format!("/v1/accounts/{acc}/members/{}", owner.user_id),
+            Cred::ApiKey(&key.secret),
+            json!({ "authority": "user" }),
+        )
         .await;
     assert_eq!(a.code(), "insufficient_authority", "{}", a.text);
     let members = app.get(&format!("/v1/accounts/{acc}/members"), Cred::Bearer(&owner.token)).await;
-    let owner_row = members.body["items"].as_array().expect("items").iter().find(|m| m["user_id"] == json!(owner.user_id)).cloned();
+    let owner_row =
+        members.body["items"].as_array().expect("items").iter().find(|m| m["user_id"] == json!(owner.user_id)).cloned();
     assert_eq!(owner_row.expect("owner listed")["authority"], "owner");
 }
 
@@ -96,23 +121,39 @@ async fn administrator_cannot_grant_owner() {
     let carol = app.register().await;
     let acc = &owner.account_id;
     let a = app
-        .post(&format!("/v1/accounts/{acc}/members"), Cred::Bearer(&admin.token), json!({ "email": carol.email, "authority": "owner" }))
+        .post(
+            &format!("/v1/accounts/{acc}/members"),
+            Cred::Bearer(&admin.token),
+            json!({ "email": carol.email, "authority": "owner" }),
+        )
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
     assert_eq!(a.code(), "insufficient_authority");
     add_member(&app, &admin.token, acc, &carol.email, "user").await;
     let a = app
-        .patch(&format!("/v1/accounts/{acc}/members/{}", carol.user_id), Cred::Bearer(&admin.token), json!({ "authority": "owner" }))
+        .patch(
+            &format!("/v1/accounts/{acc}/members/{}", carol.user_id),
+            Cred::Bearer(&admin.token),
+            json!({ "authority": "owner" }),
+        )
         .await;
     assert_eq!(a.code(), "insufficient_authority");
     // An administrator cannot make themself owner either.
     let a = app
-        .patch(&format!("/v1/accounts/{acc}/members/{}", admin.user_id), Cred::Bearer(&admin.token), json!({ "authority": "owner" }))
+        .patch(
+            &format!("/v1/accounts/{acc}/members/{}", admin.user_id),
+            Cred::Bearer(&admin.token),
+            json!({ "authority": "owner" }),
+        )
         .await;
     assert_eq!(a.code(), "insufficient_authority");
     // Up to their own authority is fine.
     let a = app
-        .patch(&format!("/v1/accounts/{acc}/members/{}", carol.user_id), Cred::Bearer(&admin.token), json!({ "authority": "administrator" }))
+        .patch(
+            &format!("/v1/accounts/{acc}/members/{}", carol.user_id),
+            Cred::Bearer(&admin.token),
+            json!({ "authority": "administrator" }),
+        )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["authority"], "administrator");
@@ -121,20 +162,36 @@ async fn administrator_cannot_grant_owner() {
     let eve = app.register().await;
     add_member(&app, &owner.token, acc, &dave.email, "user").await;
     let a = app
-        .post(&format!("/v1/accounts/{acc}/members"), Cred::Bearer(&dave.token), json!({ "email": eve.email, "authority": "user" }))
+        .post(
+            &format!("/v1/accounts/{acc}/members"),
+            Cred::Bearer(&dave.token),
+            json!({ "email": eve.email, "authority": "user" }),
+        )
         .await;
     assert_eq!(a.code(), "insufficient_authority");
     // Adding someone twice, or someone who has not signed up.
     let a = app
-        .post(&format!("/v1/accounts/{acc}/members"), Cred::Bearer(&owner.token), json!({ "email": dave.email, "authority": "user" }))
+        .post(
+            &format!("/v1/accounts/{acc}/members"),
+            Cred::Bearer(&owner.token),
+            json!({ "email": dave.email, "authority": "user" }),
+        )
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     let a = app
-        .post(&format!("/v1/accounts/{acc}/members"), Cred::Bearer(&owner.token), json!({ "email": "nobody@nowhere-corp.com", "authority": "user" }))
+        .post(
+            &format!("/v1/accounts/{acc}/members"),
+            Cred::Bearer(&owner.token),
+            json!({ "email": "nobody@nowhere-corp.com", "authority": "user" }),
+        )
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let a = app
-        .post(&format!("/v1/accounts/{acc}/members"), Cred::Bearer(&owner.token), json!({ "email": eve.email, "authority": "superuser" }))
+        .post(
+            &format!("/v1/accounts/{acc}/members"),
+            Cred::Bearer(&owner.token),
+            json!({ "email": eve.email, "authority": "superuser" }),
+        )
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
 }
@@ -153,7 +210,11 @@ async fn last_owner_cannot_leave_or_be_demoted() {
     assert_eq!(a.code(), "last_owner");
     // With a second owner, the first may step down or leave.
     let a = app
-        .patch(&format!("/v1/accounts/{acc}/members/{}", admin.user_id), Cred::Bearer(&owner.token), json!({ "authority": "owner" }))
+        .patch(
+            &format!("/v1/accounts/{acc}/members/{}", admin.user_id),
+            Cred::Bearer(&owner.token),
+            json!({ "authority": "owner" }),
+        )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let a = app.delete(&me, Cred::Bearer(&owner.token)).await;
@@ -180,7 +241,11 @@ async fn removed_member_loses_access_at_once() {
 
     // Demoted: the key is capped to the member's new authority at once.
     let a = app
-        .patch(&format!("/v1/accounts/{acc}/members/{}", member.user_id), Cred::Bearer(&owner.token), json!({ "authority": "user" }))
+        .patch(
+            &format!("/v1/accounts/{acc}/members/{}", member.user_id),
+            Cred::Bearer(&owner.token),
+            json!({ "authority": "user" }),
+        )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let got = app.get(&path, Cred::ApiKey(&key.secret)).await;
@@ -198,7 +263,8 @@ async fn removed_member_loses_access_at_once() {
     let me = app.get("/v1/user", Cred::Bearer(&member.token)).await;
     assert!(me.body["memberships"].as_array().expect("memberships").iter().all(|m| m["account_id"] != json!(acc)));
     let log = app.get(&format!("/v1/audit?account_id={acc}&action=member.*"), Cred::Bearer(&owner.token)).await;
-    let actions: Vec<&str> = log.body["items"].as_array().expect("items").iter().filter_map(|e| e["action"].as_str()).collect();
+    let actions: Vec<&str> =
+        log.body["items"].as_array().expect("items").iter().filter_map(|e| e["action"].as_str()).collect();
     assert_eq!(actions, vec!["member.removed", "member.updated", "member.added"]);
 }
 
@@ -223,7 +289,13 @@ async fn any_member_may_leave_but_not_remove_others() {
 async fn accounts_are_created_listed_renamed_and_deleted() {
     let app = spawn_app().await;
     let u = app.register().await;
-    let created = app.post("/v1/accounts", Cred::Bearer(&u.token), json!({ "name": "Second workspace", "url": "https://second.example-corp.com" })).await;
+    let created = app
+        .post(
+            "/v1/accounts",
+            Cred::Bearer(&u.token),
+            json!({ "name": "Second workspace", "url": "https://second.example-corp.com" }),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert_eq!(created.body["authority"], "owner");
     assert_eq!(created.body["plan"], "trial");
@@ -255,7 +327,10 @@ async fn accounts_are_created_listed_renamed_and_deleted() {
     assert!(a.body["url"].is_null());
     assert_eq!(app.patch(&path, Cred::Bearer(&u.token), json!({})).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(app.patch(&path, Cred::Bearer(&u.token), json!({ "name": "" })).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.patch(&path, Cred::Bearer(&u.token), json!({ "url": "ftp://x.com" })).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.patch(&path, Cred::Bearer(&u.token), json!({ "url": "ftp://x.com" })).await.status,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(app.get(&path, Cred::Bearer(&u.token)).await.body["name"], "Renamed");
 
     // Only an owner deletes; deletion stops the account's keys at once.
@@ -275,7 +350,10 @@ async fn accounts_are_created_listed_renamed_and_deleted() {
     // Only sessions create and list accounts.
     let own = insert_key(&app, &u.account_id, Some(&u.user_id), Authority::Owner, &["*:*"]).await;
     assert_eq!(app.get("/v1/accounts", Cred::ApiKey(&own.secret)).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.post("/v1/accounts", Cred::ApiKey(&own.secret), json!({ "name": "x" })).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.post("/v1/accounts", Cred::ApiKey(&own.secret), json!({ "name": "x" })).await.status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
@@ -291,18 +369,33 @@ async fn keys_need_management_scopes() {
     let a = app.patch(&path, Cred::ApiKey(&read_only.secret), json!({ "name": "x" })).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(a.code(), "insufficient_scope");
-    let a = app.post(&format!("{path}/roles"), Cred::ApiKey(&read_only.secret), json!({ "name": "r", "permissions": [] })).await;
+    let a = app
+        .post(&format!("{path}/roles"), Cred::ApiKey(&read_only.secret), json!({ "name": "r", "permissions": [] }))
+        .await;
     assert_eq!(a.code(), "insufficient_scope");
     let narrow = insert_key(&app, acc, Some(&u.user_id), Authority::Owner, &["companies:read"]).await;
     assert_eq!(app.get(&path, Cred::ApiKey(&narrow.secret)).await.code(), "insufficient_scope");
     assert_eq!(app.get(&format!("{path}/roles"), Cred::ApiKey(&narrow.secret)).await.code(), "insufficient_scope");
-    let roles_writer = insert_key(&app, acc, Some(&u.user_id), Authority::Administrator, &["roles:write", "roles:read"]).await;
-    let a = app.post(&format!("{path}/roles"), Cred::ApiKey(&roles_writer.secret), json!({ "name": "r", "permissions": ["leads:create"] })).await;
+    let roles_writer =
+        insert_key(&app, acc, Some(&u.user_id), Authority::Administrator, &["roles:write", "roles:read"]).await;
+    let a = app
+        .post(
+            &format!("{path}/roles"),
+            Cred::ApiKey(&roles_writer.secret),
+            json!({ "name": "r", "permissions": ["leads:create"] }),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     // A key naming its own account in account_id is fine; another is 404.
     let other = app.register().await;
-    assert_eq!(app.get(&format!("/v1/audit?account_id={acc}"), Cred::ApiKey(&read_only.secret)).await.status, StatusCode::OK);
-    assert_eq!(app.get(&format!("/v1/audit?account_id={}", other.account_id), Cred::ApiKey(&read_only.secret)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&format!("/v1/audit?account_id={acc}"), Cred::ApiKey(&read_only.secret)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get(&format!("/v1/audit?account_id={}", other.account_id), Cred::ApiKey(&read_only.secret)).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -313,17 +406,26 @@ async fn data_roles_are_validated_and_managed_by_administrators() {
     let acc = &owner.account_id;
     add_member(&app, &owner.token, acc, &member.email, "user").await;
     let roles = format!("/v1/accounts/{acc}/roles");
-    let a = app.post(&roles, Cred::Bearer(&owner.token), json!({ "name": "lead-intake", "permissions": ["leads:create", "leads:create", "companies:read"] })).await;
+    let a = app
+        .post(
+            &roles,
+            Cred::Bearer(&owner.token),
+            json!({ "name": "lead-intake", "permissions": ["leads:create", "leads:create", "companies:read"] }),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     assert_eq!(a.body["permissions"], json!(["leads:create", "companies:read"]));
     assert_eq!(a.body["account_id"], json!(acc));
     let id = a.body["id"].as_str().expect("id").to_owned();
     assert!(id.starts_with("rol_"));
     // Validation: bad scopes are listed; names are 1–100 characters; names are unique.
-    let bad = app.post(&roles, Cred::Bearer(&owner.token), json!({ "name": "x", "permissions": ["Leads:Create", "no-colon"] })).await;
+    let bad = app
+        .post(&roles, Cred::Bearer(&owner.token), json!({ "name": "x", "permissions": ["Leads:Create", "no-colon"] }))
+        .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.body["error"]["details"].as_array().map(Vec::len), Some(2), "{}", bad.text);
-    let long = app.post(&roles, Cred::Bearer(&owner.token), json!({ "name": "n".repeat(101), "permissions": [] })).await;
+    let long =
+        app.post(&roles, Cred::Bearer(&owner.token), json!({ "name": "n".repeat(101), "permissions": [] })).await;
     assert_eq!(long.status, StatusCode::BAD_REQUEST);
     let dup = app.post(&roles, Cred::Bearer(&owner.token), json!({ "name": "lead-intake", "permissions": [] })).await;
     assert_eq!(dup.status, StatusCode::CONFLICT, "{}", dup.text);
@@ -334,9 +436,15 @@ async fn data_roles_are_validated_and_managed_by_administrators() {
     assert!(list.body.get("next_cursor").is_some());
     let one = format!("{roles}/{id}");
     assert_eq!(app.get(&one, Cred::Bearer(&member.token)).await.body["name"], "lead-intake");
-    assert_eq!(app.patch(&one, Cred::Bearer(&member.token), json!({ "name": "mine" })).await.code(), "insufficient_authority");
+    assert_eq!(
+        app.patch(&one, Cred::Bearer(&member.token), json!({ "name": "mine" })).await.code(),
+        "insufficient_authority"
+    );
     assert_eq!(app.delete(&one, Cred::Bearer(&member.token)).await.code(), "insufficient_authority");
-    assert_eq!(app.post(&roles, Cred::Bearer(&member.token), json!({ "name": "m", "permissions": [] })).await.code(), "insufficient_authority");
+    assert_eq!(
+        app.post(&roles, Cred::Bearer(&member.token), json!({ "name": "m", "permissions": [] })).await.code(),
+        "insufficient_authority"
+    );
     let a = app.patch(&one, Cred::Bearer(&owner.token), json!({ "permissions": ["*:read"] })).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["permissions"], json!(["*:read"]));
@@ -346,6 +454,7 @@ async fn data_roles_are_validated_and_managed_by_administrators() {
     assert_eq!(app.get(&one, Cred::Bearer(&owner.token)).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.get(&format!("{roles}/rol_bad"), Cred::Bearer(&owner.token)).await.status, StatusCode::NOT_FOUND);
     let log = app.get(&format!("/v1/audit?account_id={acc}&action=role.*"), Cred::Bearer(&owner.token)).await;
-    let actions: Vec<&str> = log.body["items"].as_array().expect("items").iter().filter_map(|e| e["action"].as_str()).collect();
+    let actions: Vec<&str> =
+        log.body["items"].as_array().expect("items").iter().filter_map(|e| e["action"].as_str()).collect();
     assert_eq!(actions, vec!["role.deleted", "role.updated", "role.created"]);
 }

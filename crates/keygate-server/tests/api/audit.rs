@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 fn actions(a: &Answer) -> Vec<String> {
-    a.body["items"].as_array().map(|i| i.iter().filter_map(|e| e["action"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    a.body["items"]
+        .as_array()
+        .map(|i| i.iter().filter_map(|e| e["action"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -27,11 +30,30 @@ async fn audit_log_records_changes_and_verifies() {
     assert!(recorded, "user.login_failed is recorded");
     app.patch(&format!("/v1/accounts/{acc}"), Cred::Bearer(&owner.token), json!({ "name": "Renamed Co" })).await;
     add_member(&app, &owner.token, acc, &other.email, "user").await;
-    app.patch(&format!("/v1/accounts/{acc}/members/{}", other.user_id), Cred::Bearer(&owner.token), json!({ "authority": "administrator" })).await;
-    let role = app.post(&format!("/v1/accounts/{acc}/roles"), Cred::Bearer(&owner.token), json!({ "name": "ro", "permissions": ["*:read"] })).await;
+    app.patch(
+        &format!("/v1/accounts/{acc}/members/{}", other.user_id),
+        Cred::Bearer(&owner.token),
+        json!({ "authority": "administrator" }),
+    )
+    .await;
+    let role = app
+        .post(
+            &format!("/v1/accounts/{acc}/roles"),
+            Cred::Bearer(&owner.token),
+            json!({ "name": "ro", "permissions": ["*:read"] }),
+        )
+        .await;
     assert_eq!(role.status, StatusCode::CREATED);
 
-    let expected = ["role.created", "member.updated", "member.added", "account.updated", "user.login_failed", "user.login", "user.registered"];
+    let expected = [
+        "role.created",
+        "member.updated",
+        "member.added",
+        "account.updated",
+        "user.login_failed",
+        "user.login",
+        "user.registered",
+    ];
     let log = app.get(&path, Cred::Bearer(&owner.token)).await;
     assert_eq!(log.status, StatusCode::OK);
     assert_eq!(actions(&log), expected, "newest first");
@@ -39,7 +61,9 @@ async fn audit_log_records_changes_and_verifies() {
     let seqs: Vec<i64> = items.iter().filter_map(|e| e["seq"].as_i64()).collect();
     assert_eq!(seqs, (1..=7).rev().collect::<Vec<_>>());
     for e in items {
-        for field in ["id", "seq", "at", "account_id", "actor", "action", "target", "ip", "details", "prev_hash", "hash"] {
+        for field in
+            ["id", "seq", "at", "account_id", "actor", "action", "target", "ip", "details", "prev_hash", "hash"]
+        {
             assert!(e.get(field).is_some(), "entry field {field}: {e}");
         }
         assert_eq!(e["account_id"], json!(acc));
@@ -104,7 +128,8 @@ async fn audit_log_records_changes_and_verifies() {
     assert_eq!(verify.body["valid"], false, "{}", verify.text);
     assert_eq!(verify.body["first_invalid_seq"], 4);
     // Another account's chain is unaffected.
-    let theirs = app.get(&format!("/v1/audit/verify?account_id={}", other.account_id), Cred::Bearer(&other.token)).await;
+    let theirs =
+        app.get(&format!("/v1/audit/verify?account_id={}", other.account_id), Cred::Bearer(&other.token)).await;
     assert_eq!(theirs.body["valid"], true, "{}", theirs.text);
 }
 
@@ -129,7 +154,8 @@ async fn audit_log_never_contains_secrets() {
     assert_eq!(log.status, StatusCode::OK);
     assert!(actions(&log).contains(&"user.password_changed".to_owned()));
     assert!(actions(&log).contains(&"user.login_failed".to_owned()));
-    let secrets = [PASSWORD, wrong, new_password, u.token.as_str(), second.as_str(), fresh.as_str(), key.secret.as_str()];
+    let secrets =
+        [PASSWORD, wrong, new_password, u.token.as_str(), second.as_str(), fresh.as_str(), key.secret.as_str()];
     for s in secrets {
         assert!(!log.text.contains(s), "the audit log contains a secret: {s}");
         assert!(!database_contains(&app, s), "the database file contains a secret: {s}");
@@ -217,7 +243,9 @@ async fn operator_sets_plan_with_admin_token() {
     let a = app.patch(&path, Cred::Bearer(ADMIN_TOKEN), json!({ "plan": "platinum" })).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert_eq!(a.body["error"]["details"][0]["field"], "plan");
-    let a = app.patch("/v1/admin/accounts/acc_0000000000000000000A", Cred::Bearer(ADMIN_TOKEN), json!({ "plan": "free" })).await;
+    let a = app
+        .patch("/v1/admin/accounts/acc_0000000000000000000A", Cred::Bearer(ADMIN_TOKEN), json!({ "plan": "free" }))
+        .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let a = app.patch(&path, Cred::Bearer("operator-token-for-tests-012345678X"), json!({ "plan": "free" })).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
@@ -246,7 +274,9 @@ async fn operator_api_disabled_without_token() {
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
         assert_eq!(a.code(), "not_found");
     }
-    let a = app.patch(&format!("/v1/admin/accounts/{}", u.account_id), Cred::Bearer("anything"), json!({ "plan": "free" })).await;
+    let a = app
+        .patch(&format!("/v1/admin/accounts/{}", u.account_id), Cred::Bearer("anything"), json!({ "plan": "free" }))
+        .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let acc: Value = app.get(&format!("/v1/accounts/{}", u.account_id), Cred::Bearer(&u.token)).await.body;
     assert_eq!(acc["plan"], "trial");
@@ -271,7 +301,12 @@ async fn operator_lifts_an_ended_trial_by_setting_another_plan() {
         .await
         .expect("open db");
     let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).timestamp_millis();
-    sqlx::query("UPDATE accounts SET trial_ends_at = ? WHERE id = ?").bind(yesterday).bind(acc).execute(&pool).await.expect("end trial");
+    sqlx::query("UPDATE accounts SET trial_ends_at = ? WHERE id = ?")
+        .bind(yesterday)
+        .bind(acc)
+        .execute(&pool)
+        .await
+        .expect("end trial");
     pool.close().await;
     let key = insert_key(&app, acc, Some(&u.user_id), Authority::Owner, &["*:*"]).await;
     let path = format!("/v1/accounts/{acc}");

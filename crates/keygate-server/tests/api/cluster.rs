@@ -46,7 +46,10 @@ struct TestDb {
 async fn fresh_db(base_url: &str) -> TestDb {
     let name = format!("kg_it_{}", keygate_core::base62::random(10).to_lowercase());
     let mut conn = sqlx::PgConnection::connect(base_url).await.expect("connect to KEYGATE_TEST_POSTGRES_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
     let _ = conn.close().await;
     TestDb { admin_url: base_url.to_owned(), url: with_database(base_url, &name), name }
 }
@@ -67,7 +70,9 @@ fn with_database(url: &str, db: &str) -> String {
 
 async fn drop_db(db: TestDb) {
     if let Ok(mut conn) = sqlx::PgConnection::connect(&db.admin_url).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name))).execute(&mut conn).await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name)))
+            .execute(&mut conn)
+            .await;
     }
 }
 
@@ -75,7 +80,12 @@ async fn node(db: &TestDb, redis_url: &str, policy: FailurePolicy) -> TestApp {
     node_with(db, redis_url, policy, |_| {}).await
 }
 
-async fn node_with(db: &TestDb, redis_url: &str, policy: FailurePolicy, configure: impl FnOnce(&mut Settings)) -> TestApp {
+async fn node_with(
+    db: &TestDb,
+    redis_url: &str,
+    policy: FailurePolicy,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = Settings {
         database_url: db.url.clone(),
         redis_url: redis_url.to_owned(),
@@ -130,10 +140,7 @@ fn secret(k: &Value) -> String {
 
 async fn metric(app: &TestApp, name: &str) -> f64 {
     let text = app.get("/metrics", Cred::None).await.text;
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
 
 #[tokio::test]
@@ -148,7 +155,12 @@ async fn a_key_minted_on_one_node_works_on_the_other_and_its_revocation_reaches_
         assert_eq!(b.verify(&key, json!({})).await["code"], "VALID");
         assert_eq!(b.get("/v1/user", Cred::ApiKey(&key)).await.status, StatusCode::OK);
     }
-    let revoke = a.delete(&format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id), Cred::Bearer(&u.token)).await;
+    let revoke = a
+        .delete(
+            &format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id),
+            Cred::Bearer(&u.token),
+        )
+        .await;
     assert_eq!(revoke.status, StatusCode::OK, "{}", revoke.text);
     let lag = lag_until(Duration::from_secs(1), async || b.verify(&key, json!({})).await["code"] == "REVOKED").await;
     println!("cross-node revocation lag: {lag:?}");
@@ -162,8 +174,13 @@ async fn a_key_minted_on_one_node_works_on_the_other_and_its_revocation_reaches_
         let k = a.mint(&u.token, &u.account_id, json!({})).await;
         let key = secret(&k);
         assert_eq!(b.verify(&key, json!({})).await["code"], "VALID");
-        a.delete(&format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id), Cred::Bearer(&u.token)).await;
-        let lag = lag_until(Duration::from_secs(1), async || b.verify(&key, json!({})).await["code"] == "REVOKED").await;
+        a.delete(
+            &format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id),
+            Cred::Bearer(&u.token),
+        )
+        .await;
+        let lag =
+            lag_until(Duration::from_secs(1), async || b.verify(&key, json!({})).await["code"] == "REVOKED").await;
         lags.push(lag.expect("every revocation reaches node B within 1 s"));
     }
     lags.sort_by_key(|l| l.after);
@@ -184,7 +201,11 @@ async fn a_member_removed_on_one_node_loses_their_key_on_the_other_within_a_seco
     let owner = a.register().await;
     let member = b.register().await;
     let add = a
-        .post(&format!("/v1/accounts/{}/members", owner.account_id), Cred::Bearer(&owner.token), json!({ "email": member.email, "authority": "administrator" }))
+        .post(
+            &format!("/v1/accounts/{}/members", owner.account_id),
+            Cred::Bearer(&owner.token),
+            json!({ "email": member.email, "authority": "administrator" }),
+        )
         .await;
     assert_eq!(add.status, StatusCode::CREATED, "{}", add.text);
     // Minted on B with the member's session, in the owner's account.
@@ -192,7 +213,9 @@ async fn a_member_removed_on_one_node_loses_their_key_on_the_other_within_a_seco
     for _ in 0..2 {
         assert_eq!(b.verify(&key, json!({})).await["code"], "VALID");
     }
-    let removed = a.delete(&format!("/v1/accounts/{}/members/{}", owner.account_id, member.user_id), Cred::Bearer(&owner.token)).await;
+    let removed = a
+        .delete(&format!("/v1/accounts/{}/members/{}", owner.account_id, member.user_id), Cred::Bearer(&owner.token))
+        .await;
     assert!(removed.status.is_success(), "{}", removed.text);
     let lag = lag_until(Duration::from_secs(1), async || b.verify(&key, json!({})).await["code"] != "VALID").await;
     println!("cross-node member-removal lag: {lag:?}");
@@ -208,7 +231,8 @@ async fn a_shared_limit_of_ten_allows_exactly_ten_across_both_nodes() {
     let Some(env) = env("shared rate limit") else { return };
     let (db, a, b) = two_nodes(&env).await;
     let u = a.register().await;
-    let key = secret(&a.mint(&u.token, &u.account_id, json!({ "rate_limit": { "limit": 10, "window_seconds": 60 } })).await);
+    let key =
+        secret(&a.mint(&u.token, &u.account_id, json!({ "rate_limit": { "limit": 10, "window_seconds": 60 } })).await);
     let mut answers = Vec::new();
     for i in 0..14 {
         let node = if i % 2 == 0 { &a } else { &b };
@@ -220,7 +244,11 @@ async fn a_shared_limit_of_ten_allows_exactly_ten_across_both_nodes() {
     assert_eq!((ok, limited), (10, 4), "{answers:?}");
     // One allowance, spent in order, whichever node answered.
     for (i, (status, remaining)) in answers.iter().take(10).enumerate() {
-        assert_eq!((*status, remaining.as_deref()), (StatusCode::OK, Some((9 - i).to_string().as_str())), "request {i}");
+        assert_eq!(
+            (*status, remaining.as_deref()),
+            (StatusCode::OK, Some((9 - i).to_string().as_str())),
+            "request {i}"
+        );
     }
     a.stop().await;
     b.stop().await;
@@ -264,11 +292,12 @@ async fn a_node_that_loses_its_subscription_clears_its_cache_and_resubscribes() 
     let pg = env.postgres.as_str();
     let listeners = |db: String| async move {
         let mut c = sqlx::PgConnection::connect(pg).await.expect("admin connection");
-        let pids: Vec<(i32,)> = sqlx::query_as("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'")
-            .bind(db)
-            .fetch_all(&mut c)
-            .await
-            .expect("pg_stat_activity");
+        let pids: Vec<(i32,)> =
+            sqlx::query_as("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'")
+                .bind(db)
+                .fetch_all(&mut c)
+                .await
+                .expect("pg_stat_activity");
         pids.into_iter().map(|(p,)| p).collect::<Vec<i32>>()
     };
     let before = listeners(db.name.clone()).await;
@@ -288,7 +317,12 @@ async fn a_node_that_loses_its_subscription_clears_its_cache_and_resubscribes() 
     // The cache was cleared: the next use goes to storage again.
     assert_eq!(b.verify(&key, json!({})).await["code"], "VALID");
     assert!(metric(&b, "keygate_key_cache_misses").await > misses, "the cache was not cleared");
-    let revoke = a.delete(&format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id), Cred::Bearer(&u.token)).await;
+    let revoke = a
+        .delete(
+            &format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id),
+            Cred::Bearer(&u.token),
+        )
+        .await;
     assert_eq!(revoke.status, StatusCode::OK);
     let lag = lag_until(Duration::from_secs(1), async || b.verify(&key, json!({})).await["code"] == "REVOKED").await;
     println!("revocation lag after resubscribing: {lag:?}");
@@ -307,7 +341,9 @@ async fn an_unreachable_redis_applies_the_configured_policy_and_is_counted() {
     let closed = node(&db, "redis://127.0.0.1:1", FailurePolicy::FailClosed).await;
     let open = node(&db, "redis://127.0.0.1:1", FailurePolicy::FailOpen).await;
     let u = healthy.register().await;
-    let key = secret(&healthy.mint(&u.token, &u.account_id, json!({ "rate_limit": { "limit": 3, "window_seconds": 60 } })).await);
+    let key = secret(
+        &healthy.mint(&u.token, &u.account_id, json!({ "rate_limit": { "limit": 3, "window_seconds": 60 } })).await,
+    );
     let started = Instant::now();
     let refused = closed.get("/v1/user", Cred::ApiKey(&key)).await;
     assert_eq!((refused.status, refused.code()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", refused.text);
@@ -332,7 +368,10 @@ async fn an_unreachable_redis_applies_the_configured_policy_and_is_counted() {
 
 #[test]
 fn database_urls_are_rewritten_for_the_fresh_database() {
-    assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/test", "kg_it_x"), "postgres://postgres@127.0.0.1:5432/kg_it_x");
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/test", "kg_it_x"),
+        "postgres://postgres@127.0.0.1:5432/kg_it_x"
+    );
     assert_eq!(with_database("postgres://u:p@h/test?sslmode=disable", "d"), "postgres://u:p@h/d?sslmode=disable");
     assert_eq!(with_database("postgres://h:5432", "d"), "postgres://h:5432/d");
 }

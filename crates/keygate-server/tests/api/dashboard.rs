@@ -81,7 +81,14 @@ async fn signed_in(app: &TestApp) -> (Registered, String, String) {
 
 /// Creates a personal key through the form; answers its secret from the page.
 async fn create_key(app: &TestApp, u: &Registered, cookie: &str, csrf: &str, name: &str) -> String {
-    let page = post(app, &format!("/app/a/{}/keys", u.account_id), cookie, &[("csrf", csrf), ("name", name), ("class", "user"), ("authority", "user"), ("scopes", "*:*")], &[]).await;
+    let page = post(
+        app,
+        &format!("/app/a/{}/keys", u.account_id),
+        cookie,
+        &[("csrf", csrf), ("name", name), ("class", "user"), ("authority", "user"), ("scopes", "*:*")],
+        &[],
+    )
+    .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     assert!(page.html.contains("you won't see it again"), "{}", page.html);
     let at = page.html.find("id=\"new-key-secret\" class=\"secret\">").expect("secret shown");
@@ -97,7 +104,8 @@ async fn sign_up_sets_a_host_prefixed_secure_httponly_strict_session_cookie() {
     let pre = form.cookie("__Host-keygate_csrf").expect("pre-session CSRF cookie");
     let cookie = format!("__Host-keygate_csrf={}", value_of(&pre));
     let email = format!("ada@{}.example-corp.com", unique("dash"));
-    let fields = [("csrf", form.csrf()), ("name", "Ada".into()), ("email", email.clone()), ("password", PASSWORD.into())];
+    let fields =
+        [("csrf", form.csrf()), ("name", "Ada".into()), ("email", email.clone()), ("password", PASSWORD.into())];
     let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let done = post(&app, "/app/signup", &cookie, &fields, &[]).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
@@ -136,9 +144,15 @@ async fn plain_http_setting_drops_secure_and_the_host_prefix() {
 async fn pages_have_a_strict_csp_and_no_inline_script_or_style() {
     let app = spawn_app().await;
     let (u, cookie, _) = signed_in(&app).await;
-    for path in ["/app/login".to_owned(), "/app/signup".into(), format!("/app/a/{}/keys", u.account_id), format!("/app/a/{}/keys/new", u.account_id),
-        format!("/app/a/{}/org-keys", u.account_id), format!("/app/a/{}/members", u.account_id), format!("/app/a/{}/audit", u.account_id)]
-    {
+    for path in [
+        "/app/login".to_owned(),
+        "/app/signup".into(),
+        format!("/app/a/{}/keys", u.account_id),
+        format!("/app/a/{}/keys/new", u.account_id),
+        format!("/app/a/{}/org-keys", u.account_id),
+        format!("/app/a/{}/members", u.account_id),
+        format!("/app/a/{}/audit", u.account_id),
+    ] {
         let p = get(&app, &path, &cookie).await;
         assert_eq!(p.status, StatusCode::OK, "{path}: {}", p.html);
         let h = |n: &str| p.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
@@ -147,7 +161,11 @@ async fn pages_have_a_strict_csp_and_no_inline_script_or_style() {
         assert_eq!(h("referrer-policy"), "no-referrer");
         assert_eq!(h("cache-control"), "no-store");
         assert!(!p.html.contains(" style=") && !p.html.contains("<style"), "{path}: inline style");
-        assert!(!p.html.contains("<script>") && p.html.matches("<script").count() == p.html.matches("<script src=\"/app/static/").count(), "{path}: inline script");
+        assert!(
+            !p.html.contains("<script>")
+                && p.html.matches("<script").count() == p.html.matches("<script src=\"/app/static/").count(),
+            "{path}: inline script"
+        );
         assert!(!p.html.contains(" onclick="), "{path}: inline handler");
         // Every POST form carries a CSRF token.
         assert_eq!(p.html.matches("method=\"post\"").count(), p.html.matches("name=\"csrf\"").count(), "{path}");
@@ -162,7 +180,9 @@ async fn forms_without_the_right_csrf_token_or_from_another_site_are_refused() {
     let app = spawn_app().await;
     let (u, cookie, csrf) = signed_in(&app).await;
     let path = format!("/app/a/{}/keys", u.account_id);
-    let with = |token: &str| vec![("csrf".to_owned(), token.to_owned()), ("name".into(), "ci".into()), ("scopes".into(), "*:*".into())];
+    let with = |token: &str| {
+        vec![("csrf".to_owned(), token.to_owned()), ("name".into(), "ci".into()), ("scopes".into(), "*:*".into())]
+    };
     let send = async |fields: Vec<(String, String)>, extra: &[(&str, &str)]| {
         let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         post(&app, &path, &cookie, &fields, extra).await.status
@@ -185,7 +205,14 @@ async fn forms_without_the_right_csrf_token_or_from_another_site_are_refused() {
 async fn a_created_key_is_shown_once_in_the_answer_and_works_until_revoked() {
     let app = spawn_app().await;
     let (u, cookie, csrf) = signed_in(&app).await;
-    let page = post(&app, &format!("/app/a/{}/keys", u.account_id), &cookie, &[("csrf", &csrf), ("name", "ci"), ("scopes", "*:*")], &[]).await;
+    let page = post(
+        &app,
+        &format!("/app/a/{}/keys", u.account_id),
+        &cookie,
+        &[("csrf", &csrf), ("name", "ci"), ("scopes", "*:*")],
+        &[],
+    )
+    .await;
     assert_eq!(page.status, StatusCode::OK, "the secret is in this answer, not behind a redirect");
     assert!(page.headers.get("location").is_none());
     let secret = create_key(&app, &u, &cookie, &csrf, "second").await;
@@ -195,10 +222,11 @@ async fn a_created_key_is_shown_once_in_the_answer_and_works_until_revoked() {
     // The list shows it without its secret.
     let list = get(&app, &format!("/app/a/{}/keys", u.account_id), &cookie).await;
     assert!(list.html.contains("second") && !list.html.contains(&secret));
-    let id = app.get(&format!("/v1/keys?account_id={}", u.account_id), Cred::Bearer(&u.token)).await.body["items"][0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id =
+        app.get(&format!("/v1/keys?account_id={}", u.account_id), Cred::Bearer(&u.token)).await.body["items"][0]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
     let done = post(&app, &format!("/app/a/{}/keys/{id}/revoke", u.account_id), &cookie, &[("csrf", &csrf)], &[]).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert_eq!(done.location(), format!("/app/a/{}/keys", u.account_id));
@@ -216,7 +244,14 @@ async fn sending_the_new_key_form_again_mints_no_second_key() {
     let form_page = get(&app, &format!("/app/a/{}/keys/new", u.account_id), &cookie).await;
     let submission = form_page.field("submission");
     let send = async || {
-        let fields = [("csrf", csrf.as_str()), ("submission", &submission), ("name", "twice"), ("class", "user"), ("authority", "user"), ("scopes", "*:*")];
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("submission", &submission),
+            ("name", "twice"),
+            ("class", "user"),
+            ("authority", "user"),
+            ("scopes", "*:*"),
+        ];
         post(&app, &format!("/app/a/{}/keys", u.account_id), &cookie, &fields, &[]).await
     };
     let first = send().await;
@@ -233,9 +268,23 @@ async fn sending_the_new_key_form_again_mints_no_second_key() {
     let next = get(&app, &format!("/app/a/{}/keys/new", u.account_id), &cookie).await.field("submission");
     assert_ne!(next, submission);
     // A form refused for bad input can be corrected and sent with its token.
-    let refused = post(&app, &format!("/app/a/{}/keys", u.account_id), &cookie, &[("csrf", &csrf), ("submission", &next), ("name", "x"), ("scopes", "nonsense")], &[]).await;
+    let refused = post(
+        &app,
+        &format!("/app/a/{}/keys", u.account_id),
+        &cookie,
+        &[("csrf", &csrf), ("submission", &next), ("name", "x"), ("scopes", "nonsense")],
+        &[],
+    )
+    .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
-    let fixed = post(&app, &format!("/app/a/{}/keys", u.account_id), &cookie, &[("csrf", &csrf), ("submission", &next), ("name", "x"), ("scopes", "*:*")], &[]).await;
+    let fixed = post(
+        &app,
+        &format!("/app/a/{}/keys", u.account_id),
+        &cookie,
+        &[("csrf", &csrf), ("submission", &next), ("name", "x"), ("scopes", "*:*")],
+        &[],
+    )
+    .await;
     assert_eq!(fixed.status, StatusCode::OK, "{}", fixed.html);
 }
 
@@ -250,10 +299,14 @@ async fn another_accounts_pages_and_keys_are_404() {
         let p = get(&app, &format!("/app/a/{}/{path}", b.account_id), &a_cookie).await;
         assert_eq!(p.status, StatusCode::NOT_FOUND, "{path}");
     }
-    let revoke = post(&app, &format!("/app/a/{}/keys/{b_key_id}/revoke", b.account_id), &a_cookie, &[("csrf", &a_csrf)], &[]).await;
+    let revoke =
+        post(&app, &format!("/app/a/{}/keys/{b_key_id}/revoke", b.account_id), &a_cookie, &[("csrf", &a_csrf)], &[])
+            .await;
     assert_eq!(revoke.status, StatusCode::NOT_FOUND);
     // Their key through my own account's path is just as unknown.
-    let revoke = post(&app, &format!("/app/a/{}/keys/{b_key_id}/revoke", a.account_id), &a_cookie, &[("csrf", &a_csrf)], &[]).await;
+    let revoke =
+        post(&app, &format!("/app/a/{}/keys/{b_key_id}/revoke", a.account_id), &a_cookie, &[("csrf", &a_csrf)], &[])
+            .await;
     assert_eq!(revoke.status, StatusCode::NOT_FOUND);
     assert_eq!(app.get("/v1/user", Cred::ApiKey(b_key["key"].as_str().expect("key"))).await.status, StatusCode::OK);
 }
@@ -270,15 +323,40 @@ async fn member_rules_and_errors_are_the_apis() {
     assert_eq!(get(&app, &format!("{base}/audit"), &member_cookie).await.status, StatusCode::FORBIDDEN);
     let page = get(&app, &format!("{base}/members"), &member_cookie).await;
     let member_csrf = page.csrf();
-    let refused = post(&app, &format!("{base}/members"), &member_cookie, &[("csrf", &member_csrf), ("email", &owner.email), ("authority", "user")], &[]).await;
+    let refused = post(
+        &app,
+        &format!("{base}/members"),
+        &member_cookie,
+        &[("csrf", &member_csrf), ("email", &owner.email), ("authority", "user")],
+        &[],
+    )
+    .await;
     assert_eq!(refused.status, StatusCode::SEE_OTHER);
     let flash = refused.cookie("__Host-keygate_flash").expect("flash");
     assert!(value_of(&flash).starts_with("e:"), "an error message: {flash}");
     // The last owner cannot demote themself.
-    let own = post(&app, &format!("{base}/members/{}/authority", owner.user_id), &owner_cookie, &[("csrf", &owner_csrf), ("authority", "user")], &[]).await;
-    assert!(own.cookie("__Host-keygate_flash").is_some_and(|c| value_of(&c).starts_with("e:") && c.contains("owner")), "{:?}", own.cookies());
+    let own = post(
+        &app,
+        &format!("{base}/members/{}/authority", owner.user_id),
+        &owner_cookie,
+        &[("csrf", &owner_csrf), ("authority", "user")],
+        &[],
+    )
+    .await;
+    assert!(
+        own.cookie("__Host-keygate_flash").is_some_and(|c| value_of(&c).starts_with("e:") && c.contains("owner")),
+        "{:?}",
+        own.cookies()
+    );
     // The owner promotes the member; the API sees it.
-    let ok = post(&app, &format!("{base}/members/{}/authority", member.user_id), &owner_cookie, &[("csrf", &owner_csrf), ("authority", "administrator")], &[]).await;
+    let ok = post(
+        &app,
+        &format!("{base}/members/{}/authority", member.user_id),
+        &owner_cookie,
+        &[("csrf", &owner_csrf), ("authority", "administrator")],
+        &[],
+    )
+    .await;
     assert!(ok.cookie("__Host-keygate_flash").is_some_and(|c| value_of(&c).starts_with("n:")));
     let members = app.get(&format!("/v1/accounts/{}/members", owner.account_id), Cred::Bearer(&owner.token)).await;
     assert!(members.text.contains("\"administrator\""), "{}", members.text);
@@ -298,7 +376,14 @@ async fn sign_in_throttle_is_shared_with_the_api() {
     let form = get(&app, "/app/login", "").await;
     let pre = form.cookie("__Host-keygate_csrf").expect("cookie");
     let csrf = form.csrf();
-    let done = post(&app, "/app/login", &format!("__Host-keygate_csrf={}", value_of(&pre)), &[("csrf", &csrf), ("email", &u.email), ("password", PASSWORD)], &[]).await;
+    let done = post(
+        &app,
+        "/app/login",
+        &format!("__Host-keygate_csrf={}", value_of(&pre)),
+        &[("csrf", &csrf), ("email", &u.email), ("password", PASSWORD)],
+        &[],
+    )
+    .await;
     assert_eq!(done.status, StatusCode::TOO_MANY_REQUESTS, "even the right password: {}", done.html);
     assert!(done.headers.get("retry-after").is_some());
     assert!(done.cookie(SESSION).is_none());
@@ -321,22 +406,34 @@ async fn rolling_shows_the_new_secret_once_and_the_old_keys_end() {
     let app = spawn_app().await;
     let (u, cookie, csrf) = signed_in(&app).await;
     let old_secret = create_key(&app, &u, &cookie, &csrf, "rolling").await;
-    let id = app.get(&format!("/v1/keys?account_id={}", u.account_id), Cred::Bearer(&u.token)).await.body["items"][0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id =
+        app.get(&format!("/v1/keys?account_id={}", u.account_id), Cred::Bearer(&u.token)).await.body["items"][0]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
     // Without JavaScript the Roll button is a link to a confirmation page with the same form.
     let confirm = get(&app, &format!("/app/a/{}/keys/{id}/roll", u.account_id), &cookie).await;
     assert_eq!(confirm.status, StatusCode::OK);
     assert!(confirm.html.contains("name=\"old_expires_in_seconds\""));
-    let page = post(&app, &format!("/app/a/{}/keys/{id}/roll", u.account_id), &cookie, &[("csrf", &csrf), ("old_expires_in_seconds", "3600")], &[]).await;
+    let page = post(
+        &app,
+        &format!("/app/a/{}/keys/{id}/roll", u.account_id),
+        &cookie,
+        &[("csrf", &csrf), ("old_expires_in_seconds", "3600")],
+        &[],
+    )
+    .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     assert!(page.html.contains("keeps working until"), "the old key's end is shown");
     let at = page.html.find("class=\"secret\">").expect("secret") + "class=\"secret\">".len();
     let new_secret = &page.html[at..at + page.html[at..].find('<').expect("end")];
     assert_ne!(new_secret, old_secret);
     assert_eq!(app.get("/v1/user", Cred::ApiKey(new_secret)).await.status, StatusCode::OK);
-    assert_eq!(app.get("/v1/user", Cred::ApiKey(&old_secret)).await.status, StatusCode::OK, "the overlap keeps it working");
+    assert_eq!(
+        app.get("/v1/user", Cred::ApiKey(&old_secret)).await.status,
+        StatusCode::OK,
+        "the overlap keeps it working"
+    );
     // A revoked key cannot be rolled: the API's 409, as a message on the list.
     let _ = post(&app, &format!("/app/a/{}/keys/{id}/revoke", u.account_id), &cookie, &[("csrf", &csrf)], &[]).await;
     let again = post(&app, &format!("/app/a/{}/keys/{id}/roll", u.account_id), &cookie, &[("csrf", &csrf)], &[]).await;
@@ -349,19 +446,35 @@ async fn organization_keys_need_an_administrator_and_are_listed_apart() {
     let app = spawn_app().await;
     let (owner, cookie, csrf) = signed_in(&app).await;
     let path = format!("/app/a/{}/keys", owner.account_id);
-    let page = post(&app, &path, &cookie, &[("csrf", &csrf), ("name", "shared"), ("class", "org"), ("scopes", "companies:read"), ("rate_limit", "100"), ("rate_window", "60")], &[]).await;
+    let page = post(
+        &app,
+        &path,
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("name", "shared"),
+            ("class", "org"),
+            ("scopes", "companies:read"),
+            ("rate_limit", "100"),
+            ("rate_window", "60"),
+        ],
+        &[],
+    )
+    .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     assert!(page.html.contains(">kg_org_"), "an org key");
     let org = get(&app, &format!("/app/a/{}/org-keys", owner.account_id), &cookie).await;
     assert!(org.html.contains("shared"));
     assert!(!get(&app, &path, &cookie).await.html.contains("shared"), "not among the personal keys");
-    let listed = app.get(&format!("/v1/keys?account_id={}&class=org", owner.account_id), Cred::Bearer(&owner.token)).await;
+    let listed =
+        app.get(&format!("/v1/keys?account_id={}&class=org", owner.account_id), Cred::Bearer(&owner.token)).await;
     assert_eq!(listed.body["items"][0]["rate_limit"]["limit"], 100);
     assert_eq!(listed.body["items"][0]["scopes"], json!(["companies:read"]));
     // A plain member is refused an org key with the API's error, shown on the form.
     let (member, member_cookie, member_csrf) = signed_in(&app).await;
     add_member(&app, &owner.token, &owner.account_id, &member.email, "user").await;
-    let refused = post(&app, &path, &member_cookie, &[("csrf", &member_csrf), ("name", "mine"), ("class", "org")], &[]).await;
+    let refused =
+        post(&app, &path, &member_cookie, &[("csrf", &member_csrf), ("name", "mine"), ("class", "org")], &[]).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.html.contains("authority"), "{}", refused.html);
     // Bad input comes back on the form, with what was entered.
@@ -375,7 +488,11 @@ async fn a_password_change_through_the_api_ends_the_dashboard_session() {
     let app = spawn_app().await;
     let (u, cookie, _) = signed_in(&app).await;
     let changed = app
-        .patch("/v1/user", Cred::Bearer(&u.token), json!({ "current_password": PASSWORD, "new_password": "another long passphrase" }))
+        .patch(
+            "/v1/user",
+            Cred::Bearer(&u.token),
+            json!({ "current_password": PASSWORD, "new_password": "another long passphrase" }),
+        )
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
     let p = get(&app, &format!("/app/a/{}/keys", u.account_id), &cookie).await;

@@ -51,7 +51,13 @@ impl Store for FaultyStore {
         self.inner.update_user_name(user_id, name, audit).await
     }
 
-    async fn change_password(&self, user_id: &str, password_hash: &str, new_session: Session, audit: Vec<NewAudit>,) -> StoreResult<()> {
+    async fn change_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        new_session: Session,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<()> {
         self.gate()?;
         self.inner.change_password(user_id, password_hash, new_session, audit).await
     }
@@ -91,7 +97,13 @@ impl Store for FaultyStore {
         self.inner.account_by_id(account_id).await
     }
 
-    async fn update_account(&self, account_id: &str, name: Option<&str>, url: Option<Option<&str>>, audit: Vec<NewAudit>,) -> StoreResult<Account> {
+    async fn update_account(
+        &self,
+        account_id: &str,
+        name: Option<&str>,
+        url: Option<Option<&str>>,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<Account> {
         self.gate()?;
         self.inner.update_account(account_id, name, url, audit).await
     }
@@ -121,17 +133,38 @@ impl Store for FaultyStore {
         self.inner.list_members(account_id, page).await
     }
 
-    async fn add_member(&self, account_id: &str, user_id: &str, authority: Authority, at: Time, audit: Vec<NewAudit>) -> StoreResult<Member> {
+    async fn add_member(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        authority: Authority,
+        at: Time,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<Member> {
         self.gate()?;
         self.inner.add_member(account_id, user_id, authority, at, audit).await
     }
 
-    async fn change_member_authority(&self, account_id: &str, user_id: &str, actor_authority: Authority, new: Authority, audit: Vec<NewAudit>,) -> StoreResult<Member> {
+    async fn change_member_authority(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        actor_authority: Authority,
+        new: Authority,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<Member> {
         self.gate()?;
         self.inner.change_member_authority(account_id, user_id, actor_authority, new, audit).await
     }
 
-    async fn remove_member(&self, account_id: &str, user_id: &str, actor_authority: Authority, is_self: bool, audit: Vec<NewAudit>,) -> StoreResult<()> {
+    async fn remove_member(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        actor_authority: Authority,
+        is_self: bool,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<()> {
         self.gate()?;
         self.inner.remove_member(account_id, user_id, actor_authority, is_self, audit).await
     }
@@ -151,7 +184,15 @@ impl Store for FaultyStore {
         self.inner.list_roles(account_id, page).await
     }
 
-    async fn update_role(&self, account_id: &str, role_id: &str, name: Option<&str>, permissions: Option<&[String]>, at: Time, audit: Vec<NewAudit>,) -> StoreResult<Role> {
+    async fn update_role(
+        &self,
+        account_id: &str,
+        role_id: &str,
+        name: Option<&str>,
+        permissions: Option<&[String]>,
+        at: Time,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<Role> {
         self.gate()?;
         self.inner.update_role(account_id, role_id, name, permissions, at, audit).await
     }
@@ -171,12 +212,24 @@ impl Store for FaultyStore {
         self.inner.key_by_handle(account_id, handle).await
     }
 
-    async fn list_keys(&self, account_id: &str, filter: &KeyFilter, now: Time, page: &PageRequest) -> StoreResult<Page<ApiKey>> {
+    async fn list_keys(
+        &self,
+        account_id: &str,
+        filter: &KeyFilter,
+        now: Time,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ApiKey>> {
         self.gate()?;
         self.inner.list_keys(account_id, filter, now, page).await
     }
 
-    async fn update_key(&self, account_id: &str, key_id: &str, patch: &KeyPatch, audit: Vec<NewAudit>) -> StoreResult<ApiKey> {
+    async fn update_key(
+        &self,
+        account_id: &str,
+        key_id: &str,
+        patch: &KeyPatch,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<ApiKey> {
         self.gate()?;
         self.inner.update_key(account_id, key_id, patch, audit).await
     }
@@ -186,7 +239,15 @@ impl Store for FaultyStore {
         self.inner.revoke_key(account_id, key_id, at, audit).await
     }
 
-    async fn roll_key(&self, account_id: &str, key_id: &str, successor: NewKey, old_expires_at: Option<Time>, at: Time, audit: Vec<NewAudit>,) -> StoreResult<(ApiKey, ApiKey)> {
+    async fn roll_key(
+        &self,
+        account_id: &str,
+        key_id: &str,
+        successor: NewKey,
+        old_expires_at: Option<Time>,
+        at: Time,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<(ApiKey, ApiKey)> {
         self.gate()?;
         self.inner.roll_key(account_id, key_id, successor, old_expires_at, at, audit).await
     }
@@ -216,7 +277,12 @@ impl Store for FaultyStore {
         self.inner.append_audit(audit).await
     }
 
-    async fn list_audit(&self, account_id: &str, filter: &AuditFilter, page: &PageRequest) -> StoreResult<Page<AuditEntry>> {
+    async fn list_audit(
+        &self,
+        account_id: &str,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuditEntry>> {
         self.gate()?;
         self.inner.list_audit(account_id, filter, page).await
     }

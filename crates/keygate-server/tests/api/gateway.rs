@@ -72,11 +72,8 @@ async fn echo(State(signals): State<Arc<Signals>>, req: Request) -> Response {
         return Body::from_stream(first.chain(rest)).into_response();
     }
     let method = req.method().to_string();
-    let headers: BTreeMap<String, String> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("?").to_owned()))
-        .collect();
+    let headers: BTreeMap<String, String> =
+        req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("?").to_owned())).collect();
     let mut stream = req.into_body().into_data_stream();
     let mut hasher = Sha256::new();
     let mut len = 0usize;
@@ -177,7 +174,12 @@ async fn dot_segments_cannot_walk_from_one_route_into_another() {
     let u = app.register().await;
     let org = key_of(&app.mint(&u.token, &u.account_id, json!({ "class": "org" })).await);
     // Sent raw: HTTP clients normalise such paths before sending, attackers do not.
-    for path in ["/v1/companies/../lists", "/v1/companies/./../lists", "/v1/companies/%2e%2e/lists", "/v1/companies%2F..%2Flists"] {
+    for path in [
+        "/v1/companies/../lists",
+        "/v1/companies/./../lists",
+        "/v1/companies/%2e%2e/lists",
+        "/v1/companies%2F..%2Flists",
+    ] {
         let answer = raw_get(app.addr, path, &format!("X-API-Key: {org}")).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
         assert!(answer.contains("invalid_request"), "{path}: {answer}");
@@ -278,7 +280,11 @@ async fn org_key_on_a_user_scoped_route_is_refused() {
     let r = app.get("/v1/lists", Cred::ApiKey(&org)).await;
     assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "user_credential_required"), "{}", r.text);
     assert_eq!(app.get("/v1/lists", Cred::ApiKey(&user)).await.status, StatusCode::OK);
-    assert_eq!(app.get("/v1/companies", Cred::ApiKey(&org)).await.status, StatusCode::OK, "any credential on companies");
+    assert_eq!(
+        app.get("/v1/companies", Cred::ApiKey(&org)).await.status,
+        StatusCode::OK,
+        "any credential on companies"
+    );
 }
 
 #[tokio::test]
@@ -348,7 +354,8 @@ async fn a_session_token_names_its_account_with_x_account_id() {
     let stranger = app.register().await;
     let r = app.get("/v1/lists", Cred::Bearer(&u.token)).await;
     assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "account_id_required"));
-    let r = app.call_with(Method::GET, "/v1/lists", Cred::Bearer(&u.token), None, &[("X-Account-Id", &u.account_id)]).await;
+    let r =
+        app.call_with(Method::GET, "/v1/lists", Cred::Bearer(&u.token), None, &[("X-Account-Id", &u.account_id)]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let h = &r.body["headers"];
     assert_eq!(h["x-keygate-credential"], "session");
@@ -423,7 +430,13 @@ async fn large_bodies_stream_both_ways() {
     assert_eq!(got["body_sha256"], hex::encode(expected.finalize()));
 
     // Download 8 MiB and check every byte.
-    let resp = app.client.get(format!("{}/v1/companies/download", app.base)).header("X-API-Key", &key).send().await.expect("download");
+    let resp = app
+        .client
+        .get(format!("{}/v1/companies/download", app.base))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .expect("download");
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers().get("ratelimit-limit").is_some());
     let bytes = resp.bytes().await.expect("bytes");
@@ -431,7 +444,13 @@ async fn large_bodies_stream_both_ways() {
     assert!(bytes.iter().enumerate().all(|(i, b)| *b == pattern(i)), "downloaded bytes differ");
 
     // The first chunk of a response reaches the client while the upstream still holds the rest.
-    let mut resp = app.client.get(format!("{}/v1/companies/trickle", app.base)).header("X-API-Key", &key).send().await.expect("trickle");
+    let mut resp = app
+        .client
+        .get(format!("{}/v1/companies/trickle", app.base))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .expect("trickle");
     let first = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
         .await
         .expect("the first chunk arrived before the body ended: the gateway streams responses")
@@ -468,7 +487,9 @@ async fn an_upload_that_keeps_flowing_outlasts_the_timeout() {
     let key = key_of(&app.mint(&u.token, &u.account_id, json!({})).await);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
     let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
-    let send = tokio::spawn(app.client.post(format!("{}/v1/slow/upload", app.base)).header("X-API-Key", key).body(body).send());
+    let send = tokio::spawn(
+        app.client.post(format!("{}/v1/slow/upload", app.base)).header("X-API-Key", key).body(body).send(),
+    );
     // 2.4 s in all on a route with timeout_seconds = 1, but never 1 s without a byte.
     for _ in 0..4 {
         tx.send(Ok(vec![b'x'; 1000])).await.expect("send");

@@ -276,7 +276,11 @@ pub async fn insert_key(
 /// Adds `email`'s user to `account_id` with `authority`, as `token`; panics unless 201.
 pub async fn add_member(app: &TestApp, token: &str, account_id: &str, email: &str, authority: &str) {
     let a = app
-        .post(&format!("/v1/accounts/{account_id}/members"), Cred::Bearer(token), json!({ "email": email, "authority": authority }))
+        .post(
+            &format!("/v1/accounts/{account_id}/members"),
+            Cred::Bearer(token),
+            json!({ "email": email, "authority": authority }),
+        )
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "add member {email}: {}", a.text);
 }
@@ -296,13 +300,16 @@ pub fn database_contains(app: &TestApp, needle: &str) -> bool {
         p.push(suffix);
         paths.push(p.into());
     }
-    paths.iter().filter_map(|p| std::fs::read(p).ok()).any(|bytes| {
-        !needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-    })
+    paths
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .any(|bytes| !needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
 }
 
 /// Like `spawn_app`, with a store the test wraps (e.g. one that can fail on demand).
-pub async fn spawn_with_store(wrap: impl FnOnce(std::sync::Arc<dyn keygate_store::Store>) -> std::sync::Arc<dyn keygate_store::Store>) -> TestApp {
+pub async fn spawn_with_store(
+    wrap: impl FnOnce(std::sync::Arc<dyn keygate_store::Store>) -> std::sync::Arc<dyn keygate_store::Store>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let db_path = dir.path().join("keygate.db");
     let mut settings = sqlite_settings(&db_path);

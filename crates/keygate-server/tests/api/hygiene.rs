@@ -102,7 +102,12 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
     if std::env::var_os(CHILD).is_none() {
         let exe = std::env::current_exe().expect("test binary");
         let out = tokio::process::Command::new(exe)
-            .args(["hygiene::nothing_secret_reaches_the_logs_even_at_trace", "--exact", "--test-threads=1", "--nocapture"])
+            .args([
+                "hygiene::nothing_secret_reaches_the_logs_even_at_trace",
+                "--exact",
+                "--test-threads=1",
+                "--nocapture",
+            ])
             .env(CHILD, "1")
             .output()
             .await
@@ -132,11 +137,29 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
     let _ = app.get("/v1/user", Cred::ApiKey(&key.secret)).await;
     let _ = app.get("/v1/admin/accounts", Cred::Bearer(admin_token)).await;
     let _ = app.get("/v1/admin/accounts", Cred::Bearer("a-wrong-operator-token")).await;
-    let _ = app.post("/v1/register", Cred::None, json!({ "email": company_email("weak"), "password": "weak-pass", "name": "W" })).await;
+    let _ = app
+        .post(
+            "/v1/register",
+            Cred::None,
+            json!({ "email": company_email("weak"), "password": "weak-pass", "name": "W" }),
+        )
+        .await;
     let _ = app.post("/v1/logout", Cred::Bearer(&fresh), json!({})).await;
     let captured = logs.lock().map(|l| l.clone()).unwrap_or_default();
     assert!(captured.contains("/v1/login"), "the capture works: {}", &captured[..captured.len().min(2000)]);
-    for secret in [PASSWORD, wrong, new_password, "weak-pass", &u.token, &second, &fresh, &key.secret, admin_token, "a-wrong-operator-token", "$argon2id$"] {
+    for secret in [
+        PASSWORD,
+        wrong,
+        new_password,
+        "weak-pass",
+        &u.token,
+        &second,
+        &fresh,
+        &key.secret,
+        admin_token,
+        "a-wrong-operator-token",
+        "$argon2id$",
+    ] {
         assert!(!captured.contains(secret), "the logs contain a secret: {secret}");
     }
 }

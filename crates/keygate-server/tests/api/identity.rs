@@ -13,7 +13,11 @@ async fn register_creates_user_account_and_session() {
     let app = spawn_app().await;
     let email = company_email("Ada.Lovelace");
     let a = app
-        .post("/v1/register", Cred::None, json!({ "email": email, "password": PASSWORD, "name": "Ada Lovelace", "url": "https://www.acme.com" }))
+        .post(
+            "/v1/register",
+            Cred::None,
+            json!({ "email": email, "password": PASSWORD, "name": "Ada Lovelace", "url": "https://www.acme.com" }),
+        )
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     let b = &a.body;
@@ -25,13 +29,17 @@ async fn register_creates_user_account_and_session() {
     assert!(b["user"]["created_at"].as_str().expect("created_at").ends_with('Z'));
     let account_id = b["default_account_id"].as_str().expect("account");
     assert!(account_id.starts_with("acc_"));
-    assert_eq!(b["user"]["memberships"], json!([{ "account_id": account_id, "account_name": "Ada Lovelace", "authority": "owner" }]));
+    assert_eq!(
+        b["user"]["memberships"],
+        json!([{ "account_id": account_id, "account_name": "Ada Lovelace", "authority": "owner" }])
+    );
     assert_eq!(b["account"]["id"], json!(account_id));
     assert_eq!(b["account"]["name"], "Ada Lovelace");
     assert_eq!(b["account"]["url"], "https://www.acme.com");
     assert_eq!(b["account"]["plan"], "trial");
     assert_eq!(b["account"]["api_access"], true);
-    let trial_end = chrono::DateTime::parse_from_rfc3339(b["account"]["trial_ends_at"].as_str().expect("trial end")).expect("rfc3339");
+    let trial_end = chrono::DateTime::parse_from_rfc3339(b["account"]["trial_ends_at"].as_str().expect("trial end"))
+        .expect("rfc3339");
     let days = (trial_end.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
     assert!((13 * 24..=14 * 24).contains(&days), "a 14-day trial, got {days} hours");
     assert!(!a.text.contains("password"), "no password or hash in the answer: {}", a.text);
@@ -58,7 +66,8 @@ async fn register_creates_user_account_and_session() {
 async fn register_rejects_free_webmail_with_user_message() {
     let app = spawn_app_with(|s| s.signup.extra_blocked_domains = vec!["competitor.example".into()]).await;
     for email in ["someone@gmail.com", "someone@Mailinator.com", "x@yopmail.com", "x@mail.competitor.example"] {
-        let a = app.post("/v1/register", Cred::None, json!({ "email": email, "password": PASSWORD, "name": "X" })).await;
+        let a =
+            app.post("/v1/register", Cred::None, json!({ "email": email, "password": PASSWORD, "name": "X" })).await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{email}: {}", a.text);
         assert_eq!(a.code(), "email_format_register");
         let m = a.body["error"]["user_message"].as_str().expect("user_message");
@@ -75,7 +84,9 @@ async fn register_rejects_free_webmail_with_user_message() {
     })
     .await;
     open.register_email(&format!("{}@gmail.com", unique("someone"))).await;
-    let a = open.post("/v1/register", Cred::None, json!({ "email": "x@competitor.example", "password": PASSWORD, "name": "X" })).await;
+    let a = open
+        .post("/v1/register", Cred::None, json!({ "email": "x@competitor.example", "password": PASSWORD, "name": "X" }))
+        .await;
     assert_eq!(a.code(), "email_format_register");
 }
 
@@ -84,10 +95,17 @@ async fn register_email_taken_is_case_insensitive() {
     let app = spawn_app().await;
     let u = app.register().await;
     let shouted = u.email.to_uppercase();
-    let a = app.post("/v1/register", Cred::None, json!({ "email": shouted, "password": PASSWORD, "name": "Again" })).await;
+    let a =
+        app.post("/v1/register", Cred::None, json!({ "email": shouted, "password": PASSWORD, "name": "Again" })).await;
     assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
     assert_eq!(a.code(), "email_taken");
-    let a = app.post("/v1/register", Cred::None, json!({ "email": format!("  {} ", u.email), "password": PASSWORD, "name": "Again" })).await;
+    let a = app
+        .post(
+            "/v1/register",
+            Cred::None,
+            json!({ "email": format!("  {} ", u.email), "password": PASSWORD, "name": "Again" }),
+        )
+        .await;
     assert_eq!(a.code(), "email_taken");
 }
 
@@ -104,7 +122,9 @@ async fn register_domain_taken_tells_to_ask_for_invitation() {
     let m = a.body["error"]["user_message"].as_str().expect("user_message").to_lowercase();
     assert!(m.contains("administrator") && m.contains("invite"), "{m}");
     // Nothing half-created: the colleague has no user.
-    let a = app.post("/v1/login", Cred::None, json!({ "email": format!("colleague@{domain}"), "password": PASSWORD })).await;
+    let a = app
+        .post("/v1/login", Cred::None, json!({ "email": format!("colleague@{domain}"), "password": PASSWORD }))
+        .await;
     assert_eq!(a.code(), "login_error");
 }
 
@@ -112,20 +132,37 @@ async fn register_domain_taken_tells_to_ask_for_invitation() {
 async fn weak_password_is_rejected_with_details() {
     let app = spawn_app().await;
     let fields = |a: &Answer| -> Vec<String> {
-        a.body["error"]["details"].as_array().map(|d| d.iter().map(|x| x["field"].as_str().unwrap_or("").to_owned()).collect()).unwrap_or_default()
+        a.body["error"]["details"]
+            .as_array()
+            .map(|d| d.iter().map(|x| x["field"].as_str().unwrap_or("").to_owned()).collect())
+            .unwrap_or_default()
     };
-    let short = app.post("/v1/register", Cred::None, json!({ "email": company_email("a"), "password": "short", "name": "A" })).await;
+    let short = app
+        .post("/v1/register", Cred::None, json!({ "email": company_email("a"), "password": "short", "name": "A" }))
+        .await;
     assert_eq!(short.status, StatusCode::BAD_REQUEST, "{}", short.text);
     assert_eq!(short.code(), "invalid_request");
     assert_eq!(fields(&short), vec!["password"]);
     assert!(short.body["error"]["details"][0]["message"].as_str().unwrap_or("").contains("12"), "{}", short.text);
 
-    let long = app.post("/v1/register", Cred::None, json!({ "email": company_email("a"), "password": "x".repeat(257), "name": "A" })).await;
+    let long = app
+        .post(
+            "/v1/register",
+            Cred::None,
+            json!({ "email": company_email("a"), "password": "x".repeat(257), "name": "A" }),
+        )
+        .await;
     assert_eq!(long.code(), "invalid_request");
     assert_eq!(fields(&long), vec!["password"]);
 
     // Every bad field is listed at once.
-    let all = app.post("/v1/register", Cred::None, json!({ "email": "not-an-email", "password": "short", "name": "", "url": "javascript:alert(1)" })).await;
+    let all = app
+        .post(
+            "/v1/register",
+            Cred::None,
+            json!({ "email": "not-an-email", "password": "short", "name": "", "url": "javascript:alert(1)" }),
+        )
+        .await;
     assert_eq!(all.status, StatusCode::BAD_REQUEST);
     let mut f = fields(&all);
     f.sort();
@@ -133,7 +170,9 @@ async fn weak_password_is_rejected_with_details() {
 
     // The minimum is configurable.
     let strict = spawn_app_with(|s| s.signup.min_password_chars = 40).await;
-    let a = strict.post("/v1/register", Cred::None, json!({ "email": company_email("a"), "password": PASSWORD, "name": "A" })).await;
+    let a = strict
+        .post("/v1/register", Cred::None, json!({ "email": company_email("a"), "password": PASSWORD, "name": "A" }))
+        .await;
     assert_eq!(fields(&a), vec!["password"]);
 }
 
@@ -160,7 +199,9 @@ async fn malformed_json_and_wrong_content_type_are_400() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"]["code"], "invalid_request");
     // A valid value followed by anything else is not a JSON body (it was once accepted).
-    let (s, v) = raw(r#"{"email":"t@trailing.example","password":"correct horse battery","name":"T"} junk"#, "application/json").await;
+    let (s, v) =
+        raw(r#"{"email":"t@trailing.example","password":"correct horse battery","name":"T"} junk"#, "application/json")
+            .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["error"]["details"][0]["field"], "body");
     // Media types are compared without regard to case; `+json` suffixes are JSON.
@@ -228,7 +269,8 @@ async fn unknown_email_and_wrong_password_answer_alike() {
     assert!(unknown * 4 >= wrong, "unknown email {unknown:?} vs wrong password {wrong:?}");
     assert!(unknown >= Duration::from_millis(2), "a dummy hash takes time: {unknown:?}");
     // A malformed email is just another unknown one.
-    let c = app.post("/v1/login", Cred::None, json!({ "email": "not an email", "password": "wrong password 123" })).await;
+    let c =
+        app.post("/v1/login", Cred::None, json!({ "email": "not an email", "password": "wrong password 123" })).await;
     assert_eq!(error_without_request_id(&c), answers[0]);
 }
 
@@ -316,7 +358,9 @@ async fn password_change_revokes_every_session() {
     let me = app.get("/v1/user", Cred::ApiKey(&key.secret)).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
     // Recorded, without the passwords.
-    let log = app.get(&format!("/v1/audit?account_id={}&action=user.password_changed", u.account_id), Cred::Bearer(&fresh)).await;
+    let log = app
+        .get(&format!("/v1/audit?account_id={}&action=user.password_changed", u.account_id), Cred::Bearer(&fresh))
+        .await;
     assert_eq!(log.body["items"].as_array().map(Vec::len), Some(1), "{}", log.text);
     assert!(!log.text.contains(new_password) && !log.text.contains(PASSWORD));
 }
@@ -326,7 +370,11 @@ async fn password_change_needs_the_current_password() {
     let app = spawn_app_with(|s| s.login.backoff_base_seconds = 60).await;
     let u = app.register().await;
     let a = app
-        .patch("/v1/user", Cred::Bearer(&u.token), json!({ "current_password": "not my password", "new_password": "a brand new passphrase" }))
+        .patch(
+            "/v1/user",
+            Cred::Bearer(&u.token),
+            json!({ "current_password": "not my password", "new_password": "a brand new passphrase" }),
+        )
         .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
     assert_eq!(a.code(), "login_error");
@@ -338,19 +386,29 @@ async fn password_change_needs_the_current_password() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert_eq!(a.body["error"]["details"][0]["field"], "current_password");
     // A weak new password is refused even with the right current one.
-    let a = app.patch("/v1/user", Cred::Bearer(&u.token), json!({ "current_password": PASSWORD, "new_password": "short" })).await;
+    let a = app
+        .patch("/v1/user", Cred::Bearer(&u.token), json!({ "current_password": PASSWORD, "new_password": "short" }))
+        .await;
     assert_eq!(a.body["error"]["details"][0]["field"], "new_password", "{}", a.text);
     // Only a session may change the password: not an API key of the user.
     let key = insert_key(&app, &u.account_id, Some(&u.user_id), Authority::Owner, &["*:*"]).await;
     let a = app
-        .patch("/v1/user", Cred::ApiKey(&key.secret), json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase" }))
+        .patch(
+            "/v1/user",
+            Cred::ApiKey(&key.secret),
+            json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase" }),
+        )
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
     // Guessing the current password through a stolen session is throttled like sign-in.
     let mut last = StatusCode::OK;
     for _ in 0..12 {
         let a = app
-            .patch("/v1/user", Cred::Bearer(&u.token), json!({ "current_password": "guess guess guess", "new_password": "a brand new passphrase" }))
+            .patch(
+                "/v1/user",
+                Cred::Bearer(&u.token),
+                json!({ "current_password": "guess guess guess", "new_password": "a brand new passphrase" }),
+            )
             .await;
         last = a.status;
     }
@@ -373,7 +431,10 @@ async fn user_can_rename_and_sees_only_a_keys_account_through_a_key() {
     let key = insert_key(&app, &u.account_id, Some(&u.user_id), Authority::Owner, &["user:read"]).await;
     let me = app.get("/v1/user", Cred::ApiKey(&key.secret)).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
-    assert_eq!(me.body["memberships"], json!([{ "account_id": u.account_id, "account_name": "Test Co", "authority": "owner" }]));
+    assert_eq!(
+        me.body["memberships"],
+        json!([{ "account_id": u.account_id, "account_name": "Test Co", "authority": "owner" }])
+    );
     // A key without `user:read` may not read the user; an org key never acts as a user.
     let narrow = insert_key(&app, &u.account_id, Some(&u.user_id), Authority::Owner, &["keys:read"]).await;
     assert_eq!(app.get("/v1/user", Cred::ApiKey(&narrow.secret)).await.code(), "insufficient_scope");
@@ -396,7 +457,8 @@ async fn every_error_has_the_contract_shape_and_request_id() {
         app.call(Method::PUT, "/v1/user", Cred::Bearer(&u.token), None).await,
         app.post("/v1/login", Cred::None, json!({ "email": u.email, "password": "wrong password!" })).await,
         app.post("/v1/register", Cred::None, json!({ "email": u.email, "password": PASSWORD, "name": "X" })).await,
-        app.post("/v1/register", Cred::None, json!({ "email": "a@gmail.com", "password": PASSWORD, "name": "X" })).await,
+        app.post("/v1/register", Cred::None, json!({ "email": "a@gmail.com", "password": PASSWORD, "name": "X" }))
+            .await,
         app.post("/v1/register", Cred::None, json!({})).await,
         app.get(&format!("/v1/accounts/{}", other.account_id), Cred::Bearer(&u.token)).await,
         app.get("/v1/accounts/acc_../../etc/passwd", Cred::Bearer(&u.token)).await,
@@ -415,7 +477,16 @@ async fn every_error_has_the_contract_shape_and_request_id() {
         assert!(a.header("content-type").is_some_and(|c| c.starts_with("application/json")));
         seen.insert(code.to_owned());
     }
-    for code in ["missing_credentials", "invalid_credentials", "not_found", "login_error", "email_taken", "email_format_register", "invalid_request", "account_id_required"] {
+    for code in [
+        "missing_credentials",
+        "invalid_credentials",
+        "not_found",
+        "login_error",
+        "email_taken",
+        "email_format_register",
+        "invalid_request",
+        "account_id_required",
+    ] {
         assert!(seen.contains(code), "{code} among {seen:?}");
     }
     // Successes carry X-Request-Id too.
@@ -426,7 +497,9 @@ async fn every_error_has_the_contract_shape_and_request_id() {
 #[tokio::test]
 async fn signup_can_be_disabled() {
     let app = spawn_app_with(|s| s.signup.enabled = false).await;
-    let a = app.post("/v1/register", Cred::None, json!({ "email": company_email("a"), "password": PASSWORD, "name": "A" })).await;
+    let a = app
+        .post("/v1/register", Cred::None, json!({ "email": company_email("a"), "password": PASSWORD, "name": "A" }))
+        .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(a.code(), "signup_disabled");
 }

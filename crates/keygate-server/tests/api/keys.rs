@@ -63,14 +63,23 @@ async fn revocation_is_honoured_at_once_and_final() {
     let k = app.mint(&u.token, &u.account_id, json!({})).await;
     let secret = k["key"].as_str().expect("key");
     assert_eq!(app.verify(secret, json!({})).await["code"], "VALID");
-    let r = app.delete(&format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id), Cred::Bearer(&u.token)).await;
+    let r = app
+        .delete(
+            &format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id),
+            Cred::Bearer(&u.token),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["status"], "revoked");
     assert_eq!(app.verify(secret, json!({})).await["code"], "REVOKED");
     let used = app.get("/v1/user", Cred::ApiKey(secret)).await;
     assert_eq!((used.status, used.code()), (StatusCode::UNAUTHORIZED, "api_key_revoked"));
     let p = app
-        .patch(&format!("/v1/keys/{}", k["id"].as_str().expect("id")), Cred::Bearer(&u.token), json!({ "account_id": u.account_id, "name": "again" }))
+        .patch(
+            &format!("/v1/keys/{}", k["id"].as_str().expect("id")),
+            Cred::Bearer(&u.token),
+            json!({ "account_id": u.account_id, "name": "again" }),
+        )
         .await;
     assert_eq!((p.status, p.code()), (StatusCode::CONFLICT, "key_revoked"));
     let list = app.get(&format!("/v1/keys?account_id={}&status=revoked", u.account_id), Cred::Bearer(&u.token)).await;
@@ -86,7 +95,11 @@ async fn prestaged_key_is_inactive_until_patched_into_the_future() {
     let secret = k["key"].as_str().expect("key");
     assert_eq!(app.verify(secret, json!({})).await["code"], "INACTIVE");
     let p = app
-        .patch(&format!("/v1/keys/{}", k["key_part"].as_str().expect("part")), Cred::Bearer(&u.token), json!({ "account_id": u.account_id, "end_date": "2099-01-01" }))
+        .patch(
+            &format!("/v1/keys/{}", k["key_part"].as_str().expect("part")),
+            Cred::Bearer(&u.token),
+            json!({ "account_id": u.account_id, "end_date": "2099-01-01" }),
+        )
         .await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.text);
     assert_eq!(p.body["status"], "active");
@@ -101,7 +114,13 @@ async fn an_expired_key_is_refused() {
     let u = app.register().await;
     let k = app.mint(&u.token, &u.account_id, json!({})).await;
     let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(300)).to_rfc3339();
-    let p = app.patch(&format!("/v1/keys/{}", k["id"].as_str().expect("id")), Cred::Bearer(&u.token), json!({ "account_id": u.account_id, "expires_at": soon })).await;
+    let p = app
+        .patch(
+            &format!("/v1/keys/{}", k["id"].as_str().expect("id")),
+            Cred::Bearer(&u.token),
+            json!({ "account_id": u.account_id, "expires_at": soon }),
+        )
+        .await;
     assert_eq!(p.status, StatusCode::OK);
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let v = app.verify(k["key"].as_str().expect("k"), json!({})).await;
@@ -114,9 +133,16 @@ async fn an_expired_key_is_refused() {
 async fn roll_with_overlap_keeps_the_old_key_for_the_window_only() {
     let app = spawn_app().await;
     let u = app.register().await;
-    let k = app.mint(&u.token, &u.account_id, json!({ "scopes": ["companies:read"], "metadata": { "team": "ops" } })).await;
+    let k =
+        app.mint(&u.token, &u.account_id, json!({ "scopes": ["companies:read"], "metadata": { "team": "ops" } })).await;
     let old = k["key"].as_str().expect("k");
-    let r = app.post(&format!("/v1/keys/{}/roll", k["id"].as_str().expect("id")), Cred::Bearer(&u.token), json!({ "account_id": u.account_id, "old_expires_in_seconds": 60 })).await;
+    let r = app
+        .post(
+            &format!("/v1/keys/{}/roll", k["id"].as_str().expect("id")),
+            Cred::Bearer(&u.token),
+            json!({ "account_id": u.account_id, "old_expires_in_seconds": 60 }),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let new = r.body["key"].as_str().expect("new key");
     assert_ne!(new, old);
@@ -124,7 +150,13 @@ async fn roll_with_overlap_keeps_the_old_key_for_the_window_only() {
     assert_eq!(r.body["metadata"], json!({ "team": "ops" }));
     assert_eq!(app.verify(new, json!({})).await["code"], "VALID");
     assert_eq!(app.verify(old, json!({})).await["code"], "VALID");
-    let r2 = app.post(&format!("/v1/keys/{}/roll", r.body["id"].as_str().expect("id")), Cred::Bearer(&u.token), json!({ "account_id": u.account_id })).await;
+    let r2 = app
+        .post(
+            &format!("/v1/keys/{}/roll", r.body["id"].as_str().expect("id")),
+            Cred::Bearer(&u.token),
+            json!({ "account_id": u.account_id }),
+        )
+        .await;
     assert_eq!(r2.status, StatusCode::CREATED);
     assert_eq!(app.verify(new, json!({})).await["code"], "REVOKED");
 }
@@ -147,13 +179,22 @@ async fn read_only_key_cannot_change_anything() {
 async fn authority_and_scopes_cannot_be_escalated() {
     let app = spawn_app().await;
     let u = app.register().await;
-    let narrow = app.mint(&u.token, &u.account_id, json!({ "scopes": ["companies:read", "keys:write", "keys:read"] })).await;
+    let narrow =
+        app.mint(&u.token, &u.account_id, json!({ "scopes": ["companies:read", "keys:write", "keys:read"] })).await;
     let key = narrow["key"].as_str().expect("k");
     let wider = app.post("/v1/keys", Cred::ApiKey(key), json!({ "name": "w", "scopes": ["lists:read"] })).await;
     assert_eq!(wider.code(), "insufficient_scope");
-    let higher = app.post("/v1/keys", Cred::ApiKey(key), json!({ "name": "h", "authority": "administrator", "scopes": ["companies:read"] })).await;
+    let higher = app
+        .post(
+            "/v1/keys",
+            Cred::ApiKey(key),
+            json!({ "name": "h", "authority": "administrator", "scopes": ["companies:read"] }),
+        )
+        .await;
     assert_eq!(higher.code(), "insufficient_authority");
-    let org = app.post("/v1/keys", Cred::ApiKey(key), json!({ "name": "o", "class": "org", "scopes": ["companies:read"] })).await;
+    let org = app
+        .post("/v1/keys", Cred::ApiKey(key), json!({ "name": "o", "class": "org", "scopes": ["companies:read"] }))
+        .await;
     assert_eq!(org.code(), "insufficient_authority");
     let ok = app.post("/v1/keys", Cred::ApiKey(key), json!({ "name": "ok", "scopes": ["companies:read"] })).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
@@ -172,9 +213,19 @@ async fn api_key_cannot_reach_another_account() {
     assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
     let r = app.get(&format!("/v1/keys/{}", kb["id"].as_str().expect("id")), Cred::ApiKey(key)).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = app.delete(&format!("/v1/keys/{}?account_id={}", kb["id"].as_str().expect("id"), a.account_id), Cred::Bearer(&a.token)).await;
+    let r = app
+        .delete(
+            &format!("/v1/keys/{}?account_id={}", kb["id"].as_str().expect("id"), a.account_id),
+            Cred::Bearer(&a.token),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = app.delete(&format!("/v1/keys/{}?account_id={}", kb["id"].as_str().expect("id"), b.account_id), Cred::Bearer(&a.token)).await;
+    let r = app
+        .delete(
+            &format!("/v1/keys/{}?account_id={}", kb["id"].as_str().expect("id"), b.account_id),
+            Cred::Bearer(&a.token),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(app.verify(kb["key"].as_str().expect("k"), json!({})).await["code"], "VALID");
 }
@@ -225,7 +276,8 @@ async fn usage_limit_is_exact_under_concurrency() {
     for _ in 0..40 {
         let (client, base, key) = (app.client.clone(), app.base.clone(), key.clone());
         tasks.push(tokio::spawn(async move {
-            let r = client.post(format!("{base}/v1/keys/verify")).json(&json!({ "key": key })).send().await.expect("send");
+            let r =
+                client.post(format!("{base}/v1/keys/verify")).json(&json!({ "key": key })).send().await.expect("send");
             r.json::<serde_json::Value>().await.expect("json")["code"].as_str().unwrap_or_default().to_owned()
         }));
     }
@@ -255,11 +307,19 @@ async fn usage_is_counted_and_survives_a_clean_shutdown() {
     }
     app.stop().await;
     let app = spawn_with_settings(settings, tempfile::tempdir().expect("tmp"), db).await;
-    let got = app.get(&format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id), Cred::Bearer(&u.token)).await;
+    let got = app
+        .get(&format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id), Cred::Bearer(&u.token))
+        .await;
     assert_eq!(got.body["request_count"], 7, "{}", got.text);
     assert!(got.body["last_used_at"].is_string());
-    let usage = app.get(&format!("/v1/keys/{}/usage?account_id={}", k["id"].as_str().expect("id"), u.account_id), Cred::Bearer(&u.token)).await;
-    let total: i64 = usage.body["daily"].as_array().expect("daily").iter().map(|d| d["requests"].as_i64().unwrap_or(0)).sum();
+    let usage = app
+        .get(
+            &format!("/v1/keys/{}/usage?account_id={}", k["id"].as_str().expect("id"), u.account_id),
+            Cred::Bearer(&u.token),
+        )
+        .await;
+    let total: i64 =
+        usage.body["daily"].as_array().expect("daily").iter().map(|d| d["requests"].as_i64().unwrap_or(0)).sum();
     assert_eq!(total, 7);
 }
 
@@ -286,7 +346,13 @@ async fn ip_allowlist_accepts_inside_and_refuses_outside() {
     assert_eq!(app.verify(outside["key"].as_str().expect("k"), json!({})).await["code"], "IP_NOT_ALLOWED");
     let r = app.get("/v1/user", Cred::ApiKey(outside["key"].as_str().expect("k"))).await;
     assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "ip_not_allowed"));
-    let bad = app.post("/v1/keys", Cred::Bearer(&u.token), json!({ "account_id": u.account_id, "name": "x", "ip_allowlist": ["10.0.0.0/99"] })).await;
+    let bad = app
+        .post(
+            "/v1/keys",
+            Cred::Bearer(&u.token),
+            json!({ "account_id": u.account_id, "name": "x", "ip_allowlist": ["10.0.0.0/99"] }),
+        )
+        .await;
     assert_eq!(bad.code(), "invalid_request");
 }
 
@@ -294,7 +360,11 @@ async fn ip_allowlist_accepts_inside_and_refuses_outside() {
 async fn verify_reports_not_found_for_garbage_without_touching_storage() {
     let app = spawn_app().await;
     let misses = |text: &str| {
-        text.lines().find(|l| l.starts_with("keygate_key_cache_misses_total")).and_then(|l| l.split_whitespace().last()).unwrap_or("0").to_owned()
+        text.lines()
+            .find(|l| l.starts_with("keygate_key_cache_misses_total"))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or("0")
+            .to_owned()
     };
     let before = misses(&app.get("/metrics", Cred::None).await.text);
     for key in ["kg_", "nonsense", &format!("kg_{}", "0".repeat(38)), &format!("kg_org_{}", "A".repeat(38))] {
@@ -314,7 +384,8 @@ async fn verify_reports_not_found_for_garbage_without_touching_storage() {
 async fn verify_answers_bad_input_methods_and_paths_like_any_route() {
     let app = spawn_app().await;
     let raw = |method: reqwest::Method, path: &'static str, content_type: &'static str, body: String| {
-        let request = app.client.request(method, format!("{}{path}", app.base)).header("content-type", content_type).body(body);
+        let request =
+            app.client.request(method, format!("{}{path}", app.base)).header("content-type", content_type).body(body);
         async move {
             let r = request.send().await.expect("send");
             let status = r.status();
@@ -325,14 +396,70 @@ async fn verify_answers_bad_input_methods_and_paths_like_any_route() {
     };
     let valid = r#"{"key":"kg_nothing"}"#.to_owned();
     let cases = [
-        (reqwest::Method::POST, "/v1/keys/verify", "text/plain", valid.clone(), StatusCode::BAD_REQUEST, "invalid_request"),
-        (reqwest::Method::POST, "/v1/keys/verify", "application/json", r#"{"key": "#.to_owned(), StatusCode::BAD_REQUEST, "invalid_request"),
-        (reqwest::Method::POST, "/v1/keys/verify", "application/json", r#"{"key":"k","kye":1}"#.to_owned(), StatusCode::BAD_REQUEST, "invalid_request"),
-        (reqwest::Method::POST, "/v1/keys/verify", "application/json", format!(r#"{{"key":"{}"}}"#, "k".repeat(70 * 1024)), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-        (reqwest::Method::GET, "/v1/keys/verify", "application/json", String::new(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        (reqwest::Method::PUT, "/v1/keys/verify", "application/json", valid.clone(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        (reqwest::Method::POST, "/v1/keys/verify/", "application/json", valid.clone(), StatusCode::NOT_FOUND, "not_found"),
-        (reqwest::Method::POST, "/v1/key/verify", "application/json", valid.clone(), StatusCode::NOT_FOUND, "not_found"),
+        (
+            reqwest::Method::POST,
+            "/v1/keys/verify",
+            "text/plain",
+            valid.clone(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/keys/verify",
+            "application/json",
+            r#"{"key": "#.to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/keys/verify",
+            "application/json",
+            r#"{"key":"k","kye":1}"#.to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/keys/verify",
+            "application/json",
+            format!(r#"{{"key":"{}"}}"#, "k".repeat(70 * 1024)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/keys/verify",
+            "application/json",
+            String::new(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/keys/verify",
+            "application/json",
+            valid.clone(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/keys/verify/",
+            "application/json",
+            valid.clone(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/key/verify",
+            "application/json",
+            valid.clone(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
     ];
     for (method, path, content_type, body, status, code) in cases {
         let what = format!("{method} {path} ({content_type}, {} bytes)", body.len());
@@ -350,7 +477,11 @@ async fn verify_checks_data_roles() {
     let app = spawn_app().await;
     let u = app.register().await;
     let role = app
-        .post(&format!("/v1/accounts/{}/roles", u.account_id), Cred::Bearer(&u.token), json!({ "name": "lead-intake", "permissions": ["leads:create"] }))
+        .post(
+            &format!("/v1/accounts/{}/roles", u.account_id),
+            Cred::Bearer(&u.token),
+            json!({ "name": "lead-intake", "permissions": ["leads:create"] }),
+        )
         .await;
     assert_eq!(role.status, StatusCode::CREATED, "{}", role.text);
     let k = app.mint(&u.token, &u.account_id, json!({ "role_id": role.body["id"] })).await;
@@ -366,7 +497,13 @@ async fn plan_without_api_access_refuses_keys() {
     let k = app.mint(&u.token, &u.account_id, json!({})).await;
     let key = k["key"].as_str().expect("k");
     assert_eq!(app.verify(key, json!({})).await["code"], "VALID");
-    let r = app.patch(&format!("/v1/admin/accounts/{}", u.account_id), Cred::Bearer("op-token-for-tests"), json!({ "plan": "free" })).await;
+    let r = app
+        .patch(
+            &format!("/v1/admin/accounts/{}", u.account_id),
+            Cred::Bearer("op-token-for-tests"),
+            json!({ "plan": "free" }),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(app.verify(key, json!({})).await["code"], "PLAN_REQUIRED");
     let m = app.post("/v1/keys", Cred::Bearer(&u.token), json!({ "account_id": u.account_id, "name": "x" })).await;
@@ -379,14 +516,23 @@ async fn list_is_paginated_newest_first() {
     let u = app.register().await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(app.mint(&u.token, &u.account_id, json!({ "name": format!("k{i}") })).await["id"].as_str().expect("id").to_owned());
+        ids.push(
+            app.mint(&u.token, &u.account_id, json!({ "name": format!("k{i}") })).await["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     ids.reverse();
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {
-        let path = format!("/v1/keys?account_id={}&limit=2{}", u.account_id, if cursor.is_empty() { String::new() } else { format!("&cursor={cursor}") });
+        let path = format!(
+            "/v1/keys?account_id={}&limit=2{}",
+            u.account_id,
+            if cursor.is_empty() { String::new() } else { format!("&cursor={cursor}") }
+        );
         let page = app.get(&path, Cred::Bearer(&u.token)).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
         for item in page.body["items"].as_array().expect("items") {
@@ -434,12 +580,24 @@ async fn a_user_key_is_capped_by_its_users_membership() {
     let domain = owner.email.split('@').nth(1).expect("domain").to_owned();
     // A second user of another company, invited into the owner's account.
     let member = app.register().await;
-    let add = app.post(&format!("/v1/accounts/{}/members", owner.account_id), Cred::Bearer(&owner.token), json!({ "email": member.email, "authority": "administrator" })).await;
+    let add = app
+        .post(
+            &format!("/v1/accounts/{}/members", owner.account_id),
+            Cred::Bearer(&owner.token),
+            json!({ "email": member.email, "authority": "administrator" }),
+        )
+        .await;
     assert_eq!(add.status, StatusCode::CREATED, "{} ({domain})", add.text);
     let k = app.mint(&member.token, &owner.account_id, json!({ "authority": "administrator" })).await;
     let key = k["key"].as_str().expect("k");
     assert_eq!(app.verify(key, json!({})).await["authority"], "administrator");
-    let demote = app.patch(&format!("/v1/accounts/{}/members/{}", owner.account_id, member.user_id), Cred::Bearer(&owner.token), json!({ "authority": "user" })).await;
+    let demote = app
+        .patch(
+            &format!("/v1/accounts/{}/members/{}", owner.account_id, member.user_id),
+            Cred::Bearer(&owner.token),
+            json!({ "authority": "user" }),
+        )
+        .await;
     assert_eq!(demote.status, StatusCode::OK, "{}", demote.text);
     assert_eq!(app.verify(key, json!({})).await["authority"], "user");
     let org = app.post("/v1/keys", Cred::ApiKey(key), json!({ "name": "o", "class": "org" })).await;
@@ -449,7 +607,9 @@ async fn a_user_key_is_capped_by_its_users_membership() {
     let list = app.get("/v1/keys", Cred::ApiKey(key)).await;
     let items = list.body["items"].as_array().expect("items");
     assert!(items.iter().all(|i| i["user_id"] == json!(member.user_id)), "{}", list.text);
-    let removed = app.delete(&format!("/v1/accounts/{}/members/{}", owner.account_id, member.user_id), Cred::Bearer(&owner.token)).await;
+    let removed = app
+        .delete(&format!("/v1/accounts/{}/members/{}", owner.account_id, member.user_id), Cred::Bearer(&owner.token))
+        .await;
     assert!(removed.status.is_success(), "{}", removed.text);
     assert_eq!(app.verify(key, json!({})).await["code"], "NOT_FOUND");
 }

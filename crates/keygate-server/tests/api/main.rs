@@ -4,15 +4,15 @@
 mod faulty;
 mod helpers;
 
-mod identity;
-mod hygiene;
 mod accounts;
 mod audit;
-mod fail_closed;
-mod keys;
 mod cluster;
-mod gateway;
-mod serving;
-mod upstream_pool;
 mod dashboard;
+mod fail_closed;
+mod gateway;
+mod hygiene;
+mod identity;
+mod keys;
+mod serving;
 mod unknown_credentials;
+mod upstream_pool;

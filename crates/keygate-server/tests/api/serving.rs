@@ -57,7 +57,9 @@ async fn a_stop_lets_requests_in_flight_on_every_worker_finish_and_saves_their_u
     }
 
     let app = spawn_with_settings(settings, tempfile::tempdir().expect("tmp"), db).await;
-    let got = app.get(&format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id), Cred::Bearer(&u.token)).await;
+    let got = app
+        .get(&format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id), Cred::Bearer(&u.token))
+        .await;
     assert_eq!(got.body["request_count"], 24, "{}", got.text);
     app.stop().await;
 }
@@ -65,7 +67,8 @@ async fn a_stop_lets_requests_in_flight_on_every_worker_finish_and_saves_their_u
 #[tokio::test]
 async fn every_connection_is_answered_whichever_worker_takes_it() {
     let app = spawn_app_with(|s| s.workers = 4).await;
-    let answers = futures::future::join_all((0..40).map(|_| fresh_client().get(format!("{}/healthz", app.base)).send())).await;
+    let answers =
+        futures::future::join_all((0..40).map(|_| fresh_client().get(format!("{}/healthz", app.base)).send())).await;
     for a in answers {
         assert_eq!(a.expect("answer").status(), StatusCode::OK);
     }

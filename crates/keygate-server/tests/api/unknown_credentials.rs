@@ -44,7 +44,11 @@ async fn an_address_past_its_allowance_is_refused_without_a_storage_read() {
         assert_eq!(verify_from(&app, &made_up(CredentialKind::UserKey), sender).await["code"], "NOT_FOUND");
     }
     let refused = verify_from(&app, &made_up(CredentialKind::OrgKey), sender).await;
-    assert_eq!((refused["valid"].as_bool(), refused["code"].as_str()), (Some(false), Some("RATE_LIMITED")), "{refused}");
+    assert_eq!(
+        (refused["valid"].as_bool(), refused["code"].as_str()),
+        (Some(false), Some("RATE_LIMITED")),
+        "{refused}"
+    );
     assert_eq!(refused["ratelimit"]["remaining"], 0);
 
     // With storage down, the refusal still comes (it never needed a read) and the cached key
@@ -52,7 +56,8 @@ async fn an_address_past_its_allowance_is_refused_without_a_storage_read() {
     store.down.store(true, Ordering::SeqCst);
     assert_eq!(verify_from(&app, &made_up(CredentialKind::UserKey), sender).await["code"], "RATE_LIMITED");
     assert_eq!(verify_from(&app, real, sender).await["code"], "VALID", "cached keys are not throttled");
-    let elsewhere = app.post("/v1/keys/verify", Cred::None, json!({ "key": made_up(CredentialKind::UserKey), "ip": other })).await;
+    let elsewhere =
+        app.post("/v1/keys/verify", Cred::None, json!({ "key": made_up(CredentialKind::UserKey), "ip": other })).await;
     assert_eq!(elsewhere.status, StatusCode::SERVICE_UNAVAILABLE, "{}", elsewhere.text);
     store.down.store(false, Ordering::SeqCst);
     assert_eq!(verify_from(&app, &made_up(CredentialKind::UserKey), other).await["code"], "NOT_FOUND");
@@ -81,7 +86,11 @@ async fn the_management_api_answers_429_with_retry_after_for_keys_and_tokens() {
         let retry: u64 = a.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After");
         assert!((1..=30).contains(&retry), "one unit refills in 30 s: {retry}");
     }
-    assert_eq!(app.get("/v1/user", Cred::Bearer(&u.token)).await.status, StatusCode::OK, "a cached session still works");
+    assert_eq!(
+        app.get("/v1/user", Cred::Bearer(&u.token)).await.status,
+        StatusCode::OK,
+        "a cached session still works"
+    );
 }
 
 #[tokio::test]

@@ -57,7 +57,10 @@ async fn raw_upstream(mode: Mode) -> (String, Arc<AtomicUsize>) {
                         tokio::time::sleep(Duration::from_secs(600)).await;
                     }
                     let body = json!({ "conn": conn, "path": path, "host": hosts }).to_string();
-                    let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
                     if write.write_all(answer.as_bytes()).await.is_err() || mode == Mode::CloseSilently {
                         return;
                     }
@@ -120,7 +123,8 @@ async fn an_answer_abandoned_halfway_takes_its_connection_with_it() {
     assert_eq!(first.body["conn"], 1);
     // The client reads the head of a long answer and goes away: the rest of that body is still
     // on the connection, which must never carry another request.
-    let stalled = app.client.get(format!("{}/v1/raw/stall", app.base)).header("x-api-key", &key).send().await.expect("send");
+    let stalled =
+        app.client.get(format!("{}/v1/raw/stall", app.base)).header("x-api-key", &key).send().await.expect("send");
     assert_eq!(stalled.status(), StatusCode::OK);
     assert_eq!(connections.load(Ordering::SeqCst), 1, "the stalled answer came on the reused first connection");
     drop(stalled);

@@ -16,14 +16,7 @@ pub(crate) async fn create_account(
 ) -> StoreResult<()> {
     let mut tx = s.begin().await?;
     insert_account(&mut tx, &account).await?;
-    insert_membership(
-        &mut tx,
-        &account.id,
-        owner_user_id,
-        Authority::Owner,
-        account.created_at,
-    )
-    .await?;
+    insert_membership(&mut tx, &account.id, owner_user_id, Authority::Owner, account.created_at).await?;
     audit::append(&mut tx, s.dialect, audit).await?;
     tx.commit().await?;
     Ok(())

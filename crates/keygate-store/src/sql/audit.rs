@@ -35,10 +35,7 @@ pub(crate) async fn append(tx: &mut Tx, dialect: Dialect, entries: Vec<NewAudit>
     if dialect == Dialect::Postgres {
         let accounts: BTreeSet<&str> = entries.iter().map(|e| e.account_id.as_str()).collect();
         for account_id in accounts {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(account_id)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(account_id).execute(&mut **tx).await?;
         }
     }
     for entry in entries {
@@ -135,10 +132,7 @@ pub(crate) async fn list_audit(
         Some(c) => match c.parse::<i64>() {
             Ok(seq) => seq,
             Err(_) => {
-                return Ok(Page {
-                    items: vec![],
-                    next_cursor: None,
-                });
+                return Ok(Page { items: vec![], next_cursor: None });
             }
         },
     };

@@ -22,10 +22,7 @@ use crate::error::StoreError;
 const NAMED_CONFLICTS: &[(&str, &[&str])] = &[
     ("email", &["users_email_key"]),
     ("domain", &["accounts_domain_key"]),
-    (
-        "member",
-        &["memberships_pkey", "memberships.account_id, memberships.user_id"],
-    ),
+    ("member", &["memberships_pkey", "memberships.account_id, memberships.user_id"]),
     ("role_name", &["roles_name_key", "roles.account_id, roles.name"]),
     ("key_part", &["api_keys_key_part_key", "api_keys.key_part"]),
 ];
@@ -40,15 +37,12 @@ fn pg_unavailable(code: &str) -> bool {
 /// SQLite primary result codes (the low byte of the extended code) that mean the file cannot
 /// be used right now: BUSY (5), LOCKED (6), IOERR (10), FULL (13), CANTOPEN (14).
 fn sqlite_unavailable(code: &str) -> bool {
-    code.parse::<i64>()
-        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
+    code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
 }
 
 fn conflict_name(constraint: Option<&str>, message: &str) -> Option<&'static str> {
     NAMED_CONFLICTS.iter().find_map(|(name, needles)| {
-        let hit = needles
-            .iter()
-            .any(|n| constraint.is_some_and(|c| c == *n) || message.contains(n));
+        let hit = needles.iter().any(|n| constraint.is_some_and(|c| c == *n) || message.contains(n));
         hit.then_some(*name)
     })
 }
@@ -64,11 +58,7 @@ impl From<sqlx::Error> for StoreError {
                 }
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
                 // SQLSTATEs are five characters; SQLite's (extended) result codes are shorter.
-                let unavailable = if code.len() == 5 {
-                    pg_unavailable(&code)
-                } else {
-                    sqlite_unavailable(&code)
-                };
+                let unavailable = if code.len() == 5 { pg_unavailable(&code) } else { sqlite_unavailable(&code) };
                 if unavailable {
                     StoreError::Unavailable(db.message().to_owned())
                 } else {
@@ -109,15 +99,9 @@ mod tests {
     #[test]
     fn named_conflicts_match_both_backends() {
         assert_eq!(conflict_name(Some("users_email_key"), "duplicate key"), Some("email"));
+        assert_eq!(conflict_name(None, "UNIQUE constraint failed: index 'users_email_key'"), Some("email"));
         assert_eq!(
-            conflict_name(None, "UNIQUE constraint failed: index 'users_email_key'"),
-            Some("email")
-        );
-        assert_eq!(
-            conflict_name(
-                None,
-                "UNIQUE constraint failed: memberships.account_id, memberships.user_id"
-            ),
+            conflict_name(None, "UNIQUE constraint failed: memberships.account_id, memberships.user_id"),
             Some("member")
         );
         assert_eq!(conflict_name(None, "UNIQUE constraint failed: api_keys.digest"), None);

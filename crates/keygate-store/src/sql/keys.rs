@@ -242,9 +242,7 @@ pub(crate) async fn roll_key(
     audit: Vec<NewAudit>,
 ) -> StoreResult<(ApiKey, ApiKey)> {
     if successor.account_id != account_id {
-        return Err(StoreError::Other(
-            "roll_key: successor belongs to another account".into(),
-        ));
+        return Err(StoreError::Other("roll_key: successor belongs to another account".into()));
     }
     let mut tx = s.begin().await?;
     let old = lock_key(&mut tx, s, account_id, key_id).await?;

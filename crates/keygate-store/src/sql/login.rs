@@ -94,4 +94,3 @@ pub(crate) async fn prune(s: &SqlStore, runs_before: Time, pairs_before: Time) -
     tx.commit().await?;
     Ok(runs + pairs)
 }
-

@@ -47,10 +47,7 @@ pub(crate) async fn list_members(s: &SqlStore, account_id: &str, page: &PageRequ
             Some(parsed) => Some(parsed),
             // Not a cursor this store made: nothing lies beyond it.
             None => {
-                return Ok(Page {
-                    items: vec![],
-                    next_cursor: None,
-                });
+                return Ok(Page { items: vec![], next_cursor: None });
             }
         },
     };
@@ -92,11 +89,8 @@ pub(crate) async fn add_member(
 ) -> StoreResult<Member> {
     let mut tx = s.begin().await?;
     lock_live_account(&mut tx, s.dialect, account_id).await?;
-    let user_exists = sqlx::query("SELECT id FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
+    let user_exists =
+        sqlx::query("SELECT id FROM users WHERE id = $1").bind(user_id).fetch_optional(&mut *tx).await?.is_some();
     if !user_exists {
         return Err(StoreError::NotFound);
     }
@@ -183,10 +177,7 @@ mod tests {
 
     #[test]
     fn member_cursor_round_trip() {
-        assert_eq!(
-            parse_member_cursor("1700000000000:usr_abc"),
-            Some((1_700_000_000_000, "usr_abc"))
-        );
+        assert_eq!(parse_member_cursor("1700000000000:usr_abc"), Some((1_700_000_000_000, "usr_abc")));
         assert_eq!(parse_member_cursor("garbage"), None);
         assert_eq!(parse_member_cursor("x:usr_abc"), None);
     }

@@ -79,9 +79,7 @@ pub struct SqlStore {
 impl std::fmt::Debug for SqlStore {
     // Deliberately no URL: it may carry a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlStore")
-            .field("dialect", &self.dialect)
-            .finish_non_exhaustive()
+        f.debug_struct("SqlStore").field("dialect", &self.dialect).finish_non_exhaustive()
     }
 }
 
@@ -107,9 +105,7 @@ impl SqlStore {
         } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
             Self::connect_postgres(database_url).await?
         } else {
-            return Err(StoreError::Other(
-                "unsupported database URL scheme (expected sqlite: or postgres://)".into(),
-            ));
+            return Err(StoreError::Other("unsupported database URL scheme (expected sqlite: or postgres://)".into()));
         };
         store.migrate().await?;
         Ok(store)
@@ -122,11 +118,7 @@ impl SqlStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
-        Ok(SqlStore {
-            dialect: Dialect::Postgres,
-            reader: pool.clone(),
-            writer: pool,
-        })
+        Ok(SqlStore { dialect: Dialect::Postgres, reader: pool.clone(), writer: pool })
     }
 
     async fn connect_sqlite(url: &str) -> StoreResult<SqlStore> {
@@ -144,46 +136,31 @@ impl SqlStore {
         };
         let options = AnyConnectOptions::from_str(&url)?;
         let pool_options = |max: u32| {
-            AnyPoolOptions::new()
-                .max_connections(max)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        // Per-connection settings (foreign keys and busy timeout are sqlx's
-                        // defaults too; stated here so nothing depends on that).
-                        conn.execute(
-                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+            AnyPoolOptions::new().max_connections(max).acquire_timeout(ACQUIRE_TIMEOUT).after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // Per-connection settings (foreign keys and busy timeout are sqlx's
+                    // defaults too; stated here so nothing depends on that).
+                    conn.execute(
+                        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
                              PRAGMA synchronous = NORMAL;",
-                        )
-                        .await?;
-                        Ok(())
-                    })
+                    )
+                    .await?;
+                    Ok(())
                 })
+            })
         };
         if in_memory {
             // Every new connection to `:memory:` would be a new, empty database: keep exactly
             // one connection for reads and writes, forever.
-            let pool = pool_options(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .connect_with(options)
-                .await?;
-            return Ok(SqlStore {
-                dialect: Dialect::Sqlite,
-                reader: pool.clone(),
-                writer: pool,
-            });
+            let pool =
+                pool_options(1).min_connections(1).idle_timeout(None).max_lifetime(None).connect_with(options).await?;
+            return Ok(SqlStore { dialect: Dialect::Sqlite, reader: pool.clone(), writer: pool });
         }
         let writer = pool_options(1).connect_with(options.clone()).await?;
         // WAL is a property of the database file: set once, before readers open it.
         writer.execute("PRAGMA journal_mode = WAL").await?;
         let reader = pool_options(SQLITE_READERS).connect_with(options).await?;
-        Ok(SqlStore {
-            dialect: Dialect::Sqlite,
-            reader,
-            writer,
-        })
+        Ok(SqlStore { dialect: Dialect::Sqlite, reader, writer })
     }
 
     /// Applies the embedded migrations of the backend that are not applied yet. Safe to run
@@ -202,13 +179,7 @@ impl SqlStore {
         let migrations = sources
             .iter()
             .map(|(version, description, sql)| {
-                Migration::new(
-                    *version,
-                    (*description).into(),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
+                Migration::new(*version, (*description).into(), MigrationType::Simple, sql.into_sql_str(), false)
             })
             .collect();
         Migrator::with_migrations(migrations)

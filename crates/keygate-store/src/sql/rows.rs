@@ -53,10 +53,7 @@ pub(crate) fn json<T: DeserializeOwned>(row: &AnyRow, col: &str) -> StoreResult<
 }
 
 pub(crate) fn opt_json<T: DeserializeOwned>(row: &AnyRow, col: &str) -> StoreResult<Option<T>> {
-    get::<Option<String>>(row, col)?
-        .map(|text| serde_json::from_str(&text))
-        .transpose()
-        .map_err(StoreError::from)
+    get::<Option<String>>(row, col)?.map(|text| serde_json::from_str(&text)).transpose().map_err(StoreError::from)
 }
 
 pub(crate) fn authority(row: &AnyRow, col: &str) -> StoreResult<Authority> {

@@ -42,12 +42,7 @@ pub(crate) async fn key_auth_by_digest(s: &SqlStore, digest: &str) -> StoreResul
         None => None,
         Some(_) => Some(rows::authority(&row, "m_authority")?),
     };
-    Ok(Some(KeyAuth {
-        key,
-        role_permissions,
-        account: rows::account_prefixed(&row)?,
-        member_authority,
-    }))
+    Ok(Some(KeyAuth { key, role_permissions, account: rows::account_prefixed(&row)?, member_authority }))
 }
 
 /// Spends `cost` units in one conditional statement, so the limit holds exactly under any

@@ -174,13 +174,7 @@ pub(crate) async fn session_by_digest(s: &SqlStore, digest: &str) -> StoreResult
     .bind(digest)
     .fetch_optional(s.reader())
     .await?;
-    row.map(|r| {
-        Ok(SessionAuth {
-            session: rows::session(&r)?,
-            user: rows::user_prefixed(&r)?,
-        })
-    })
-    .transpose()
+    row.map(|r| Ok(SessionAuth { session: rows::session(&r)?, user: rows::user_prefixed(&r)? })).transpose()
 }
 
 /// Moves `last_seen_at` forward only: touches from several nodes may arrive out of order.

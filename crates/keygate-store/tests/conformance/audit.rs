@@ -14,11 +14,7 @@ pub async fn audit_chain_hashes_and_pages(db: TestDb) {
     let other = register(s, "other@log.example", None).await;
 
     let by_key = NewAudit {
-        actor: Actor {
-            kind: ActorType::ApiKey,
-            user_id: None,
-            key_id: Some("key_abc".into()),
-        },
+        actor: Actor { kind: ActorType::ApiKey, user_id: None, key_id: Some("key_abc".into()) },
         target_type: "key".into(),
         target_id: "key_xyz".into(),
         ip: None,
@@ -28,10 +24,7 @@ pub async fn audit_chain_hashes_and_pages(db: TestDb) {
     s.append_audit(vec![
         audit(a, "member.added", &o.user.id),
         by_key.clone(),
-        NewAudit {
-            action: "key.revoked".into(),
-            ..by_key.clone()
-        },
+        NewAudit { action: "key.revoked".into(), ..by_key.clone() },
         audit(a, "key.updated", &o.user.id),
         // An entry for another account in the same batch starts that account's own chain.
         audit(&other.account.id, "account.updated", &other.user.id),
@@ -44,20 +37,13 @@ pub async fn audit_chain_hashes_and_pages(db: TestDb) {
     assert_eq!(verify_chain(s, &other.account.id).await, 2);
 
     // Entries read back exactly as written.
-    let all = s
-        .list_audit(a, &AuditFilter::default(), &page(100, None))
-        .await
-        .unwrap();
+    let all = s.list_audit(a, &AuditFilter::default(), &page(100, None)).await.unwrap();
     let seqs: Vec<_> = all.items.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![5, 4, 3, 2, 1], "newest first");
     let created = all.items.iter().find(|e| e.action == "key.created").unwrap();
     assert_eq!(created.actor, by_key.actor);
     assert_eq!(
-        (
-            created.target_type.as_str(),
-            created.target_id.as_str(),
-            created.ip.as_deref()
-        ),
+        (created.target_type.as_str(), created.target_id.as_str(), created.ip.as_deref()),
         ("key", "key_xyz", None)
     );
     let first = all.items.last().unwrap();
@@ -67,21 +53,12 @@ pub async fn audit_chain_hashes_and_pages(db: TestDb) {
     // Paging by seq.
     let p1 = s.list_audit(a, &AuditFilter::default(), &page(2, None)).await.unwrap();
     assert_eq!(p1.items.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5, 4]);
-    let p2 = s
-        .list_audit(a, &AuditFilter::default(), &page(2, p1.next_cursor))
-        .await
-        .unwrap();
+    let p2 = s.list_audit(a, &AuditFilter::default(), &page(2, p1.next_cursor)).await.unwrap();
     assert_eq!(p2.items.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 2]);
-    let p3 = s
-        .list_audit(a, &AuditFilter::default(), &page(2, p2.next_cursor))
-        .await
-        .unwrap();
+    let p3 = s.list_audit(a, &AuditFilter::default(), &page(2, p2.next_cursor)).await.unwrap();
     assert_eq!(p3.items.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1]);
     assert_eq!(p3.next_cursor, None);
-    let bad = s
-        .list_audit(a, &AuditFilter::default(), &page(2, Some("nope".into())))
-        .await
-        .unwrap();
+    let bad = s.list_audit(a, &AuditFilter::default(), &page(2, Some("nope".into()))).await.unwrap();
     assert!(bad.items.is_empty());
 
     // Filters: exact action, action prefix, actor by user id or key id.
@@ -110,11 +87,7 @@ pub async fn concurrent_appends_keep_the_chain(db: TestDb) {
     let node2 = db.another_node().await;
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let s = if i % 2 == 0 {
-            Arc::clone(&db.store)
-        } else {
-            Arc::clone(&node2)
-        };
+        let s = if i % 2 == 0 { Arc::clone(&db.store) } else { Arc::clone(&node2) };
         let (a, b, u) = (o.account.id.clone(), second.account.id.clone(), o.user.id.clone());
         tasks.push(tokio::spawn(async move {
             for j in 0..4 {

@@ -64,13 +64,8 @@ where
         return;
     };
     let name = format!("kg_conf_{}", keygate_core::base62::random(12).to_lowercase());
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("connect to KEYGATE_TEST_POSTGRES_URL");
-    admin
-        .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .expect("create test database");
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to KEYGATE_TEST_POSTGRES_URL");
+    admin.execute(AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
     let (base, query) = split_pg_url(&admin_url);
     let url = format!("{base}/{name}{query}");
     let store = open(&url).await.expect("open postgres");
@@ -129,11 +124,7 @@ pub fn account(name: &str, domain: Option<&str>) -> Account {
 pub fn audit(account_id: &str, action: &str, actor_user: &str) -> NewAudit {
     NewAudit {
         account_id: account_id.to_owned(),
-        actor: Actor {
-            kind: ActorType::User,
-            user_id: Some(actor_user.to_owned()),
-            key_id: None,
-        },
+        actor: Actor { kind: ActorType::User, user_id: Some(actor_user.to_owned()), key_id: None },
         action: action.to_owned(),
         target_type: "account".into(),
         target_id: account_id.to_owned(),
@@ -152,10 +143,7 @@ pub async fn register(store: &Arc<dyn Store>, email: &str, domain: Option<&str>)
     let user = user(email);
     let account = account(&format!("{email}'s account"), domain);
     let entries = vec![audit(&account.id, "user.registered", &user.id)];
-    store
-        .register(user.clone(), account.clone(), entries)
-        .await
-        .expect("register");
+    store.register(user.clone(), account.clone(), entries).await.expect("register");
     Owner { user, account }
 }
 
@@ -166,11 +154,7 @@ pub fn key(account_id: &str, user_id: Option<&str>) -> NewKey {
         key_part: format!("kg_{}", &id[id.len() - 8..]),
         id,
         digest: digest(),
-        class: if user_id.is_some() {
-            KeyClass::User
-        } else {
-            KeyClass::Org
-        },
+        class: if user_id.is_some() { KeyClass::User } else { KeyClass::Org },
         name: "a key".into(),
         account_id: account_id.to_owned(),
         user_id: user_id.map(str::to_owned),
@@ -209,11 +193,7 @@ pub async fn verify_chain(store: &Arc<dyn Store>, account_id: &str) -> usize {
             assert_eq!(e.seq, seq, "seqs are contiguous");
             assert_eq!(e.account_id, account_id);
             assert_eq!(e.prev_hash, prev, "entry {seq} links to the previous hash");
-            assert_eq!(
-                e.expected_hash(&e.prev_hash).as_deref(),
-                Some(e.hash.as_str()),
-                "entry {seq} hashes correctly"
-            );
+            assert_eq!(e.expected_hash(&e.prev_hash).as_deref(), Some(e.hash.as_str()), "entry {seq} hashes correctly");
             prev = e.hash;
         }
     }
@@ -221,13 +201,7 @@ pub async fn verify_chain(store: &Arc<dyn Store>, account_id: &str) -> usize {
 
 #[test]
 fn pg_url_split() {
-    assert_eq!(
-        split_pg_url("postgres://postgres@127.0.0.1:5432/test"),
-        ("postgres://postgres@127.0.0.1:5432", "")
-    );
-    assert_eq!(
-        split_pg_url("postgres://u:p@h/db?sslmode=disable"),
-        ("postgres://u:p@h", "?sslmode=disable")
-    );
+    assert_eq!(split_pg_url("postgres://postgres@127.0.0.1:5432/test"), ("postgres://postgres@127.0.0.1:5432", ""));
+    assert_eq!(split_pg_url("postgres://u:p@h/db?sslmode=disable"), ("postgres://u:p@h", "?sslmode=disable"));
     assert_eq!(split_pg_url("postgres://h"), ("postgres://h", ""));
 }

@@ -17,20 +17,13 @@ pub async fn keys_create_look_up_and_page(db: TestDb) {
 
     let mut nk = key(a, Some(&o.user.id));
     nk.scopes = vec!["companies:read".into(), "lists:*".into()];
-    nk.rate_limit = Some(RateLimit {
-        limit: 100,
-        window_seconds: 60,
-        burst: Some(10),
-    });
+    nk.rate_limit = Some(RateLimit { limit: 100, window_seconds: 60, burst: Some(10) });
     nk.ip_allowlist = vec!["10.0.0.0/8".into()];
     nk.metadata = json!({"team": "growth", "n": 3});
     nk.usage_limit = Some(1000);
     nk.expires_at = Some(now() + Duration::days(30));
     nk.authority = Authority::Administrator;
-    let created = s
-        .create_key(nk.clone(), None, vec![audit(a, "key.created", &o.user.id)])
-        .await
-        .unwrap();
+    let created = s.create_key(nk.clone(), None, vec![audit(a, "key.created", &o.user.id)]).await.unwrap();
     let expected = ApiKey {
         id: nk.id.clone(),
         digest: nk.digest.clone(),
@@ -60,11 +53,7 @@ pub async fn keys_create_look_up_and_page(db: TestDb) {
     assert_eq!(created, expected);
     assert_eq!(s.key_by_handle(a, &nk.id).await.unwrap(), Some(expected.clone()));
     assert_eq!(s.key_by_handle(a, &nk.key_part).await.unwrap(), Some(expected.clone()));
-    assert_eq!(
-        s.key_by_handle(&other.account.id, &nk.id).await.unwrap(),
-        None,
-        "another account's key"
-    );
+    assert_eq!(s.key_by_handle(&other.account.id, &nk.id).await.unwrap(), None, "another account's key");
     assert_eq!(s.key_by_handle(a, "key_nope").await.unwrap(), None);
 
     // key_part names one key.
@@ -76,11 +65,7 @@ pub async fn keys_create_look_up_and_page(db: TestDb) {
     // Pages newest first, without gaps; class and user filters.
     let mut ids = vec![created.id.clone()];
     for i in 0..6 {
-        let k = if i % 2 == 0 {
-            key(a, None)
-        } else {
-            key(a, Some(&o.user.id))
-        };
+        let k = if i % 2 == 0 { key(a, None) } else { key(a, Some(&o.user.id)) };
         ids.push(s.create_key(k, None, vec![]).await.unwrap().id);
     }
     s.create_key(key(&other.account.id, None), None, vec![]).await.unwrap();
@@ -89,10 +74,7 @@ pub async fn keys_create_look_up_and_page(db: TestDb) {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let p = s
-            .list_keys(a, &KeyFilter::default(), now(), &page(3, cursor))
-            .await
-            .unwrap();
+        let p = s.list_keys(a, &KeyFilter::default(), now(), &page(3, cursor)).await.unwrap();
         seen.extend(p.items.iter().map(|k| k.id.clone()));
         match p.next_cursor {
             Some(c) => cursor = Some(c),
@@ -100,29 +82,16 @@ pub async fn keys_create_look_up_and_page(db: TestDb) {
         }
     }
     assert_eq!(seen, ids);
-    let orgs = KeyFilter {
-        class: Some(KeyClass::Org),
-        ..Default::default()
-    };
+    let orgs = KeyFilter { class: Some(KeyClass::Org), ..Default::default() };
     let listed = s.list_keys(a, &orgs, now(), &page(100, None)).await.unwrap().items;
     assert_eq!(listed.len(), 3);
     assert!(listed.iter().all(|k| k.class == KeyClass::Org));
-    let mine = KeyFilter {
-        user_id: Some(o.user.id.clone()),
-        ..Default::default()
-    };
+    let mine = KeyFilter { user_id: Some(o.user.id.clone()), ..Default::default() };
     let listed = s.list_keys(a, &mine, now(), &page(100, None)).await.unwrap().items;
     assert_eq!(listed.len(), 4);
     assert!(listed.iter().all(|k| k.user_id.as_deref() == Some(o.user.id.as_str())));
-    let exact = s
-        .list_keys(a, &KeyFilter::default(), now(), &page(7, None))
-        .await
-        .unwrap();
-    assert_eq!(
-        (exact.items.len(), exact.next_cursor),
-        (7, None),
-        "no cursor when nothing follows"
-    );
+    let exact = s.list_keys(a, &KeyFilter::default(), now(), &page(7, None)).await.unwrap();
+    assert_eq!((exact.items.len(), exact.next_cursor), (7, None), "no cursor when nothing follows");
 }
 
 /// One way to shape a key for the status test.
@@ -159,29 +128,13 @@ pub async fn key_status_filters_follow_api_key_status(db: TestDb) {
     made.push(s.revoke_key(a, &revoked.id, t, vec![]).await.unwrap());
 
     let mut total = 0;
-    for status in [
-        KeyStatus::Active,
-        KeyStatus::Inactive,
-        KeyStatus::Expired,
-        KeyStatus::Revoked,
-    ] {
-        let filter = KeyFilter {
-            status: Some(status),
-            ..Default::default()
-        };
+    for status in [KeyStatus::Active, KeyStatus::Inactive, KeyStatus::Expired, KeyStatus::Revoked] {
+        let filter = KeyFilter { status: Some(status), ..Default::default() };
         let listed = s.list_keys(a, &filter, t, &page(100, None)).await.unwrap().items;
-        let mut want: Vec<_> = made
-            .iter()
-            .filter(|k| k.status(t) == status)
-            .map(|k| k.id.clone())
-            .collect();
+        let mut want: Vec<_> = made.iter().filter(|k| k.status(t) == status).map(|k| k.id.clone()).collect();
         want.sort();
         want.reverse();
-        assert_eq!(
-            listed.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
-            want,
-            "{status:?}"
-        );
+        assert_eq!(listed.iter().map(|k| k.id.clone()).collect::<Vec<_>>(), want, "{status:?}");
         assert!(!want.is_empty(), "{status:?} is exercised");
         total += want.len();
     }
@@ -195,11 +148,7 @@ pub async fn key_update_revoke_roll(db: TestDb) {
     let a = &o.account.id;
     let mut nk = key(a, Some(&o.user.id));
     nk.role_id = Some("rol_x".into());
-    nk.rate_limit = Some(RateLimit {
-        limit: 5,
-        window_seconds: 1,
-        burst: None,
-    });
+    nk.rate_limit = Some(RateLimit { limit: 5, window_seconds: 1, burst: None });
     nk.usage_limit = Some(10);
     nk.expires_at = Some(now() + Duration::days(1));
     let k = s.create_key(nk, None, vec![]).await.unwrap();
@@ -217,65 +166,36 @@ pub async fn key_update_revoke_roll(db: TestDb) {
         staged: Some(true),
         starts_at: Some(Some(now())),
     };
-    let u = s
-        .update_key(a, &k.id, &patch, vec![audit(a, "key.updated", &o.user.id)])
-        .await
-        .unwrap();
-    assert_eq!(
-        (u.name.as_str(), u.expires_at, u.role_id.as_deref()),
-        ("renamed", None, None)
-    );
+    let u = s.update_key(a, &k.id, &patch, vec![audit(a, "key.updated", &o.user.id)]).await.unwrap();
+    assert_eq!((u.name.as_str(), u.expires_at, u.role_id.as_deref()), ("renamed", None, None));
     assert_eq!((u.rate_limit, u.usage_limit, u.staged), (None, None, true));
-    assert_eq!(
-        (u.scopes.clone(), u.metadata.clone()),
-        (vec!["a:read".to_owned()], json!({"m": true}))
-    );
+    assert_eq!((u.scopes.clone(), u.metadata.clone()), (vec!["a:read".to_owned()], json!({"m": true})));
     assert_eq!(u.ip_allowlist, vec!["192.0.2.0/24".to_owned()]);
     assert_eq!(u.starts_at, patch.starts_at.flatten());
     let same = s.update_key(a, &k.id, &KeyPatch::default(), vec![]).await.unwrap();
     assert_eq!(same, u);
     let err = s.update_key(&other.account.id, &k.id, &patch, vec![]).await;
     assert!(matches!(err, Err(StoreError::NotFound)), "another account's key");
-    assert!(matches!(
-        s.update_key(a, "key_nope", &patch, vec![]).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        s.revoke_key(&other.account.id, &k.id, now(), vec![]).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(s.update_key(a, "key_nope", &patch, vec![]).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.revoke_key(&other.account.id, &k.id, now(), vec![]).await, Err(StoreError::NotFound)));
 
     // Revoke keeps the first time; a revoked key cannot be changed or rolled.
     let t1 = now();
-    let r = s
-        .revoke_key(a, &k.id, t1, vec![audit(a, "key.revoked", &o.user.id)])
-        .await
-        .unwrap();
+    let r = s.revoke_key(a, &k.id, t1, vec![audit(a, "key.revoked", &o.user.id)]).await.unwrap();
     assert_eq!(r.revoked_at, Some(t1));
     let r2 = s.revoke_key(a, &k.id, t1 + ms(500), vec![]).await.unwrap();
     assert_eq!(r2.revoked_at, Some(t1));
     let err = s.update_key(a, &k.id, &patch, vec![]).await;
     assert!(matches!(err, Err(StoreError::Conflict("key_revoked"))), "{err:?}");
-    let err = s
-        .roll_key(a, &k.id, key(a, Some(&o.user.id)), None, now(), vec![])
-        .await;
+    let err = s.roll_key(a, &k.id, key(a, Some(&o.user.id)), None, now(), vec![]).await;
     assert!(matches!(err, Err(StoreError::Conflict("key_revoked"))), "{err:?}");
 
     // Roll without grace: the old key is revoked at `at`.
     let old = s.create_key(key(a, Some(&o.user.id)), None, vec![]).await.unwrap();
     let at = now();
     let succ = key(a, Some(&o.user.id));
-    let (new, old_after) = s
-        .roll_key(
-            a,
-            &old.id,
-            succ.clone(),
-            None,
-            at,
-            vec![audit(a, "key.rolled", &o.user.id)],
-        )
-        .await
-        .unwrap();
+    let (new, old_after) =
+        s.roll_key(a, &old.id, succ.clone(), None, at, vec![audit(a, "key.rolled", &o.user.id)]).await.unwrap();
     assert_eq!((new.id.as_str(), new.revoked_at), (succ.id.as_str(), None));
     assert_eq!((old_after.revoked_at, old_after.expires_at), (Some(at), None));
 
@@ -283,50 +203,21 @@ pub async fn key_update_revoke_roll(db: TestDb) {
     let mut with_expiry = key(a, None);
     with_expiry.expires_at = Some(at + Duration::hours(1));
     let old = s.create_key(with_expiry, None, vec![]).await.unwrap();
-    let (_, old_after) = s
-        .roll_key(a, &old.id, key(a, None), Some(at + Duration::days(7)), at, vec![])
-        .await
-        .unwrap();
-    assert_eq!(
-        (old_after.revoked_at, old_after.expires_at),
-        (None, Some(at + Duration::hours(1)))
-    );
+    let (_, old_after) = s.roll_key(a, &old.id, key(a, None), Some(at + Duration::days(7)), at, vec![]).await.unwrap();
+    assert_eq!((old_after.revoked_at, old_after.expires_at), (None, Some(at + Duration::hours(1))));
     let old = s.create_key(key(a, None), None, vec![]).await.unwrap();
-    let (_, old_after) = s
-        .roll_key(a, &old.id, key(a, None), Some(at + Duration::minutes(5)), at, vec![])
-        .await
-        .unwrap();
-    assert_eq!(
-        (old_after.revoked_at, old_after.expires_at),
-        (None, Some(at + Duration::minutes(5)))
-    );
+    let (_, old_after) =
+        s.roll_key(a, &old.id, key(a, None), Some(at + Duration::minutes(5)), at, vec![]).await.unwrap();
+    assert_eq!((old_after.revoked_at, old_after.expires_at), (None, Some(at + Duration::minutes(5))));
 
     // A failed roll changes nothing: no successor, the old key untouched, no audit entry.
     let mut ghost = key(a, None);
     ghost.key_part = k.key_part.clone();
-    let err = s
-        .roll_key(
-            a,
-            &old.id,
-            ghost.clone(),
-            None,
-            at,
-            vec![audit(a, "key.rolled", &o.user.id)],
-        )
-        .await;
+    let err = s.roll_key(a, &old.id, ghost.clone(), None, at, vec![audit(a, "key.rolled", &o.user.id)]).await;
     assert!(matches!(err, Err(StoreError::Conflict("key_part"))), "{err:?}");
     assert_eq!(s.key_by_handle(a, &ghost.id).await.unwrap(), None);
     assert_eq!(s.key_by_handle(a, &old.id).await.unwrap().unwrap(), old_after);
-    let err = s
-        .roll_key(
-            &other.account.id,
-            &old.id,
-            key(&other.account.id, None),
-            None,
-            at,
-            vec![],
-        )
-        .await;
+    let err = s.roll_key(&other.account.id, &old.id, key(&other.account.id, None), None, at, vec![]).await;
     assert!(matches!(err, Err(StoreError::NotFound)), "another account's key");
     assert_eq!(verify_chain(s, a).await, 4);
 }
@@ -338,16 +229,10 @@ pub async fn key_limit(db: TestDb) {
     let k1 = s.create_key(key(a, None), Some(2), vec![]).await.unwrap();
     s.create_key(key(a, None), Some(2), vec![]).await.unwrap();
     let audited = vec![audit(a, "key.created", &o.user.id)];
-    assert!(matches!(
-        s.create_key(key(a, None), Some(2), audited).await,
-        Err(StoreError::KeyLimitReached)
-    ));
+    assert!(matches!(s.create_key(key(a, None), Some(2), audited).await, Err(StoreError::KeyLimitReached)));
     assert_eq!(verify_chain(s, a).await, 1, "a refused mint writes no audit entry");
     s.create_key(key(a, None), None, vec![]).await.unwrap();
-    assert!(matches!(
-        s.create_key(key(a, None), Some(3), vec![]).await,
-        Err(StoreError::KeyLimitReached)
-    ));
+    assert!(matches!(s.create_key(key(a, None), Some(3), vec![]).await, Err(StoreError::KeyLimitReached)));
 
     // Revoked and expired keys do not count; future-dated and staged ones do.
     s.revoke_key(a, &k1.id, now(), vec![]).await.unwrap();
@@ -355,10 +240,7 @@ pub async fn key_limit(db: TestDb) {
     expired.expires_at = Some(now() - Duration::hours(1));
     s.create_key(expired, None, vec![]).await.unwrap();
     s.create_key(key(a, None), Some(3), vec![]).await.unwrap();
-    assert!(matches!(
-        s.create_key(key(a, None), Some(3), vec![]).await,
-        Err(StoreError::KeyLimitReached)
-    ));
+    assert!(matches!(s.create_key(key(a, None), Some(3), vec![]).await, Err(StoreError::KeyLimitReached)));
 }
 
 pub async fn key_limit_holds_under_concurrency(db: TestDb) {
@@ -366,15 +248,9 @@ pub async fn key_limit_holds_under_concurrency(db: TestDb) {
     let node2 = db.another_node().await;
     let mut tasks = Vec::new();
     for i in 0..12 {
-        let s = if i % 2 == 0 {
-            Arc::clone(&db.store)
-        } else {
-            Arc::clone(&node2)
-        };
+        let s = if i % 2 == 0 { Arc::clone(&db.store) } else { Arc::clone(&node2) };
         let a = o.account.id.clone();
-        tasks.push(tokio::spawn(async move {
-            s.create_key(key(&a, None), Some(5), vec![]).await
-        }));
+        tasks.push(tokio::spawn(async move { s.create_key(key(&a, None), Some(5), vec![]).await }));
     }
     let mut ok = 0;
     for t in tasks {

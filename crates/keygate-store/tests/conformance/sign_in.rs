@@ -22,9 +22,7 @@ pub async fn sessions_and_password_change(db: TestDb) {
     let t0 = now();
     let s1 = mk(t0);
     let s2 = mk(t0);
-    s.create_session(s1.clone(), vec![audit(&o.account.id, "user.login", &o.user.id)])
-        .await
-        .unwrap();
+    s.create_session(s1.clone(), vec![audit(&o.account.id, "user.login", &o.user.id)]).await.unwrap();
     s.create_session(s2.clone(), vec![]).await.unwrap();
     let found = s.session_by_digest(&s1.digest).await.unwrap().expect("session");
     assert_eq!(found.session, s1);
@@ -34,13 +32,7 @@ pub async fn sessions_and_password_change(db: TestDb) {
     // last_seen_at only moves forward.
     s.touch_session(&s1.id, t0 + ms(100)).await.unwrap();
     s.touch_session(&s1.id, t0 + ms(50)).await.unwrap();
-    let seen = s
-        .session_by_digest(&s1.digest)
-        .await
-        .unwrap()
-        .unwrap()
-        .session
-        .last_seen_at;
+    let seen = s.session_by_digest(&s1.digest).await.unwrap().unwrap().session.last_seen_at;
     assert_eq!(seen, t0 + ms(100));
 
     // Revocation keeps its first time; a revoked session is still found (the caller says 401).
@@ -52,9 +44,7 @@ pub async fn sessions_and_password_change(db: TestDb) {
     // A password change ends every other session and starts the new one, in one go.
     let fresh = mk(t0 + ms(200));
     let audit_entry = vec![audit(&o.account.id, "user.password_changed", &o.user.id)];
-    s.change_password(&o.user.id, "$argon2id$new", fresh.clone(), audit_entry)
-        .await
-        .unwrap();
+    s.change_password(&o.user.id, "$argon2id$new", fresh.clone(), audit_entry).await.unwrap();
     let s1_after = s.session_by_digest(&s1.digest).await.unwrap().unwrap().session;
     assert_eq!(s1_after.revoked_at, Some(fresh.created_at));
     let s2_after = s.session_by_digest(&s2.digest).await.unwrap().unwrap().session;
@@ -87,7 +77,9 @@ pub async fn login_throttle_counters(db: TestDb) {
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let s = Arc::clone(s);
-            tokio::spawn(async move { s.record_login_failure("e2", &format!("10.0.1.{}", i % 2), at(3)).await.unwrap() })
+            tokio::spawn(
+                async move { s.record_login_failure("e2", &format!("10.0.1.{}", i % 2), at(3)).await.unwrap() },
+            )
         })
         .collect();
     for t in tasks {
@@ -108,7 +100,10 @@ pub async fn login_throttle_counters(db: TestDb) {
     // Pruning forgets idle runs and stale pairs only.
     s.record_login_failure("e3", "10.0.0.3", at(100)).await.unwrap();
     let gone = s.prune_login_failures(at(50), at(5)).await.unwrap();
-    assert_eq!(gone, 5, "e2 and the addresses 10.0.0.1, 10.0.0.2, 10.0.1.0, 10.0.1.1 are idle; the pair, seen at 5, stays");
+    assert_eq!(
+        gone, 5,
+        "e2 and the addresses 10.0.0.1, 10.0.0.2, 10.0.1.0, 10.0.1.1 are idle; the pair, seen at 5, stays"
+    );
     assert!(s.login_failures("e2", "10.0.1.0").await.unwrap().email.is_none());
     assert_eq!(s.login_failures("e3", "10.0.0.3").await.unwrap().email.map(|r| r.count), Some(1));
     assert!(s.login_failures("e1", "10.0.0.1").await.unwrap().known_pair);

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use keygate_core::id::{IdKind, new_id};
 use keygate_core::Authority;
+use keygate_core::id::{IdKind, new_id};
 use keygate_store::*;
 
 use crate::harness::*;
@@ -19,9 +19,7 @@ pub async fn consume_usage_is_exact_under_concurrency(db: TestDb) {
     for i in 0..50 {
         let s = if i % 2 == 0 { Arc::clone(s) } else { Arc::clone(&node2) };
         let id = k.id.clone();
-        tasks.push(tokio::spawn(
-            async move { s.consume_usage(&id, 1).await.expect("consume") },
-        ));
+        tasks.push(tokio::spawn(async move { s.consume_usage(&id, 1).await.expect("consume") }));
     }
     let mut remaining = Vec::new();
     for t in tasks {
@@ -30,11 +28,7 @@ pub async fn consume_usage_is_exact_under_concurrency(db: TestDb) {
         }
     }
     remaining.sort();
-    assert_eq!(
-        remaining,
-        (0..10).collect::<Vec<i64>>(),
-        "exactly 10 spends, each seeing its own remainder"
-    );
+    assert_eq!(remaining, (0..10).collect::<Vec<i64>>(), "exactly 10 spends, each seeing its own remainder");
     let after = s.key_by_handle(&o.account.id, &k.id).await.unwrap().unwrap();
     assert_eq!((after.usage_used, after.usage_remaining()), (10, Some(0)));
 
@@ -48,10 +42,7 @@ pub async fn consume_usage_is_exact_under_concurrency(db: TestDb) {
 
     let unlimited = s.create_key(key(&o.account.id, None), None, vec![]).await.unwrap();
     assert_eq!(s.consume_usage(&unlimited.id, 1).await.unwrap(), Some(i64::MAX));
-    assert!(matches!(
-        s.consume_usage("key_nope", 1).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(s.consume_usage("key_nope", 1).await, Err(StoreError::NotFound)));
 }
 
 pub async fn record_usage_from_two_nodes_adds_up(db: TestDb) {
@@ -78,11 +69,7 @@ pub async fn record_usage_from_two_nodes_adds_up(db: TestDb) {
             };
             // Batches name both keys in different orders, plus an unknown key that is skipped.
             let batch = if i % 2 == 0 {
-                vec![
-                    delta(&id1, day1, 1, i),
-                    delta(&id2, day1, 2, i),
-                    delta(&id1, day2, 3, i),
-                ]
+                vec![delta(&id1, day1, 1, i), delta(&id2, day1, 2, i), delta(&id1, day2, 3, i)]
             } else {
                 vec![
                     delta(&id2, day1, 2, i),
@@ -101,11 +88,7 @@ pub async fn record_usage_from_two_nodes_adds_up(db: TestDb) {
     let k1_after = s.key_by_handle(a, &k1.id).await.unwrap().unwrap();
     let k2_after = s.key_by_handle(a, &k2.id).await.unwrap().unwrap();
     assert_eq!((k1_after.request_count, k2_after.request_count), (40, 20));
-    assert_eq!(
-        k1_after.last_used_at,
-        Some(t0 + ms(9)),
-        "the newest use wins, whatever the order"
-    );
+    assert_eq!(k1_after.last_used_at, Some(t0 + ms(9)), "the newest use wins, whatever the order");
     assert_eq!(k1_after.last_used_ip.as_deref(), Some("198.51.100.9"));
 
     // An older delta arriving late adds its count but does not move last_used back.
@@ -122,19 +105,7 @@ pub async fn record_usage_from_two_nodes_adds_up(db: TestDb) {
     assert_eq!(k1_after.last_used_ip.as_deref(), Some("198.51.100.9"));
 
     let daily = s.key_usage(&k1.id, day1, day2).await.unwrap();
-    assert_eq!(
-        daily,
-        vec![
-            DailyUsage {
-                date: day1,
-                requests: 15
-            },
-            DailyUsage {
-                date: day2,
-                requests: 30
-            }
-        ]
-    );
+    assert_eq!(daily, vec![DailyUsage { date: day1, requests: 15 }, DailyUsage { date: day2, requests: 30 }]);
     assert_eq!(s.key_usage(&k1.id, day2, day2).await.unwrap().len(), 1);
     assert!(s.key_usage(&k2.id, day2, day2).await.unwrap().is_empty());
 }
@@ -144,9 +115,7 @@ pub async fn key_auth_joins(db: TestDb) {
     let o = register(s, "auth@keys.example", Some("keys.example")).await;
     let a = &o.account.id;
     let member = register(s, "member@else.example", None).await.user;
-    s.add_member(a, &member.id, Authority::Administrator, now(), vec![])
-        .await
-        .unwrap();
+    s.add_member(a, &member.id, Authority::Administrator, now(), vec![]).await.unwrap();
     let role = Role {
         id: new_id(IdKind::Role),
         account_id: a.clone(),
@@ -172,17 +141,13 @@ pub async fn key_auth_joins(db: TestDb) {
     assert_eq!(s.key_auth_by_digest(&digest()).await.unwrap(), None);
 
     // Demotion shows at once; a deleted role grants nothing; a removed member has no authority.
-    s.change_member_authority(a, &member.id, Authority::Owner, Authority::User, vec![])
-        .await
-        .unwrap();
+    s.change_member_authority(a, &member.id, Authority::Owner, Authority::User, vec![]).await.unwrap();
     let auth = s.key_auth_by_digest(&uk.digest).await.unwrap().unwrap();
     assert_eq!(auth.member_authority, Some(Authority::User));
     s.delete_role(a, &role.id, vec![]).await.unwrap();
     let auth = s.key_auth_by_digest(&uk.digest).await.unwrap().unwrap();
     assert_eq!(auth.role_permissions, Some(vec![]));
-    s.remove_member(a, &member.id, Authority::Owner, false, vec![])
-        .await
-        .unwrap();
+    s.remove_member(a, &member.id, Authority::Owner, false, vec![]).await.unwrap();
     let auth = s.key_auth_by_digest(&uk.digest).await.unwrap().unwrap();
     assert_eq!(auth.member_authority, None);
 
