@@ -322,6 +322,26 @@ impl Store for CountingStore {
         self.inner.prune_login_failures(runs_before, pairs_before).await
     }
 
+    async fn append_invalidation(&self, payload: &str, at: Time) -> StoreResult<i64> {
+        self.count("append_invalidation");
+        self.inner.append_invalidation(payload, at).await
+    }
+
+    async fn last_invalidation(&self) -> StoreResult<i64> {
+        self.count("last_invalidation");
+        self.inner.last_invalidation().await
+    }
+
+    async fn invalidations_after(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<(i64, String)>> {
+        self.count("invalidations_after");
+        self.inner.invalidations_after(after_seq, limit).await
+    }
+
+    async fn prune_invalidations(&self, before: Time) -> StoreResult<u64> {
+        self.count("prune_invalidations");
+        self.inner.prune_invalidations(before).await
+    }
+
     async fn audit_chain(&self, account_id: &str, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEntry>> {
         self.count("audit_chain");
         self.inner.audit_chain(account_id, after_seq, limit).await

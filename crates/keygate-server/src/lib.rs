@@ -75,7 +75,7 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
     let plans = Arc::new(Plans::new(settings.plans.clone()));
     let epochs = Arc::new(Epochs::default());
     let stop = CancellationToken::new();
-    let cluster = cluster::start(&settings, Arc::clone(&epochs), Arc::clone(&metrics), stop.clone()).await?;
+    let cluster = cluster::start(&settings, &store, Arc::clone(&epochs), Arc::clone(&metrics), stop.clone()).await?;
     let limiter = Arc::new(RateLimiter::new(
         cluster.shared_limiter,
         settings.rate_limits.redis_failure_policy,

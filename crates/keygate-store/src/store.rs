@@ -177,6 +177,18 @@ pub trait Store: Send + Sync + 'static {
     /// answers how many rows went.
     async fn prune_login_failures(&self, runs_before: Time, pairs_before: Time) -> StoreResult<u64>;
 
+    // ---- invalidations made by another process (the admin CLI next to a SQLite server) ----
+
+    /// Records that cached decisions described by `payload` (the server's own encoding) went
+    /// stale; answers the entry's sequence number, greater than every earlier one.
+    async fn append_invalidation(&self, payload: &str, at: Time) -> StoreResult<i64>;
+    /// The newest sequence number, 0 when there is none: where a starting poller begins.
+    async fn last_invalidation(&self) -> StoreResult<i64>;
+    /// Entries with `seq > after_seq`, oldest first, at most `limit`: `(seq, payload)`.
+    async fn invalidations_after(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<(i64, String)>>;
+    /// Forgets entries recorded before `before`; answers how many went.
+    async fn prune_invalidations(&self, before: Time) -> StoreResult<u64>;
+
     // ---- audit ----
 
     async fn append_audit(&self, audit: Vec<NewAudit>) -> StoreResult<()>;

@@ -12,6 +12,8 @@ mod audit;
 mod harness;
 #[path = "conformance/identity.rs"]
 mod identity;
+#[path = "conformance/invalidations.rs"]
+mod invalidations;
 #[path = "conformance/keys.rs"]
 mod keys;
 #[path = "conformance/sign_in.rs"]
@@ -62,6 +64,7 @@ conformance! {
     usage::consume_usage_is_exact_under_concurrency,
     usage::record_usage_from_two_nodes_adds_up,
     usage::key_auth_joins,
+    invalidations::invalidation_outbox,
 }
 
 // ---- connecting (backend-specific, outside the suite) ----

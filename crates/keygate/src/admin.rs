@@ -2,8 +2,8 @@
 //! the same store calls (and audit entries, actor `operator`) the server makes. Meant for a
 //! shell on the host: it needs the database, not the operator token.
 //!
-//! Running servers learn of a change through the cluster bus when one is configured
-//! (PostgreSQL/Redis); a lone SQLite server picks it up within its cache TTL (`cache.ttl_seconds`).
+//! Running servers learn of a change at once: PostgreSQL nodes through `LISTEN/NOTIFY`, a lone
+//! SQLite server through the invalidation outbox it polls every 250 ms.
 
 use std::io::Read as _;
 use std::sync::Arc;
@@ -15,6 +15,8 @@ use keygate_core::id::{IdKind, new_id};
 use keygate_core::{Authority, CredentialKind, KeyFormat, ScopeSet};
 use keygate_server::Settings;
 use keygate_server::auth::Invalidation;
+use keygate_server::auth::invalidation::InvalidationBus as _;
+use keygate_server::cluster;
 use keygate_server::plans::Plans;
 use keygate_store::{Account, Actor, ActorType, KeyClass, NewAudit, NewKey, PageRequest, Store, User};
 use secrecy::SecretString;
@@ -153,7 +155,7 @@ async fn set_plan(settings: &Settings, store: &Arc<dyn Store>, account_id: &str,
     let audit =
         entry(account_id, "account.plan_changed", ("account", account_id), json!({ "from": before.plan, "to": plan }));
     let account = store.set_plan(account_id, plan, vec![audit]).await?;
-    notify(settings, Invalidation::Account(account_id.to_owned())).await;
+    notify(settings, store, Invalidation::Account(account_id.to_owned())).await;
     println!("{} is now on plan {}", account.id, account.plan);
     Ok(())
 }
@@ -316,25 +318,27 @@ async fn revoke_key(settings: &Settings, store: &Arc<dyn Store>, account_id: &st
         .ok_or_else(|| anyhow!("no key {handle} in account {account_id}"))?;
     let audit = entry(account_id, "key.revoked", ("key", &key.id), json!({ "key_part": key.key_part }));
     let key = store.revoke_key(account_id, &key.id, Utc::now(), vec![audit]).await?;
-    notify(settings, Invalidation::Account(account_id.to_owned())).await;
+    notify(settings, store, Invalidation::Account(account_id.to_owned())).await;
     println!("revoked: {} ({})", key.id, key.key_part);
     Ok(())
 }
 
-/// Tells running servers, when a cluster bus is configured, that cached decisions are stale.
-async fn notify(settings: &Settings, inv: Invalidation) {
-    let epochs = Arc::new(keygate_server::auth::invalidation::Epochs::default());
-    let metrics = Arc::new(keygate_server::metrics::Metrics::new());
-    let stop = tokio_util::sync::CancellationToken::new();
-    match keygate_server::cluster::start(settings, epochs, metrics, stop.clone()).await {
-        Ok(cluster) => {
-            if let Some(bus) = cluster.bus {
+/// Tells running servers that cached decisions are stale: PostgreSQL nodes through NOTIFY, a
+/// SQLite server through the outbox it polls (`cluster::outbox`). The change itself is
+/// committed already; should this fail, servers catch up within `cache.ttl_seconds`.
+async fn notify(settings: &Settings, store: &Arc<dyn Store>, inv: Invalidation) {
+    let sent = if cluster::is_postgres(&settings.database_url) {
+        match cluster::pg_bus::PgBus::new(&settings.database_url) {
+            Ok(bus) => {
                 bus.publish(&inv).await;
+                Ok(())
             }
+            Err(e) => Err(format!("{e:#}")),
         }
-        Err(e) => {
-            eprintln!("warning: running servers were not notified ({e:#}); they catch up within cache.ttl_seconds")
-        }
+    } else {
+        cluster::outbox::publish(store.as_ref(), &inv).await.map_err(|e| e.to_string())
+    };
+    if let Err(e) = sent {
+        eprintln!("warning: running servers were not notified ({e}); they catch up within cache.ttl_seconds");
     }
-    stop.cancel();
 }

@@ -6,9 +6,11 @@
 //!   ([`redis_limiter`]).
 //!
 //! On SQLite there is no bus, even with `redis_url`: SQLite is the single-node store (several
-//! processes on one file are not a supported topology), and a lone node invalidates its own
-//! cache directly. Without either setting a node needs nothing from here.
+//! servers on one file are not a supported topology), and a lone node invalidates its own
+//! cache directly. It still polls the [`outbox`], where `keygate admin` records the changes
+//! it makes beside the running server.
 
+pub mod outbox;
 pub mod pg_bus;
 pub mod redis_limiter;
 
@@ -31,6 +33,7 @@ pub struct Cluster {
 /// URL); an unreachable Redis or a lost subscription is survived and logged, never fatal.
 pub async fn start(
     settings: &Settings,
+    store: &Arc<dyn keygate_store::Store>,
     epochs: Arc<Epochs>,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
@@ -52,10 +55,13 @@ pub async fn start(
         cluster.bus = Some(Arc::new(pg_bus::PgBus::new(&settings.database_url)?));
         pg_bus::spawn_listener(settings.database_url.clone(), epochs, metrics, stop).await;
         tracing::info!(channel = pg_bus::CHANNEL, "cross-node invalidation through PostgreSQL LISTEN/NOTIFY");
+    } else {
+        outbox::spawn_poller(Arc::clone(store), epochs, metrics, stop).await;
     }
     Ok(cluster)
 }
 
-fn is_postgres(url: &str) -> bool {
+/// Whether `url` names a PostgreSQL database (the backend with a cross-node bus).
+pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

@@ -36,6 +36,7 @@
 mod accounts;
 mod audit;
 mod error;
+mod invalidations;
 mod keys;
 mod login;
 mod members;
@@ -170,10 +171,12 @@ impl SqlStore {
             Dialect::Sqlite => &[
                 (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
                 (2, "login throttle", include_str!("../../migrations/sqlite/0002_login_throttle.sql")),
+                (3, "invalidations", include_str!("../../migrations/sqlite/0003_invalidations.sql")),
             ],
             Dialect::Postgres => &[
                 (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
                 (2, "login throttle", include_str!("../../migrations/postgres/0002_login_throttle.sql")),
+                (3, "invalidations", include_str!("../../migrations/postgres/0003_invalidations.sql")),
             ],
         };
         let migrations = sources

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use keygate_core::Authority;
 
-use super::{SqlStore, accounts, audit, keys, login, members, usage, users};
+use super::{SqlStore, accounts, audit, invalidations, keys, login, members, usage, users};
 use crate::error::StoreResult;
 use crate::model::*;
 use crate::store::Store;
@@ -214,6 +214,19 @@ impl Store for SqlStore {
     }
     async fn prune_login_failures(&self, runs_before: Time, pairs_before: Time) -> StoreResult<u64> {
         login::prune(self, runs_before, pairs_before).await
+    }
+
+    async fn append_invalidation(&self, payload: &str, at: Time) -> StoreResult<i64> {
+        invalidations::append(self, payload, at).await
+    }
+    async fn last_invalidation(&self) -> StoreResult<i64> {
+        invalidations::last(self).await
+    }
+    async fn invalidations_after(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<(i64, String)>> {
+        invalidations::after(self, after_seq, limit).await
+    }
+    async fn prune_invalidations(&self, before: Time) -> StoreResult<u64> {
+        invalidations::prune(self, before).await
     }
 
     async fn append_audit(&self, audit: Vec<NewAudit>) -> StoreResult<()> {

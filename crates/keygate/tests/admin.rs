@@ -1,0 +1,123 @@
+//! `keygate admin` beside a running `keygate serve` on one SQLite file: the server honours the
+//! shell's changes at once (through the invalidation outbox), not after its cache TTL.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// `keygate <command> --config <config>`.
+fn keygate(command: &str, config: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_keygate"));
+    // The developer's own KEYGATE_* settings must not leak into these runs.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KEYGATE_") {
+            c.env_remove(k);
+        }
+    }
+    c.arg(command).arg("--config").arg(config);
+    c
+}
+
+/// Runs an admin command; answers its `label: value` lines.
+fn admin(config: &Path, args: &[&str], stdin: &str) -> Vec<(String, String)> {
+    let mut child = keygate("admin", config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn admin");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    let out = child.wait_with_output().expect("admin output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "admin {args:?}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout.lines().filter_map(|l| l.split_once(": ")).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+fn value<'a>(lines: &'a [(String, String)], label: &str) -> &'a str {
+    lines.iter().find(|(k, _)| k == label).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("no {label}: {lines:?}"))
+}
+
+/// Starts the server and answers it with its address, read from its JSON start-up log line.
+fn serve(config: &Path) -> (Child, String) {
+    let mut child = keygate("serve", config)
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["fields"]["message"] == "keygate listening"
+                && let Some(addr) = v["fields"]["addr"].as_str()
+            {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server says where it listens");
+    (child, addr)
+}
+
+/// `POST /v1/keys/verify`; answers the decision's code.
+fn verify(addr: &str, key: &str) -> String {
+    let body = serde_json::json!({ "key": key }).to_string();
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(
+        s,
+        "POST /v1/keys/verify HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("verify answered {out}"));
+    v["code"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_key_revoked_from_the_shell_is_refused_by_the_running_server_at_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("keygate.toml");
+    let db = dir.path().join("keygate.db");
+    // A cache TTL of an hour: only the outbox can make the server notice within the test.
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nworkers = 1\ndatabase_url = \"sqlite://{}\"\n[cache]\nttl_seconds = 3600\n",
+            db.display()
+        ),
+    )
+    .expect("write config");
+    let user = admin(
+        &config,
+        &["users", "create", "--email", "ops@acme-widgets.com", "--name", "Ops", "--password-stdin"],
+        "a long enough passphrase\n",
+    );
+    let account = value(&user, "account").to_owned();
+    let minted = admin(&config, &["keys", "mint", "--account", &account, "--name", "shell"], "");
+    let key = value(&minted, "key").to_owned();
+
+    let (mut server, addr) = serve(&config);
+    assert_eq!(verify(&addr, &key), "VALID");
+    assert_eq!(verify(&addr, &key), "VALID", "now answered from the cache");
+
+    admin(&config, &["keys", "revoke", "--account", &account, value(&minted, "key_part")], "");
+    let revoked_at = Instant::now();
+    let mut code = verify(&addr, &key);
+    while code == "VALID" && revoked_at.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+        code = verify(&addr, &key);
+    }
+    assert_eq!(code, "REVOKED", "the server still answered from its cache after 10 s");
+
+    let _ = server.kill();
+    let _ = server.wait();
+}
