@@ -120,7 +120,9 @@ impl App {
                 exit: exit.clone(),
                 drained: drained_tx.clone(),
             };
-            let spawned = std::thread::Builder::new().name(format!("keygate-worker-{i}")).spawn(move || worker.run());
+            let spawned = std::thread::Builder::new()
+                .name(format!("keygate-worker-{i}"))
+                .spawn(move || worker.run_reporting_panics());
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -135,8 +137,9 @@ impl App {
         drop(drained_tx);
         tracing::info!(%addr, workers, "keygate listening");
 
-        // A worker that fails (its runtime would not start) ends the server: without it a
-        // share of new connections would land on a socket nobody accepts from.
+        // A worker that fails (its runtime would not start, or its thread panicked) ends the
+        // server: without it a share of new connections would land on a socket nobody accepts
+        // from, so a supervisor had better restart the whole process.
         let mut result = Ok(());
         let mut remaining = workers;
         tokio::select! {
@@ -187,6 +190,13 @@ struct Worker {
 }
 
 impl Worker {
+    /// `run`, telling the server when the thread dies of a panic (a handler's panic only ends
+    /// its connection's task; this is about the event loop itself).
+    fn run_reporting_panics(self) {
+        let drained = self.drained.clone();
+        report_panic(&drained, || self.run());
+    }
+
     fn run(self) {
         let Worker { socket, service, drain, exit, drained } = self;
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -209,5 +219,27 @@ impl Worker {
             let _ = drained.send(result).await;
             exit.cancelled().await;
         });
+    }
+}
+
+/// Runs `work`; if it panics, sends the error the server's supervision loop waits for.
+fn report_panic(drained: &mpsc::Sender<io::Result<()>>, work: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).is_err() {
+        let _ = drained.try_send(Err(io::Error::other("a serving worker panicked")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_that_panics_is_reported_at_once() {
+        let (tx, mut rx) = mpsc::channel(1);
+        report_panic(&tx, || panic!("the event loop broke"));
+        let reported = rx.try_recv().expect("reported without waiting for shutdown");
+        assert!(reported.is_err_and(|e| e.to_string().contains("panicked")));
+        report_panic(&tx, || {});
+        assert!(rx.try_recv().is_err(), "a worker that ends normally reports through `run`");
     }
 }
