@@ -1,12 +1,22 @@
 //! `spawn_app()` and typed request helpers shared by every integration test.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
 use keygate_server::Settings;
+use keygate_server::config::RouteSettings;
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::{Notify, oneshot};
 
 pub struct TestApp {
     pub base: String,
@@ -322,4 +332,126 @@ pub async fn spawn_with_store(
 /// A work address on a domain of its own (sign-up refuses free webmail by default).
 pub fn company_email(local: &str) -> String {
     format!("{local}@{}.example-corp.com", unique("co"))
+}
+
+// ---- gateway tests' helpers (shared by gateway.rs and gateway_auth.rs) ----
+
+/// Signals between a test and its upstream, for the streaming tests.
+#[derive(Default)]
+pub struct Signals {
+    /// The upstream saw the first chunk of an upload.
+    pub upload_started: Notify,
+    /// The test received the first chunk of a download: the upstream may send the rest.
+    pub send_rest: Notify,
+}
+
+/// An upstream that echoes what it receives as JSON, with a few special paths:
+/// `…/upload` hashes the body, `…/download` streams 8 MiB, `…/trickle` sends one chunk and waits,
+/// `…/hang` never answers, `…/status/NNN` answers NNN.
+async fn upstream() -> (String, Arc<Signals>) {
+    let signals = Arc::new(Signals::default());
+    let app = axum::Router::new().fallback(echo).with_state(Arc::clone(&signals));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), signals)
+}
+
+pub const MIB: usize = 1024 * 1024;
+
+pub fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+async fn echo(State(signals): State<Arc<Signals>>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let path_and_query = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    if path.ends_with("/hang") {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
+    if let Some(code) = path.split("/status/").nth(1) {
+        let status = code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(StatusCode::OK);
+        return (status, [("content-type", "text/plain")], format!("upstream says {code}")).into_response();
+    }
+    if path.ends_with("/download") {
+        let chunks = (0..8).map(|c| {
+            let start = c * MIB;
+            Ok::<_, std::io::Error>(bytes::Bytes::from((start..start + MIB).map(pattern).collect::<Vec<u8>>()))
+        });
+        return Body::from_stream(futures::stream::iter(chunks)).into_response();
+    }
+    if path.ends_with("/trickle") {
+        let first = futures::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"first;")) });
+        let rest = futures::stream::once(async move {
+            signals.send_rest.notified().await;
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"rest"))
+        });
+        return Body::from_stream(first.chain(rest)).into_response();
+    }
+    let method = req.method().to_string();
+    let headers: BTreeMap<String, String> =
+        req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("?").to_owned())).collect();
+    let mut stream = req.into_body().into_data_stream();
+    let mut hasher = Sha256::new();
+    let mut len = 0usize;
+    let mut first = true;
+    let mut text = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { break };
+        if first && !chunk.is_empty() {
+            first = false;
+            signals.upload_started.notify_one();
+        }
+        len += chunk.len();
+        hasher.update(&chunk);
+        if text.len() < 4096 {
+            text.extend_from_slice(&chunk[..chunk.len().min(4096)]);
+        }
+    }
+    axum::Json(json!({
+        "method": method,
+        "path": path_and_query,
+        "headers": headers,
+        "body_len": len,
+        "body_sha256": hex::encode(hasher.finalize()),
+        "body": if len <= 4096 { String::from_utf8_lossy(&text).into_owned() } else { String::new() },
+    }))
+    .into_response()
+}
+
+pub fn route(prefix: &str, upstream: &str, resource: &str) -> RouteSettings {
+    RouteSettings::new(prefix, upstream, resource)
+}
+
+/// The routes of SPEC §5 and the demo: companies (any credential), lists (user-scoped),
+/// leads (create-only), plus a few for the edge cases.
+pub async fn gateway_app(edit: impl FnOnce(&mut Vec<RouteSettings>)) -> (TestApp, Arc<Signals>) {
+    let (up, signals) = upstream().await;
+    let mut routes = vec![
+        route("/v1/companies", &up, "companies"),
+        RouteSettings { credentials: vec!["user_key".into(), "session".into()], ..route("/v1/lists", &up, "lists") },
+        RouteSettings {
+            actions: [("POST".to_owned(), "create".to_owned())].into_iter().collect(),
+            ..route("/v1/leads", &up, "leads")
+        },
+        RouteSettings { strip_prefix: true, ..route("/api/stripped", &format!("{up}/base"), "stripped") },
+        RouteSettings { timeout_seconds: 1, ..route("/v1/slow", &up, "slow") },
+    ];
+    edit(&mut routes);
+    let app = spawn_app_with(|s| s.gateway.routes = routes).await;
+    (app, signals)
+}
+
+pub fn key_of(minted: &Value) -> String {
+    minted["key"].as_str().expect("key").to_owned()
+}
+
+/// Sends `header_line` verbatim over a raw connection: header names keep their spelling.
+pub async fn raw_get(addr: SocketAddr, path: &str, header_line: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{header_line}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
 }
