@@ -12,6 +12,7 @@ pub mod identity;
 pub mod key_input;
 pub mod keys;
 pub mod members;
+pub mod openapi_common;
 pub mod roles;
 pub mod verify;
 
@@ -32,7 +33,8 @@ use crate::state::AppState;
 
 /// Every route behind the layers every request passes, as one service.
 pub fn service(state: AppState) -> HttpService {
-    let (api, openapi) = documented_routes().split_for_parts();
+    let (api, mut openapi) = documented_routes().split_for_parts();
+    openapi_common::complete(&mut openapi);
     let openapi = std::sync::Arc::new(openapi);
     let routes = api
         .merge(docs::routes(openapi))

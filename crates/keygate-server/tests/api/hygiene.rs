@@ -93,6 +93,41 @@ impl tracing::Subscriber for CaptureLogs {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
+/// A client generated from `/openapi.json` must know every status an operation can answer:
+/// each credentialed call may answer 401, 429 and 503, and every error has the JSON shape.
+#[tokio::test]
+async fn every_operation_documents_the_shared_errors() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json", Cred::None).await.body;
+    let open = ["/v1/register", "/v1/login", "/v1/keys/verify"];
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for (method, op) in item.as_object().expect("path item") {
+            let responses = op["responses"].as_object().expect("responses");
+            let has = |status: &str| responses.contains_key(status);
+            assert!(has("503"), "{method} {path}: 503");
+            if !open.contains(&path.as_str()) {
+                assert!(has("401") && has("429"), "{method} {path}: 401 and 429");
+                assert!(op["security"].as_array().is_some_and(|s| !s.is_empty()), "{method} {path}: security");
+            }
+            for (status, response) in responses {
+                assert!(response["description"].as_str().is_some_and(|d| !d.is_empty()), "{method} {path} {status}");
+                if status.as_str() >= "400" {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} operations");
+}
+
 #[tokio::test]
 async fn nothing_secret_reaches_the_logs_even_at_trace() {
     // `tracing` keeps process-wide state (callsite interest) that other tests running in
