@@ -15,16 +15,31 @@ fn ip_subject(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
+/// Marks the row that says the pair is known (never a subject: those start `e:` or `ip:`).
+const KNOWN_PAIR: &str = "known";
+
+/// One statement, so one round trip and one snapshot: both runs, and a row when the pair is known.
 pub(crate) async fn failures(s: &SqlStore, email_key: &str, ip: &str) -> StoreResult<LoginFailures> {
     let (email, address) = (email_subject(email_key), ip_subject(ip));
-    let rows = sqlx::query("SELECT subject, count, last_at FROM login_failures WHERE subject IN ($1, $2)")
-        .bind(&email)
-        .bind(&address)
-        .fetch_all(s.reader())
-        .await?;
+    let rows = sqlx::query(
+        "SELECT subject, count, last_at FROM login_failures WHERE subject IN ($1, $2) \
+         UNION ALL \
+         SELECT $3 AS subject, 0 AS count, 0 AS last_at FROM login_known WHERE email_key = $4 AND ip = $5",
+    )
+    .bind(&email)
+    .bind(&address)
+    .bind(KNOWN_PAIR)
+    .bind(email_key)
+    .bind(ip)
+    .fetch_all(s.reader())
+    .await?;
     let mut out = LoginFailures::default();
     for row in rows {
         let subject: String = get(&row, "subject")?;
+        if subject == KNOWN_PAIR {
+            out.known_pair = true;
+            continue;
+        }
         let run = FailureRun {
             count: u32::try_from(get::<i64>(&row, "count")?).unwrap_or(u32::MAX),
             last_at: from_millis(get(&row, "last_at")?)?,
@@ -35,12 +50,6 @@ pub(crate) async fn failures(s: &SqlStore, email_key: &str, ip: &str) -> StoreRe
             out.ip = Some(run);
         }
     }
-    out.known_pair = sqlx::query("SELECT 1 AS known FROM login_known WHERE email_key = $1 AND ip = $2")
-        .bind(email_key)
-        .bind(ip)
-        .fetch_optional(s.reader())
-        .await?
-        .is_some();
     Ok(out)
 }
 
