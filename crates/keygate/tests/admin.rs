@@ -3,26 +3,23 @@
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{Running, keygate};
+
 /// `keygate <command> --config <config>`.
-fn keygate(command: &str, config: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_keygate"));
-    // The developer's own KEYGATE_* settings must not leak into these runs.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("KEYGATE_") {
-            c.env_remove(k);
-        }
-    }
+fn keygate_with(command: &str, config: &Path) -> Command {
+    let mut c = keygate();
     c.arg(command).arg("--config").arg(config);
     c
 }
 
 /// Runs an admin command; answers its `label: value` lines.
 fn admin(config: &Path, args: &[&str], stdin: &str) -> Vec<(String, String)> {
-    let mut child = keygate("admin", config)
+    let mut child = keygate_with("admin", config)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -41,14 +38,15 @@ fn value<'a>(lines: &'a [(String, String)], label: &str) -> &'a str {
 }
 
 /// Starts the server and answers it with its address, read from its JSON start-up log line.
-fn serve(config: &Path) -> (Child, String) {
-    let mut child = keygate("serve", config)
+fn serve(config: &Path) -> (Running, String) {
+    let mut child = keygate_with("serve", config)
         .args(["--log-format", "json"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn serve");
     let stderr = child.stderr.take().expect("stderr");
+    let child = Running(child);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -105,7 +103,7 @@ fn a_key_revoked_from_the_shell_is_refused_by_the_running_server_at_once() {
     let minted = admin(&config, &["keys", "mint", "--account", &account, "--name", "shell"], "");
     let key = value(&minted, "key").to_owned();
 
-    let (mut server, addr) = serve(&config);
+    let (_server, addr) = serve(&config);
     assert_eq!(verify(&addr, &key), "VALID");
     assert_eq!(verify(&addr, &key), "VALID", "now answered from the cache");
 
@@ -117,7 +115,4 @@ fn a_key_revoked_from_the_shell_is_refused_by_the_running_server_at_once() {
         code = verify(&addr, &key);
     }
     assert_eq!(code, "REVOKED", "the server still answered from its cache after 10 s");
-
-    let _ = server.kill();
-    let _ = server.wait();
 }

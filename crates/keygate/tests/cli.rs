@@ -2,19 +2,11 @@
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::process::{Command, Stdio};
+
+mod common;
+use common::{Running, keygate};
 use std::sync::mpsc;
 use std::time::Duration;
-
-fn keygate() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_keygate"));
-    // The developer's own KEYGATE_* settings must not leak into these runs.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("KEYGATE_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
 
 #[test]
 fn a_bad_config_file_names_the_key_and_line_and_exits_2() {
@@ -76,6 +68,7 @@ fn the_demo_prints_its_lines_and_guards_the_sample_api() {
         .spawn()
         .expect("spawn demo");
     let stdout = child.stdout.take().expect("stdout");
+    let _demo = Running(child);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -113,9 +106,6 @@ fn the_demo_prints_its_lines_and_guards_the_sample_api() {
     assert!(status.contains(" 403 ") && body.contains("user_credential_required"), "{status} {body}");
     let (status, _) = get(&base, "/v1/lists", &user);
     assert!(status.contains(" 200 "), "{status}");
-
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// The README's first command is `cargo run --release -- demo` from the workspace root. Once
