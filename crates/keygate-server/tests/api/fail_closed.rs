@@ -1,25 +1,16 @@
 //! Storage down: every check that can fail closed does (503 `unavailable`, never "allow").
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::faulty::FaultyStore;
+use crate::faulty::spawn_app_with_faulty_store;
 use crate::helpers::*;
 
 #[tokio::test]
 async fn storage_down_answers_503_and_never_allows() {
-    let faulty: Arc<std::sync::OnceLock<Arc<FaultyStore>>> = Arc::new(std::sync::OnceLock::new());
-    let slot = Arc::clone(&faulty);
-    let app = spawn_with_store(move |inner| {
-        let f = Arc::new(FaultyStore { inner, down: false.into() });
-        let _ = slot.set(Arc::clone(&f));
-        f
-    })
-    .await;
-    let store = faulty.get().expect("store");
+    let (app, store) = spawn_app_with_faulty_store().await;
     let u = app.register().await;
     let fresh = app.mint(&u.token, &u.account_id, json!({})).await;
     let limited = app.mint(&u.token, &u.account_id, json!({ "usage_limit": 100 })).await;

@@ -14,6 +14,20 @@ pub struct FaultyStore {
     pub down: AtomicBool,
 }
 
+/// A server on a `FaultyStore`, and the store, to take it down and up again.
+pub async fn spawn_app_with_faulty_store() -> (crate::helpers::TestApp, Arc<FaultyStore>) {
+    let slot: Arc<std::sync::OnceLock<Arc<FaultyStore>>> = Arc::new(std::sync::OnceLock::new());
+    let filled = Arc::clone(&slot);
+    let app = crate::helpers::spawn_with_store(move |inner| {
+        let f = Arc::new(FaultyStore { inner, down: false.into() });
+        let _ = filled.set(Arc::clone(&f));
+        f
+    })
+    .await;
+    let store = Arc::clone(slot.get().expect("the store was built"));
+    (app, store)
+}
+
 impl FaultyStore {
     fn gate(&self) -> StoreResult<()> {
         if self.down.load(Ordering::SeqCst) {

@@ -2,14 +2,13 @@
 //! send only so many unknown ones a minute (`rate_limits.unknown_credentials_per_address`),
 //! after which its cache misses get 429 without a read. Cached credentials keep working.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use keygate_core::{CredentialKind, KeyFormat};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::faulty::FaultyStore;
+use crate::faulty::spawn_app_with_faulty_store;
 use crate::helpers::*;
 
 /// A credential of the default format that nobody was ever given.
@@ -24,15 +23,7 @@ async fn verify_from(app: &TestApp, key: &str, ip: &str) -> Value {
 
 #[tokio::test]
 async fn an_address_past_its_allowance_is_refused_without_a_storage_read() {
-    let faulty: Arc<std::sync::OnceLock<Arc<FaultyStore>>> = Arc::new(std::sync::OnceLock::new());
-    let slot = Arc::clone(&faulty);
-    let app = spawn_with_store(move |inner| {
-        let f = Arc::new(FaultyStore { inner, down: false.into() });
-        let _ = slot.set(Arc::clone(&f));
-        f
-    })
-    .await;
-    let store = faulty.get().expect("store");
+    let (app, store) = spawn_app_with_faulty_store().await;
     let u = app.register().await;
     let real = app.mint(&u.token, &u.account_id, json!({})).await;
     let real = real["key"].as_str().expect("key");
