@@ -189,7 +189,8 @@ fn print(base: &str, upstream: &str, d: &Demo) {
     ));
     out.push_str(&format!(
         "\nThe sample API listens on http://{upstream} (no auth of its own); keygate guards it at {base}.\n\
-         Routes: /v1/companies (any credential), /v1/lists (user-scoped), /v1/leads (POST = create).\n\n\
+         Routes: /v1/companies (any credential), /v1/lists (user-scoped), /v1/leads (POST = create).\n\
+         Dashboard: {base}/app (sign in as {EMAIL} with the password above). API reference: {base}/docs\n\n\
          # A read with any credential (here the read-only org key): 200, and what the API was told in seen_as\n\
          curl -s -w '\\n' {base}/v1/companies -H 'X-API-Key: {org}'\n\n\
          # User-scoped route: the org key is refused (403 user_credential_required), a user key is not\n\

@@ -98,6 +98,7 @@ fn the_demo_prints_its_lines_and_guards_the_sample_api() {
     assert!(value("email: ").contains('@'));
     assert!(value("password: ").len() >= 12);
     assert!(lines.iter().any(|l| l.starts_with("curl ")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("Dashboard: http://") && l.contains("/app")), "{lines:#?}");
 
     let (status, body) = get(&base, "/v1/companies", &org);
     assert!(status.contains(" 200 "), "{status} {body}");

@@ -48,10 +48,14 @@ pub fn base() -> Document {
     doc
 }
 
-pub fn routes(doc: Arc<Document>) -> Router<AppState> {
+/// `/openapi.json`, `/docs`, and `/` for someone who opens the bare address in a browser: to the
+/// dashboard when it is on, else to the API reference.
+pub fn routes(doc: Arc<Document>, dashboard: bool) -> Router<AppState> {
     let json = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let page = Arc::new(render_page(&doc));
+    let home = if dashboard { "/app" } else { "/docs" };
     Router::new()
+        .route("/", get(move || async move { axum::response::Redirect::to(home) }))
         .route(
             "/openapi.json",
             get(move || {

@@ -37,7 +37,7 @@ pub fn service(state: AppState) -> HttpService {
     openapi_common::complete(&mut openapi);
     let openapi = std::sync::Arc::new(openapi);
     let routes = api
-        .merge(docs::routes(openapi))
+        .merge(docs::routes(openapi, state.settings.dashboard.enabled))
         .merge(crate::dashboard::routes(&state))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

@@ -198,3 +198,16 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
         assert!(!captured.contains(secret), "the logs contain a secret: {secret}");
     }
 }
+
+/// Someone who opens the bare address in a browser lands on the dashboard, or on the API
+/// reference when the dashboard is off; never on a JSON 404.
+#[tokio::test]
+async fn the_bare_address_leads_to_the_dashboard_or_the_reference() {
+    let app = spawn_app().await;
+    let root = app.get("/", Cred::None).await;
+    assert_eq!((root.status, root.header("location")), (StatusCode::SEE_OTHER, Some("/app")));
+    let off = spawn_app_with(|s| s.dashboard.enabled = false).await;
+    let root = off.get("/", Cred::None).await;
+    assert_eq!((root.status, root.header("location")), (StatusCode::SEE_OTHER, Some("/docs")));
+    assert_eq!(off.get("/docs", Cred::None).await.status, StatusCode::OK);
+}
