@@ -88,7 +88,11 @@ pub struct RollBody {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     account_id: Option<String>,
+    /// `user` or `org`
+    #[param(pattern = "^(user|org)$")]
     class: Option<String>,
+    /// `active`, `inactive`, `expired` or `revoked`
+    #[param(pattern = "^(active|inactive|expired|revoked)$")]
     status: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
