@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::invalidation::{Epochs, InvalidationBus};
+use crate::auth::invalidation::{Epochs, Invalidation, InvalidationBus};
 use crate::config::{Settings, redact_url};
 use crate::metrics::Metrics;
 use crate::ratelimit::SharedLimiter;
@@ -64,4 +64,43 @@ pub async fn start(
 /// Whether `url` names a PostgreSQL database (the backend with a cross-node bus).
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// An invalidation another process sent (a NOTIFY, an outbox entry), applied here.
+pub(crate) fn receive(payload: &str, epochs: &Epochs, metrics: &Metrics) {
+    match serde_json::from_str::<Invalidation>(payload) {
+        Ok(inv) => {
+            epochs.apply(&inv);
+            metrics.invalidations_received.inc();
+            tracing::debug!(?inv, "invalidation received");
+        }
+        // Something keygate did not send (or a newer version's kind): forgetting everything
+        // is the only safe reading of a change we cannot parse.
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable invalidation; clearing the cache");
+            epochs.apply(&Invalidation::All);
+            metrics.invalidations_received.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_unknown_ones_clear_everything() {
+        let inv = Invalidation::Account("acc_1".into());
+        let json = serde_json::to_string(&inv).expect("json");
+        assert_eq!(json, r#"{"kind":"account","id":"acc_1"}"#);
+        let (epochs, metrics) = (Epochs::default(), Metrics::new());
+        let account = epochs.stamp(Some("acc_1"), None);
+        let other = epochs.stamp(Some("acc_2"), None);
+        receive(&json, &epochs, &metrics);
+        assert!(!epochs.is_current(account, Some("acc_1"), None));
+        assert!(epochs.is_current(other, Some("acc_2"), None));
+        receive(r#"{"kind":"galaxy"}"#, &epochs, &metrics);
+        assert!(!epochs.is_current(other, Some("acc_2"), None));
+        assert_eq!(metrics.invalidations_received.get(), 2);
+    }
 }

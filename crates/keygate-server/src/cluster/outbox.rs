@@ -98,37 +98,8 @@ async fn run(
 async fn poll(store: &dyn Store, after: i64, epochs: &Epochs, metrics: &Metrics) -> StoreResult<i64> {
     let mut last = after;
     for (seq, payload) in store.invalidations_after(after, BATCH).await? {
-        epochs.apply(&decode(&payload));
-        metrics.invalidations_received.inc();
+        super::receive(&payload, epochs, metrics);
         last = seq;
     }
     Ok(last)
-}
-
-/// An entry this version cannot read still invalidates: everything, to be safe.
-fn decode(payload: &str) -> Invalidation {
-    serde_json::from_str(payload).unwrap_or_else(|cause| {
-        tracing::warn!(%cause, %payload, "unreadable invalidation entry: clearing every cached decision");
-        Invalidation::All
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entries_decode_to_what_was_published() {
-        let inv = Invalidation::Account("acc_1".into());
-        let payload = serde_json::to_string(&inv).expect("encode");
-        assert_eq!(payload, r#"{"kind":"account","id":"acc_1"}"#);
-        assert_eq!(decode(&payload), inv);
-        assert_eq!(decode(r#"{"kind":"all"}"#), Invalidation::All);
-    }
-
-    #[test]
-    fn an_unreadable_entry_clears_everything() {
-        assert_eq!(decode("{\"kind\":\"galaxy\"}"), Invalidation::All);
-        assert_eq!(decode("not json"), Invalidation::All);
-    }
 }

@@ -169,7 +169,7 @@ async fn listen_until_lost(
         };
         match event {
             Event::Stop => return None,
-            Event::Received(Ok(Some(n))) => receive(n.payload(), epochs, metrics),
+            Event::Received(Ok(Some(n))) => super::receive(n.payload(), epochs, metrics),
             Event::Received(Ok(None)) => return Some("connection closed".into()),
             Event::Received(Err(e)) => return Some(e.to_string()),
             Event::HealthCheck => {
@@ -181,43 +181,5 @@ async fn listen_until_lost(
                 }
             }
         }
-    }
-}
-
-fn receive(payload: &str, epochs: &Epochs, metrics: &Metrics) {
-    match serde_json::from_str::<Invalidation>(payload) {
-        Ok(inv) => {
-            epochs.apply(&inv);
-            metrics.invalidations_received.inc();
-            tracing::debug!(?inv, "invalidation received");
-        }
-        // Something keygate did not send (or a newer version's kind): forgetting everything
-        // is the only safe reading of a change we cannot parse.
-        Err(e) => {
-            tracing::warn!(error = %e, "unreadable invalidation; clearing the cache");
-            epochs.apply(&Invalidation::All);
-            metrics.invalidations_received.inc();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payloads_round_trip_and_unknown_ones_clear_everything() {
-        let inv = Invalidation::Account("acc_1".into());
-        let json = serde_json::to_string(&inv).expect("json");
-        assert_eq!(json, r#"{"kind":"account","id":"acc_1"}"#);
-        let (epochs, metrics) = (Epochs::default(), Metrics::new());
-        let account = epochs.stamp(Some("acc_1"), None);
-        let other = epochs.stamp(Some("acc_2"), None);
-        receive(&json, &epochs, &metrics);
-        assert!(!epochs.is_current(account, Some("acc_1"), None));
-        assert!(epochs.is_current(other, Some("acc_2"), None));
-        receive(r#"{"kind":"galaxy"}"#, &epochs, &metrics);
-        assert!(!epochs.is_current(other, Some("acc_2"), None));
-        assert_eq!(metrics.invalidations_received.get(), 2);
     }
 }
