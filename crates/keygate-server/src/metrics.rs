@@ -26,6 +26,9 @@ pub struct Metrics {
     pub cache_misses: Counter,
     pub shared_limit_failures: Counter,
     pub invalidations_received: Counter,
+    /// Cache misses refused without a storage read: their sender had spent its allowance of
+    /// unknown credentials (`auth::unknown_throttle`). A rising rate is someone guessing.
+    pub unknown_credentials_throttled: Counter,
     pub usage_flush_seconds: Histogram,
     pub upstream_seconds: Histogram,
     /// Handles on `decisions` for every known code, created once: the hot path increments
@@ -69,6 +72,7 @@ impl Metrics {
         let cache_misses = Counter::default();
         let shared_limit_failures = Counter::default();
         let invalidations_received = Counter::default();
+        let unknown_credentials_throttled = Counter::default();
         let usage_flush_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let upstream_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register("http_responses", "HTTP responses by status", http_responses.clone());
@@ -85,6 +89,11 @@ impl Metrics {
             "Cache invalidations received from other nodes",
             invalidations_received.clone(),
         );
+        registry.register(
+            "unknown_credentials_throttled",
+            "Credential lookups refused unread: the sender had sent too many unknown credentials",
+            unknown_credentials_throttled.clone(),
+        );
         registry.register("usage_flush_seconds", "Time to flush usage counters", usage_flush_seconds.clone());
         registry.register("upstream_seconds", "Gateway upstream latency", upstream_seconds.clone());
         let decision_counters = DECISION_CODES
@@ -99,6 +108,7 @@ impl Metrics {
             cache_misses,
             shared_limit_failures,
             invalidations_received,
+            unknown_credentials_throttled,
             usage_flush_seconds,
             upstream_seconds,
             decision_counters,

@@ -275,6 +275,7 @@ impl Authenticator {
         }
         if let Some(d) = sender.and_then(|ip| self.unknown_throttle.refusal(ip)) {
             tracing::debug!(ip = ?sender, "unknown-credential allowance spent: not looked up");
+            self.metrics.unknown_credentials_throttled.inc();
             return Ok(Lookup::Throttled(d));
         }
         self.metrics.cache_misses.inc();
@@ -336,6 +337,7 @@ impl Authenticator {
             }
             None => {
                 if let Some(d) = self.unknown_throttle.refusal(sender) {
+                    self.metrics.unknown_credentials_throttled.inc();
                     return Err(ApiError::rate_limited(d));
                 }
                 self.metrics.cache_misses.inc();

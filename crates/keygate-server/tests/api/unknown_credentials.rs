@@ -82,6 +82,8 @@ async fn the_management_api_answers_429_with_retry_after_for_keys_and_tokens() {
         StatusCode::OK,
         "a cached session still works"
     );
+    let metrics = app.get("/metrics", Cred::None).await.text;
+    assert!(metrics.contains("keygate_unknown_credentials_throttled_total 2"), "{metrics}");
 }
 
 #[tokio::test]
