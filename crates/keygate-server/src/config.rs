@@ -111,6 +111,9 @@ pub struct SignupSettings {
     pub extra_blocked_domains: Vec<String>,
     pub default_plan: String,
     pub min_password_chars: usize,
+    /// Sign-ups one client address may make per hour (each costs an argon2 hash and creates
+    /// an account); 0: no limit. Per node.
+    pub max_per_address_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -279,6 +282,7 @@ impl Default for SignupSettings {
             extra_blocked_domains: Vec::new(),
             default_plan: "trial".into(),
             min_password_chars: 12,
+            max_per_address_per_hour: 20,
         }
     }
 }

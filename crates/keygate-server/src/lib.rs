@@ -2,6 +2,7 @@
 //! `serve` it until a shutdown future fires (tests bind port 0 and run many).
 #![forbid(unsafe_code)]
 
+pub mod address_allowance;
 pub mod auth;
 pub mod config;
 pub mod dashboard;
@@ -106,6 +107,7 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
     let state = AppState::new(Inner {
         passwords: password::Passwords::new().map_err(|e| anyhow::anyhow!("password hasher: {}", e.message))?,
         throttle: throttle::LoginThrottle::new(settings.login.clone(), Arc::clone(&store)),
+        signups: address_allowance::AddressAllowance::new(settings.signup.max_per_address_per_hour, 3600),
         settings,
         store,
         auth,

@@ -24,6 +24,8 @@ pub struct Inner {
     pub invalidator: Invalidator,
     pub passwords: Passwords,
     pub throttle: LoginThrottle,
+    /// Sign-ups per client address (`signup.max_per_address_per_hour`).
+    pub signups: crate::address_allowance::AddressAllowance,
     pub usage: Arc<UsageRecorder>,
     pub metrics: Arc<Metrics>,
     pub plans: Arc<Plans>,

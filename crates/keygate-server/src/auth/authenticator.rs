@@ -20,8 +20,8 @@ use moka::sync::Cache;
 use super::checks::{Refusal, Requirements, check_key};
 use super::invalidation::{Epochs, Stamp};
 use super::resolved::ResolvedKey;
-use super::unknown_throttle::UnknownThrottle;
 use crate::FastHash;
+use crate::address_allowance::AddressAllowance;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::plans::Plans;
@@ -56,7 +56,7 @@ pub struct AuthContext {
     /// An extra limit on top of the key's own: (bucket name, limit), e.g. a gateway route's.
     pub extra_limit: Option<(String, keygate_core::RateLimit)>,
     /// `ip` sent the credential itself, so unknown credentials count against its allowance
-    /// (`UnknownThrottle`). Not so for verify without `ip`: its caller is the customer's
+    /// (`AddressAllowance`). Not so for verify without `ip`: its caller is the customer's
     /// backend relaying the keys of many senders, and throttling it would refuse them all.
     pub ip_is_sender: bool,
 }
@@ -93,7 +93,7 @@ pub struct Authenticator {
     unknown: Cache<Digest, Stamp, FastHash>,
     sessions: Cache<Digest, CachedSession, FastHash>,
     /// Bounds the storage reads that unknown keys and tokens cost, per sending address.
-    unknown_throttle: UnknownThrottle,
+    unknown_throttle: AddressAllowance,
     memberships: Cache<(String, String), CachedMembership, FastHash>,
     /// The account every cached key of it shares (see `ResolvedKey`), by id.
     accounts: Cache<String, Arc<Account>, FastHash>,
@@ -144,7 +144,7 @@ impl Authenticator {
                 .max_capacity(small)
                 .time_to_live(p.cache_ttl)
                 .build_with_hasher(FastHash::default()),
-            unknown_throttle: UnknownThrottle::new(p.unknown_per_address_per_minute),
+            unknown_throttle: AddressAllowance::new(p.unknown_per_address_per_minute, 60),
             format: p.format,
             store: p.store,
             epochs: p.epochs,

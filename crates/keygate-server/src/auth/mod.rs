@@ -7,7 +7,6 @@ pub mod headers;
 pub mod invalidation;
 pub mod principal;
 pub mod resolved;
-pub mod unknown_throttle;
 
 pub use authenticator::{AuthContext, Authenticator, Granted, Refused};
 pub use checks::{Refusal, Requirements};

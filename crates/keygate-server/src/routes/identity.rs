@@ -79,6 +79,7 @@ pub struct RegisterResponse {
     (status = 400, description = "invalid_request (weak password, bad email, name or url; `details` lists fields)", body = ErrorBody),
     (status = 403, description = "email_format_register (free-webmail or disposable domain) or signup_disabled", body = ErrorBody),
     (status = 409, description = "email_taken, or domain_taken (ask an administrator for an invitation)", body = ErrorBody),
+    (status = 429, description = "rate_limited: this client address's sign-ups for the hour are spent (`signup.max_per_address_per_hour`); `Retry-After` says when to retry", body = ErrorBody),
     (status = 413, description = "payload_too_large", body = ErrorBody),
 ))]
 async fn register(

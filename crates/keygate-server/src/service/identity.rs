@@ -115,6 +115,11 @@ pub async fn register(state: &AppState, ip: IpAddr, input: RegisterInput) -> Api
     if state.store.user_by_email(email.as_str()).await?.is_some() {
         return Err(keygate_store::StoreError::Conflict("email").into());
     }
+    // Each sign-up costs a hash and an account: bounded per address, counted when it is tried.
+    if let Some(refused) = state.signups.take(ip) {
+        tracing::info!(%ip, "sign-up allowance of this address spent");
+        return Err(ApiError::rate_limited(refused));
+    }
     let password_hash = state.passwords.hash(&input.password).await?;
     let now = Utc::now();
     let user = User {
