@@ -13,7 +13,9 @@
 //!
 //! Counted per node, in memory, over at most `MAX_ADDRESSES` addresses (an entry idle for a
 //! window drops out). IPv6 addresses count per /64, the block one subscriber usually holds, so
-//! rotating through one's own addresses gains nothing.
+//! rotating through one's own addresses gains nothing. Loopback is never limited: it is this
+//! host, i.e. a local proxy whose clients keygate cannot tell apart (`trusted_proxies` not
+//! set: limiting it would limit every client at once) or a test; no remote sender has it.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -61,7 +63,7 @@ impl AddressAllowance {
     /// The refusal for an event from `ip` when its allowance is spent; `None` lets it through
     /// and spends nothing (see `charge` and `take`).
     pub fn refusal(&self, ip: IpAddr) -> Option<Decision> {
-        let limit = self.limit.as_ref()?;
+        let limit = self.limit.as_ref().filter(|_| !is_local(ip))?;
         let tat = self.tats.get(&block(ip))?;
         let (decision, _) = check(Some(tat), self.now_ns(), limit, 1);
         (!decision.allowed).then_some(decision)
@@ -75,7 +77,7 @@ impl AddressAllowance {
 
     /// Spends one unit of `ip`'s allowance if there is one left; otherwise the refusal.
     pub fn take(&self, ip: IpAddr) -> Option<Decision> {
-        let limit = self.limit?;
+        let limit = self.limit.filter(|_| !is_local(ip))?;
         let now = self.now_ns();
         let mut refused = None;
         self.tats.entry(block(ip)).and_compute_with(|entry| {
@@ -90,6 +92,10 @@ impl AddressAllowance {
         });
         refused
     }
+}
+
+fn is_local(ip: IpAddr) -> bool {
+    keygate_core::net::canonical(ip).is_loopback()
 }
 
 /// The unit an allowance belongs to: an IPv4 address, or an IPv6 address's /64.
@@ -146,6 +152,17 @@ mod tests {
         let refused = t.take(a).expect("the third in an hour is refused");
         assert!((1..=1800).contains(&refused.retry_after_seconds), "one refills in 30 min: {refused:?}");
         assert!(t.refusal(a).is_some(), "a refusal spends nothing, and changes nothing");
+    }
+
+    #[test]
+    fn loopback_is_never_limited() {
+        let t = AddressAllowance::new(1, 60);
+        for local in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
+            for _ in 0..3 {
+                assert!(t.take(ip(local)).is_none(), "{local}");
+            }
+            assert!(t.refusal(ip(local)).is_none(), "{local}");
+        }
     }
 
     #[test]

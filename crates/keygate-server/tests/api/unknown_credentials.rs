@@ -62,35 +62,53 @@ async fn verify_without_ip_relays_many_senders_and_is_never_throttled() {
     }
 }
 
+/// Requests from `CLIENT`, as a trusted proxy on loopback reports it (`trusted_proxies`):
+/// loopback itself is never limited, so the limited sender must be a remote one.
+const CLIENT: &str = "198.51.100.7";
+
+fn behind_a_local_proxy(s: &mut keygate_server::Settings) {
+    s.trusted_proxies = vec!["127.0.0.1/32".into()];
+}
+
+async fn get_user_as_client(app: &TestApp, cred: Cred<'_>) -> Answer {
+    app.call_with(reqwest::Method::GET, "/v1/user", cred, None, &[("x-forwarded-for", CLIENT)]).await
+}
+
 #[tokio::test]
 async fn the_management_api_answers_429_with_retry_after_for_keys_and_tokens() {
-    let app = spawn_app_with(|s| s.rate_limits.unknown_credentials_per_address = 2).await;
+    let app = spawn_app_with(|s| {
+        behind_a_local_proxy(s);
+        s.rate_limits.unknown_credentials_per_address = 2;
+    })
+    .await;
     let u = app.register().await;
-    assert_eq!(app.get("/v1/user", Cred::Bearer(&u.token)).await.status, StatusCode::OK);
+    assert_eq!(get_user_as_client(&app, Cred::Bearer(&u.token)).await.status, StatusCode::OK);
     for _ in 0..2 {
-        let a = app.get("/v1/user", Cred::ApiKey(&made_up(CredentialKind::UserKey))).await;
+        let a = get_user_as_client(&app, Cred::ApiKey(&made_up(CredentialKind::UserKey))).await;
         assert_eq!((a.status, a.code()), (StatusCode::UNAUTHORIZED, "invalid_credentials"), "{}", a.text);
     }
     for cred in [made_up(CredentialKind::UserKey), made_up(CredentialKind::Session)] {
-        let a = app.get("/v1/user", Cred::Bearer(&cred)).await;
+        let a = get_user_as_client(&app, Cred::Bearer(&cred)).await;
         assert_eq!((a.status, a.code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "{}", a.text);
         let retry: u64 = a.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After");
         assert!((1..=30).contains(&retry), "one unit refills in 30 s: {retry}");
     }
-    assert_eq!(
-        app.get("/v1/user", Cred::Bearer(&u.token)).await.status,
-        StatusCode::OK,
-        "a cached session still works"
-    );
+    assert_eq!(get_user_as_client(&app, Cred::Bearer(&u.token)).await.status, StatusCode::OK, "a cached session works");
+    let local = app.get("/v1/user", Cred::ApiKey(&made_up(CredentialKind::UserKey))).await;
+    assert_eq!(local.code(), "invalid_credentials", "the proxy's own address is not limited");
     let metrics = app.get("/metrics", Cred::None).await.text;
     assert!(metrics.contains("keygate_unknown_credentials_throttled_total 2"), "{metrics}");
 }
 
 #[tokio::test]
 async fn zero_turns_the_throttle_off() {
-    let app = spawn_app_with(|s| s.rate_limits.unknown_credentials_per_address = 0).await;
+    let app = spawn_app_with(|s| {
+        behind_a_local_proxy(s);
+        s.rate_limits.unknown_credentials_per_address = 0;
+    })
+    .await;
     for _ in 0..101 {
-        let a = app.get("/v1/user", Cred::ApiKey(&made_up(CredentialKind::OrgKey))).await;
+        let a = get_user_as_client(&app, Cred::ApiKey(&made_up(CredentialKind::OrgKey))).await;
         assert_eq!(a.code(), "invalid_credentials", "{}", a.text);
     }
 }
