@@ -205,7 +205,7 @@ fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let n: u64 = std::env::var("KEYGATE_BENCH_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let fx = fixture(&rt, n);
-    let counting = Arc::new(CountingStore::new(Arc::clone(&fx.store)));
+    let counting = Arc::new(CountingStore::new(Arc::clone(&fx.store), Default::default()));
     let auth = authenticator(Arc::clone(&counting) as Arc<dyn Store>);
     let f = format();
     let context = ctx();

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod intercept;
 pub mod model;
 pub mod sql;
 pub mod store;

@@ -4,32 +4,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_trait::async_trait;
-use chrono::NaiveDate;
-use keygate_core::Authority;
-use keygate_store::*;
+use keygate_store::intercept::{Intercepted, Interceptor};
+use keygate_store::{StoreError, StoreResult};
 
-pub struct FaultyStore {
-    pub inner: Arc<dyn Store>,
+/// While `down`, every call fails as an unreachable database would.
+#[derive(Default)]
+pub struct Outage {
     pub down: AtomicBool,
 }
 
-/// A server on a `FaultyStore`, and the store, to take it down and up again.
-pub async fn spawn_app_with_faulty_store() -> (crate::helpers::TestApp, Arc<FaultyStore>) {
-    let slot: Arc<std::sync::OnceLock<Arc<FaultyStore>>> = Arc::new(std::sync::OnceLock::new());
-    let filled = Arc::clone(&slot);
-    let app = crate::helpers::spawn_with_store(move |inner| {
-        let f = Arc::new(FaultyStore { inner, down: false.into() });
-        let _ = filled.set(Arc::clone(&f));
-        f
-    })
-    .await;
-    let store = Arc::clone(slot.get().expect("the store was built"));
-    (app, store)
-}
-
-impl FaultyStore {
-    fn gate(&self) -> StoreResult<()> {
+impl Interceptor for Outage {
+    fn before(&self, _method: &'static str) -> StoreResult<()> {
         if self.down.load(Ordering::SeqCst) {
             Err(StoreError::Unavailable("test: database is down".into()))
         } else {
@@ -38,311 +23,18 @@ impl FaultyStore {
     }
 }
 
-#[async_trait]
-impl Store for FaultyStore {
-    async fn ping(&self) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.ping().await
-    }
+pub type FaultyStore = Intercepted<Outage>;
 
-    async fn register(&self, user: User, account: Account, audit: Vec<NewAudit>) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.register(user, account, audit).await
-    }
-
-    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        self.gate()?;
-        self.inner.user_by_email(email).await
-    }
-
-    async fn user_by_id(&self, user_id: &str) -> StoreResult<Option<User>> {
-        self.gate()?;
-        self.inner.user_by_id(user_id).await
-    }
-
-    async fn update_user_name(&self, user_id: &str, name: &str, audit: Vec<NewAudit>) -> StoreResult<User> {
-        self.gate()?;
-        self.inner.update_user_name(user_id, name, audit).await
-    }
-
-    async fn change_password(
-        &self,
-        user_id: &str,
-        password_hash: &str,
-        new_session: Session,
-        audit: Vec<NewAudit>,
-    ) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.change_password(user_id, password_hash, new_session, audit).await
-    }
-
-    async fn user_memberships(&self, user_id: &str) -> StoreResult<Vec<UserMembership>> {
-        self.gate()?;
-        self.inner.user_memberships(user_id).await
-    }
-
-    async fn create_session(&self, session: Session, audit: Vec<NewAudit>) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.create_session(session, audit).await
-    }
-
-    async fn session_by_digest(&self, digest: &str) -> StoreResult<Option<SessionAuth>> {
-        self.gate()?;
-        self.inner.session_by_digest(digest).await
-    }
-
-    async fn touch_session(&self, session_id: &str, at: Time) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.touch_session(session_id, at).await
-    }
-
-    async fn revoke_session(&self, session_id: &str, at: Time) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.revoke_session(session_id, at).await
-    }
-
-    async fn create_account(&self, account: Account, owner_user_id: &str, audit: Vec<NewAudit>) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.create_account(account, owner_user_id, audit).await
-    }
-
-    async fn account_by_id(&self, account_id: &str) -> StoreResult<Option<Account>> {
-        self.gate()?;
-        self.inner.account_by_id(account_id).await
-    }
-
-    async fn update_account(
-        &self,
-        account_id: &str,
-        name: Option<&str>,
-        url: Option<Option<&str>>,
-        audit: Vec<NewAudit>,
-    ) -> StoreResult<Account> {
-        self.gate()?;
-        self.inner.update_account(account_id, name, url, audit).await
-    }
-
-    async fn delete_account(&self, account_id: &str, at: Time, audit: Vec<NewAudit>) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.delete_account(account_id, at, audit).await
-    }
-
-    async fn set_plan(&self, account_id: &str, plan: &str, audit: Vec<NewAudit>) -> StoreResult<Account> {
-        self.gate()?;
-        self.inner.set_plan(account_id, plan, audit).await
-    }
-
-    async fn list_accounts(&self, page: &PageRequest) -> StoreResult<Page<Account>> {
-        self.gate()?;
-        self.inner.list_accounts(page).await
-    }
-
-    async fn membership(&self, account_id: &str, user_id: &str) -> StoreResult<Option<Membership>> {
-        self.gate()?;
-        self.inner.membership(account_id, user_id).await
-    }
-
-    async fn list_members(&self, account_id: &str, page: &PageRequest) -> StoreResult<Page<Member>> {
-        self.gate()?;
-        self.inner.list_members(account_id, page).await
-    }
-
-    async fn add_member(
-        &self,
-        account_id: &str,
-        user_id: &str,
-        authority: Authority,
-        at: Time,
-        audit: Vec<NewAudit>,
-    ) -> StoreResult<Member> {
-        self.gate()?;
-        self.inner.add_member(account_id, user_id, authority, at, audit).await
-    }
-
-    async fn change_member_authority(
-        &self,
-        account_id: &str,
-        user_id: &str,
-        actor_authority: Authority,
-        new: Authority,
-        audit: Vec<NewAudit>,
-    ) -> StoreResult<Member> {
-        self.gate()?;
-        self.inner.change_member_authority(account_id, user_id, actor_authority, new, audit).await
-    }
-
-    async fn remove_member(
-        &self,
-        account_id: &str,
-        user_id: &str,
-        actor_authority: Authority,
-        is_self: bool,
-        audit: Vec<NewAudit>,
-    ) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.remove_member(account_id, user_id, actor_authority, is_self, audit).await
-    }
-
-    async fn create_role(&self, role: Role, audit: Vec<NewAudit>) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.create_role(role, audit).await
-    }
-
-    async fn role(&self, account_id: &str, role_id: &str) -> StoreResult<Option<Role>> {
-        self.gate()?;
-        self.inner.role(account_id, role_id).await
-    }
-
-    async fn list_roles(&self, account_id: &str, page: &PageRequest) -> StoreResult<Page<Role>> {
-        self.gate()?;
-        self.inner.list_roles(account_id, page).await
-    }
-
-    async fn update_role(
-        &self,
-        account_id: &str,
-        role_id: &str,
-        name: Option<&str>,
-        permissions: Option<&[String]>,
-        at: Time,
-        audit: Vec<NewAudit>,
-    ) -> StoreResult<Role> {
-        self.gate()?;
-        self.inner.update_role(account_id, role_id, name, permissions, at, audit).await
-    }
-
-    async fn delete_role(&self, account_id: &str, role_id: &str, audit: Vec<NewAudit>) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.delete_role(account_id, role_id, audit).await
-    }
-
-    async fn create_key(&self, key: NewKey, max_live_keys: Option<u32>, audit: Vec<NewAudit>) -> StoreResult<ApiKey> {
-        self.gate()?;
-        self.inner.create_key(key, max_live_keys, audit).await
-    }
-
-    async fn key_by_handle(&self, account_id: &str, handle: &str) -> StoreResult<Option<ApiKey>> {
-        self.gate()?;
-        self.inner.key_by_handle(account_id, handle).await
-    }
-
-    async fn list_keys(
-        &self,
-        account_id: &str,
-        filter: &KeyFilter,
-        now: Time,
-        page: &PageRequest,
-    ) -> StoreResult<Page<ApiKey>> {
-        self.gate()?;
-        self.inner.list_keys(account_id, filter, now, page).await
-    }
-
-    async fn update_key(
-        &self,
-        account_id: &str,
-        key_id: &str,
-        patch: &KeyPatch,
-        audit: Vec<NewAudit>,
-    ) -> StoreResult<ApiKey> {
-        self.gate()?;
-        self.inner.update_key(account_id, key_id, patch, audit).await
-    }
-
-    async fn revoke_key(&self, account_id: &str, key_id: &str, at: Time, audit: Vec<NewAudit>) -> StoreResult<ApiKey> {
-        self.gate()?;
-        self.inner.revoke_key(account_id, key_id, at, audit).await
-    }
-
-    async fn roll_key(
-        &self,
-        account_id: &str,
-        key_id: &str,
-        successor: NewKey,
-        old_expires_at: Option<Time>,
-        at: Time,
-        audit: Vec<NewAudit>,
-    ) -> StoreResult<(ApiKey, ApiKey)> {
-        self.gate()?;
-        self.inner.roll_key(account_id, key_id, successor, old_expires_at, at, audit).await
-    }
-
-    async fn key_auth_by_digest(&self, digest: &str) -> StoreResult<Option<KeyAuth>> {
-        self.gate()?;
-        self.inner.key_auth_by_digest(digest).await
-    }
-
-    async fn consume_usage(&self, key_id: &str, cost: i64) -> StoreResult<Option<i64>> {
-        self.gate()?;
-        self.inner.consume_usage(key_id, cost).await
-    }
-
-    async fn record_usage(&self, deltas: &[UsageDelta]) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.record_usage(deltas).await
-    }
-
-    async fn key_usage(&self, key_id: &str, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<DailyUsage>> {
-        self.gate()?;
-        self.inner.key_usage(key_id, from, to).await
-    }
-
-    async fn append_audit(&self, audit: Vec<NewAudit>) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.append_audit(audit).await
-    }
-
-    async fn list_audit(
-        &self,
-        account_id: &str,
-        filter: &AuditFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<AuditEntry>> {
-        self.gate()?;
-        self.inner.list_audit(account_id, filter, page).await
-    }
-
-    async fn login_failures(&self, email_key: &str, ip: &str) -> StoreResult<LoginFailures> {
-        self.gate()?;
-        self.inner.login_failures(email_key, ip).await
-    }
-
-    async fn record_login_failure(&self, email_key: &str, ip: &str, at: Time) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.record_login_failure(email_key, ip, at).await
-    }
-
-    async fn record_login_success(&self, email_key: &str, ip: &str, at: Time) -> StoreResult<()> {
-        self.gate()?;
-        self.inner.record_login_success(email_key, ip, at).await
-    }
-
-    async fn prune_login_failures(&self, runs_before: Time, pairs_before: Time) -> StoreResult<u64> {
-        self.gate()?;
-        self.inner.prune_login_failures(runs_before, pairs_before).await
-    }
-
-    async fn append_invalidation(&self, payload: &str, at: Time) -> StoreResult<i64> {
-        self.gate()?;
-        self.inner.append_invalidation(payload, at).await
-    }
-
-    async fn last_invalidation(&self) -> StoreResult<i64> {
-        self.gate()?;
-        self.inner.last_invalidation().await
-    }
-
-    async fn invalidations_after(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<(i64, String)>> {
-        self.gate()?;
-        self.inner.invalidations_after(after_seq, limit).await
-    }
-
-    async fn prune_invalidations(&self, before: Time) -> StoreResult<u64> {
-        self.gate()?;
-        self.inner.prune_invalidations(before).await
-    }
-
-    async fn audit_chain(&self, account_id: &str, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEntry>> {
-        self.gate()?;
-        self.inner.audit_chain(account_id, after_seq, limit).await
-    }
+/// A server on a `FaultyStore`, and the store, to take it down and up again.
+pub async fn spawn_app_with_faulty_store() -> (crate::helpers::TestApp, Arc<FaultyStore>) {
+    let slot: Arc<std::sync::OnceLock<Arc<FaultyStore>>> = Arc::new(std::sync::OnceLock::new());
+    let filled = Arc::clone(&slot);
+    let app = crate::helpers::spawn_with_store(move |inner| {
+        let f = Arc::new(FaultyStore::new(inner, Outage::default()));
+        let _ = filled.set(Arc::clone(&f));
+        f
+    })
+    .await;
+    let store = Arc::clone(slot.get().expect("the store was built"));
+    (app, store)
 }
