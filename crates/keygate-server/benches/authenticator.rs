@@ -36,7 +36,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use keygate_core::{CredentialKind, Digest, KeyFormat};
 use keygate_server::auth::authenticator::AuthenticatorParts;
 use keygate_server::auth::invalidation::Epochs;
-use keygate_server::auth::{AuthContext, Authenticator, Requirements};
+use keygate_server::auth::{AuthContext, Authenticator, NO_REQUIREMENTS};
 use keygate_server::config::{FailurePolicy, PlanSettings};
 use keygate_server::metrics::Metrics;
 use keygate_server::plans::Plans;
@@ -151,10 +151,10 @@ fn authenticator(store: Arc<dyn Store>) -> Authenticator {
     })
 }
 
-fn ctx() -> AuthContext {
+fn ctx() -> AuthContext<'static> {
     AuthContext {
         ip: IpAddr::from([127, 0, 0, 1]),
-        requirements: Requirements::default(),
+        requirements: &NO_REQUIREMENTS,
         cost: 1,
         extra_limit: None,
         ip_is_sender: true,

@@ -46,22 +46,23 @@ struct CachedMembership {
     stamp: Stamp,
 }
 
-/// What a request brings besides its credential.
-#[derive(Debug, Clone)]
-pub struct AuthContext {
+/// What a request brings besides its credential. Borrowed, not owned: a gateway request's
+/// requirements and limit are its route's, compiled once, and must not be copied per request.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthContext<'a> {
     pub ip: IpAddr,
-    pub requirements: Requirements,
+    pub requirements: &'a Requirements,
     /// Units of rate limit and usage this request spends (verify's `cost`; 1 elsewhere).
     pub cost: u32,
     /// An extra limit on top of the key's own: (bucket name, limit), e.g. a gateway route's.
-    pub extra_limit: Option<(String, keygate_core::RateLimit)>,
+    pub extra_limit: Option<&'a (String, keygate_core::RateLimit)>,
     /// `ip` sent the credential itself, so unknown credentials count against its allowance
     /// (`AddressAllowance`). Not so for verify without `ip`: its caller is the customer's
     /// backend relaying the keys of many senders, and throttling it would refuse them all.
     pub ip_is_sender: bool,
 }
 
-impl AuthContext {
+impl AuthContext<'_> {
     /// The address that answers for an unknown credential, when there is one.
     fn sender(&self) -> Option<IpAddr> {
         self.ip_is_sender.then_some(self.ip)
@@ -167,7 +168,7 @@ impl Authenticator {
     pub async fn authenticate_key(
         &self,
         credential: &str,
-        ctx: &AuthContext,
+        ctx: &AuthContext<'_>,
     ) -> Result<Granted, Result<Refused, ApiError>> {
         match self.parse(credential) {
             Some(parsed) => self.authenticate_parsed_key(&parsed, ctx).await,
@@ -183,7 +184,7 @@ impl Authenticator {
 
     /// `authenticate_parsed_key` for callers that answer a refusal as an error (the gateway,
     /// the management API) rather than as a decision (verify).
-    pub async fn admit_key(&self, parsed: &Parsed, ctx: &AuthContext) -> Result<Granted, ApiError> {
+    pub async fn admit_key(&self, parsed: &Parsed, ctx: &AuthContext<'_>) -> Result<Granted, ApiError> {
         self.authenticate_parsed_key(parsed, ctx).await.map_err(|failed| match failed {
             Ok(refused) => refused.refusal.to_api_error(),
             Err(e) => e,
@@ -194,7 +195,7 @@ impl Authenticator {
     pub async fn authenticate_parsed_key(
         &self,
         parsed: &Parsed,
-        ctx: &AuthContext,
+        ctx: &AuthContext<'_>,
     ) -> Result<Granted, Result<Refused, ApiError>> {
         let refused = |refusal, key| Err(Ok(Refused { refusal, key }));
         if parsed.kind == CredentialKind::Session {
@@ -212,7 +213,7 @@ impl Authenticator {
             }
         };
         let now = Utc::now();
-        let plan = match check_key(&key, &self.plans, now, ctx.ip, &ctx.requirements) {
+        let plan = match check_key(&key, &self.plans, now, ctx.ip, ctx.requirements) {
             Ok(plan) => plan,
             Err(r) => {
                 tracing::debug!(key_id = %key.key.id, refusal = r.verify_code(), "key refused");
@@ -230,7 +231,7 @@ impl Authenticator {
             }
             rate = Some(d);
         }
-        if let Some((name, limit)) = &ctx.extra_limit {
+        if let Some((name, limit)) = ctx.extra_limit {
             let bucket = format!("r:{name}:{}", key.key.id);
             let d = self.limiter.check(&bucket, limit, ctx.cost).await.map_err(Err)?;
             if !d.allowed {

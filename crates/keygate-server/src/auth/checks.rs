@@ -79,6 +79,11 @@ pub struct Requirements {
     pub kinds: Vec<CredentialKind>,
 }
 
+/// Nothing asked: any credential class, no permission (the management API's extractor, whose
+/// handlers check their own).
+pub static NO_REQUIREMENTS: Requirements =
+    Requirements { permissions: Vec::new(), user_scoped: false, kinds: Vec::new() };
+
 impl Requirements {
     pub fn check_kind(&self, kind: CredentialKind) -> Result<(), Refusal> {
         let org = kind == CredentialKind::OrgKey;

@@ -9,6 +9,6 @@ pub mod principal;
 pub mod resolved;
 
 pub use authenticator::{AuthContext, Authenticator, Granted, Refused};
-pub use checks::{Refusal, Requirements};
+pub use checks::{NO_REQUIREMENTS, Refusal, Requirements};
 pub use invalidation::{Invalidation, Invalidator};
 pub use principal::{Caller, Principal};

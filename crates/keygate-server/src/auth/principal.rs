@@ -13,7 +13,7 @@ use keygate_core::{Authority, CredentialKind, Permissions, Scope};
 use keygate_store::{Account, Actor, ActorType, SessionAuth};
 
 use super::authenticator::{AuthContext, Granted};
-use super::checks::Requirements;
+use super::checks::NO_REQUIREMENTS;
 use super::headers::{Presented, presented};
 use crate::error::ApiError;
 use crate::extract::client_ip;
@@ -147,13 +147,8 @@ pub async fn authenticate(headers: &HeaderMap, ip: std::net::IpAddr, state: &App
     match parsed.kind {
         CredentialKind::Session => state.auth.authenticate_parsed_session(&parsed, ip).await.map(Principal::Session),
         CredentialKind::UserKey | CredentialKind::OrgKey => {
-            let ctx = AuthContext {
-                ip,
-                requirements: Requirements::default(),
-                cost: 1,
-                extra_limit: None,
-                ip_is_sender: true,
-            };
+            let ctx =
+                AuthContext { ip, requirements: &NO_REQUIREMENTS, cost: 1, extra_limit: None, ip_is_sender: true };
             state.auth.admit_key(&parsed, &ctx).await.map(Principal::Key)
         }
     }

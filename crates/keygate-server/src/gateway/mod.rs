@@ -175,9 +175,9 @@ async fn authorize(state: &AppState, route: &Route, parts: &Parts) -> Result<All
         CredentialKind::UserKey | CredentialKind::OrgKey => {
             let ctx = AuthContext {
                 ip: client_ip(parts, state),
-                requirements: route.requirements(&parts.method).clone(),
+                requirements: route.requirements(&parts.method),
                 cost: 1,
-                extra_limit: route.extra_limit.clone(),
+                extra_limit: route.extra_limit.as_ref(),
                 ip_is_sender: true,
             };
             state.auth.admit_key(&parsed, &ctx).await.map(|granted| key_identity(&granted))

@@ -87,13 +87,8 @@ async fn decide(state: &AppState, peer: IpAddr, body: VerifyBody) -> ApiResult<R
         Some(s) => s.parse().map_err(|_| ApiError::invalid_field("ip", "must be an IPv4 or IPv6 address"))?,
         None => peer,
     };
-    let ctx = AuthContext {
-        ip,
-        requirements: Requirements { permissions, user_scoped: body.user_scoped.unwrap_or(false), kinds: Vec::new() },
-        cost,
-        extra_limit: None,
-        ip_is_sender,
-    };
+    let requirements = Requirements { permissions, user_scoped: body.user_scoped.unwrap_or(false), kinds: Vec::new() };
+    let ctx = AuthContext { ip, requirements: &requirements, cost, extra_limit: None, ip_is_sender };
     let (code, key, rate, usage_remaining) = match state.auth.authenticate_key(body.key.trim(), &ctx).await {
         Ok(g) => ("VALID", Some(g.key), g.rate, g.usage_remaining),
         Err(Ok(refused)) => {
