@@ -282,9 +282,11 @@ async fn revoke_key(
     Ok(axum::Json(KeyView::new(revoked, Utc::now())))
 }
 
-/// Mint a successor with the same settings; the old key ends now or after the overlap.
+/// Mint a successor with the same settings; the old key ends now or after the overlap. A key
+/// is rolled once: 409 `key_rolled` when it already has a successor.
 #[utoipa::path(post, path = "/v1/keys/{key}/roll", tag = "keys", params(("key" = String, Path, description = "id or key_part")), request_body = RollBody,
-    responses((status = 201, body = CreatedKeyView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 201, body = CreatedKeyView), (status = 400), (status = 401), (status = 403), (status = 404),
+        (status = 409, description = "key_rolled: the key already has a successor (`rolled_to`), a key is rolled once; key_revoked: the key is revoked")))]
 async fn roll_key(
     State(state): State<AppState>,
     principal: Principal,

@@ -201,7 +201,9 @@ pub async fn revoke(state: &AppState, caller: &Caller, ip: IpAddr, handle: &str)
 }
 
 /// A successor with the same settings; the old key ends now (`overlap_seconds` 0) or after
-/// the overlap (at most 7 days). 409 `key_revoked` on a revoked key.
+/// the overlap (at most 7 days). A key is rolled once: 409 `key_rolled` when it already has a
+/// successor (also when it is still live through its overlap; the store decides races), 409
+/// `key_revoked` on a revoked key.
 pub async fn roll(
     state: &AppState,
     caller: &Caller,
@@ -211,6 +213,9 @@ pub async fn roll(
 ) -> ApiResult<Rolled> {
     caller.require_scope("keys", "write")?;
     let old = visible_key(state, caller, handle).await?;
+    if old.rolled_to.is_some() {
+        return Err(ApiError::key_rolled());
+    }
     if old.revoked_at.is_some() {
         return Err(ApiError::key_revoked());
     }
