@@ -111,6 +111,22 @@ impl ApiError {
         )
     }
 
+    /// 400: a key's rate limit looser than the plan's ceiling (docs/api.md §7 Keys).
+    pub fn limit_exceeds_plan(ceiling: &keygate_core::RateLimit) -> Self {
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "limit_exceeds_plan",
+            format!(
+                "rate_limit is looser than the account's plan allows: at most {} requests per {} s, burst {}.",
+                ceiling.limit,
+                ceiling.window_seconds,
+                ceiling.burst()
+            ),
+        );
+        e.details = Some(json!([{ "field": "rate_limit", "message": "looser than the plan's key_rate_limit_max" }]));
+        e
+    }
+
     pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }

@@ -144,6 +144,8 @@ pub trait Store: Send + Sync + 'static {
     /// otherwise its `expires_at` becomes the earlier of the two, and its `rolled_to` names the
     /// successor. A key is rolled once: `Conflict("key_rolled")` when it already has a successor
     /// (of concurrent rolls exactly one wins), `Conflict("key_revoked")` when revoked.
+    /// Credits are handed over, never refilled: the successor starts with the old key's
+    /// `usage_used`; an old key kept through an overlap has none left.
     /// Answers (successor, old key).
     async fn roll_key(
         &self,

@@ -317,3 +317,33 @@ pub async fn a_key_is_rolled_once_even_under_concurrency(db: TestDb) {
         assert_eq!(stored.rolled_to.as_ref(), won.first());
     }
 }
+
+/// Issue 15, finding 12: rolling is no way to refill a usage limit. The successor carries on
+/// from the credits spent; an old key kept through an overlap hands its remaining ones over.
+pub async fn a_roll_hands_over_credits_and_never_refills_them(db: TestDb) {
+    let s = &db.store;
+    let o = register(s, "credits@roll.example", None).await;
+    let a = &o.account.id;
+    let at = now();
+    let mut limited = key(a, None);
+    limited.usage_limit = Some(3);
+    let old = s.create_key(limited, None, vec![]).await.unwrap();
+    assert_eq!(s.consume_usage(&old.id, 2).await.unwrap(), Some(1));
+    let mut succ = key(a, None);
+    succ.usage_limit = old.usage_limit;
+    let (new, old_after) = s.roll_key(a, &old.id, succ, Some(at + Duration::hours(1)), at, vec![]).await.unwrap();
+    assert_eq!((new.usage_limit, new.usage_used, new.usage_remaining()), (Some(3), 2, Some(1)));
+    assert_eq!(old_after.usage_remaining(), Some(0), "the overlap spends no credits twice");
+    assert_eq!(s.consume_usage(&old.id, 1).await.unwrap(), None);
+    assert_eq!(s.consume_usage(&new.id, 1).await.unwrap(), Some(0));
+    assert_eq!(s.consume_usage(&new.id, 1).await.unwrap(), None);
+    // Without an overlap the old key is revoked and keeps its own count.
+    let mut limited = key(a, None);
+    limited.usage_limit = Some(5);
+    let old = s.create_key(limited, None, vec![]).await.unwrap();
+    s.consume_usage(&old.id, 1).await.unwrap();
+    let mut succ = key(a, None);
+    succ.usage_limit = old.usage_limit;
+    let (new, old_after) = s.roll_key(a, &old.id, succ, None, at, vec![]).await.unwrap();
+    assert_eq!((new.usage_used, old_after.usage_used), (1, 1));
+}
