@@ -25,13 +25,13 @@ async fn rolling_a_rolled_key_again_is_refused_and_mints_nothing() {
     let first = app.post(&roll_path(id), Cred::Bearer(&u.token), body.clone()).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
     let successor = first.body["id"].as_str().expect("successor id");
-    assert_eq!(first.body["previous_key"]["rolled_to"], successor, "{}", first.text);
     // The same request again (a retry, a reloaded page): 409, and no third live key.
     for _ in 0..2 {
         let again = app.post(&roll_path(id), Cred::Bearer(&u.token), body.clone()).await;
         assert_eq!((again.status, again.code()), (StatusCode::CONFLICT, "key_rolled"), "{}", again.text);
         assert!(!again.text.contains("\"key\""), "no secret in the refusal");
     }
+    assert_eq!(first.body["previous_key"]["rolled_to"], successor, "{}", first.text);
     let got = app.get(&format!("/v1/keys/{id}?account_id={}", u.account_id), Cred::Bearer(&u.token)).await;
     assert_eq!((got.body["status"].as_str(), got.body["rolled_to"].as_str()), (Some("active"), Some(successor)));
     assert_eq!(live_keys(&app, &u).await.len(), 2, "the old key (in its overlap) and one successor");
