@@ -6,6 +6,7 @@ pub mod authority;
 pub mod base62;
 pub mod credential;
 pub mod id;
+pub mod loosening;
 pub mod net;
 pub mod ratelimit;
 pub mod scope;

@@ -32,6 +32,14 @@ impl RateLimit {
         self.burst.unwrap_or(self.limit)
     }
 
+    /// No looser than `other`: a sustained rate (limit per window, compared exactly by
+    /// cross-multiplying) and a burst both at most `other`'s.
+    pub fn is_within(&self, other: &RateLimit) -> bool {
+        let rate = u64::from(self.limit) * u64::from(other.window_seconds);
+        let other_rate = u64::from(other.limit) * u64::from(self.window_seconds);
+        rate <= other_rate && self.burst() <= other.burst()
+    }
+
     /// Nanoseconds between two requests at the sustained rate.
     pub fn emission_interval_ns(&self) -> u64 {
         (u64::from(self.window_seconds) * 1_000_000_000) / u64::from(self.limit.max(1))

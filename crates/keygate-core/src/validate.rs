@@ -1,11 +1,17 @@
 //! Input newtypes for identity: parse, don't validate.
 
 use thiserror::Error;
+use unicode_normalization::UnicodeNormalization;
+use unicode_security::{GeneralSecurityProfile, MixedScript};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum InputError {
     #[error("email is not a valid address")]
     Email,
+    #[error("email contains an invisible or disallowed character")]
+    EmailCharacter,
+    #[error("email mixes scripts that look alike (e.g. a Cyrillic letter among Latin ones)")]
+    EmailMixedScript,
     #[error("password must be at least {0} characters")]
     PasswordTooShort(usize),
     #[error("password must be at most 256 characters")]
@@ -14,13 +20,18 @@ pub enum InputError {
     Name,
 }
 
-/// An email address, trimmed and lower-cased (emails are unique case-insensitively).
+/// An email address in its comparison form: Unicode NFKC, lower-cased, trimmed. Emails are
+/// unique in this form, so `ａｄａ@x.com` (fullwidth) is `ada@x.com`. Refused: invisible and
+/// other characters Unicode restricts in identifiers (zero-width, bidi controls,
+/// default-ignorables; UTS #39 General Security Profile) and local-part labels that mix
+/// scripts (a Cyrillic `а` among Latin letters; UTS #39 mixed-script detection). For ASCII
+/// this is plain lower-casing, so addresses stored before are already in this form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, InputError> {
-        let s = raw.trim().to_lowercase();
+        let s = normalise(raw);
         let (local, domain) = s.split_once('@').ok_or(InputError::Email)?;
         let domain_ok = domain.contains('.')
             && !domain.starts_with('.')
@@ -33,6 +44,12 @@ impl Email {
         if s.len() > 254 || !domain_ok || !local_ok {
             return Err(InputError::Email);
         }
+        if local.chars().any(|c| !c.is_ascii() && !c.identifier_allowed()) {
+            return Err(InputError::EmailCharacter);
+        }
+        if !local.is_ascii() && local.split(['.', '+', '-', '_']).any(|label| !label.is_single_script()) {
+            return Err(InputError::EmailMixedScript);
+        }
         Ok(Email(s))
     }
 
@@ -43,6 +60,12 @@ impl Email {
     pub fn domain(&self) -> &str {
         self.0.split_once('@').map(|(_, d)| d).unwrap_or_default()
     }
+}
+
+/// NFKC, lower-case, NFKC again (lower-casing can leave a string that is not in NFKC).
+fn normalise(raw: &str) -> String {
+    let folded = raw.trim().nfkc().collect::<String>().to_lowercase();
+    folded.nfkc().collect::<String>().trim().to_owned()
 }
 
 pub const MAX_PASSWORD_CHARS: usize = 256;
@@ -165,6 +188,46 @@ mod tests {
         for bad in ["", "ada", "ada@", "@x.com", "ada@localhost", "a b@x.com", "ada@x..com"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn look_alike_emails_normalise_to_one_or_are_refused() {
+        let norm = |s: &str| Email::parse(s).map(|e| e.0);
+        // Fullwidth forms (and a fullwidth @) are the ASCII address.
+        assert_eq!(norm("ａｄａ@example.com"), Ok("ada@example.com".into()));
+        assert_eq!(norm("ＡＤＡ＠ｅｘａｍｐｌｅ．ｃｏｍ"), Ok("ada@example.com".into()));
+        assert_eq!(norm("ﬁnance@example.com"), Ok("finance@example.com".into()), "a ligature");
+        // Invisible characters.
+        for bad in [
+            "a\u{200B}da@example.com",
+            "ada\u{200D}@example.com",
+            "\u{202E}ada@example.com",
+            "a\u{00AD}da@example.com",
+            "ad\u{2060}a@example.com",
+            "ada\u{FE0F}@example.com",
+        ] {
+            assert_eq!(norm(bad), Err(InputError::EmailCharacter), "{bad:?}");
+        }
+        // A Cyrillic letter among Latin ones, in the same label.
+        assert_eq!(norm("\u{0430}da@example.com"), Err(InputError::EmailMixedScript), "Cyrillic а");
+        assert_eq!(norm("ad\u{03B1}@example.com"), Err(InputError::EmailMixedScript), "Greek α");
+        assert_eq!(
+            norm("ada.\u{0430}\u{0434}\u{0430}@example.com"),
+            Ok("ada.ада@example.com".into()),
+            "one script per label"
+        );
+        // Addresses in one script, with digits and punctuation, stay as they are.
+        for ok in [
+            "иван@example.com",
+            "müller.2@example.com",
+            "josé+news@example.com",
+            "山田@example.com",
+            "ada_lovelace-1@example.com",
+        ] {
+            assert_eq!(norm(ok), Ok(ok.to_lowercase()), "{ok}");
+        }
+        // ASCII is only lower-cased: addresses stored before need no migration.
+        assert_eq!(norm(" Ada.Lovelace+X@Example.COM "), Ok("ada.lovelace+x@example.com".into()));
     }
 
     #[test]

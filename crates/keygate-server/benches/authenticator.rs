@@ -135,7 +135,10 @@ fn fixture(rt: &Runtime, n: u64) -> Fixture {
 fn authenticator(store: Arc<dyn Store>) -> Authenticator {
     let metrics = Arc::new(Metrics::new());
     let mut plans = BTreeMap::new();
-    plans.insert(PLAN.to_owned(), PlanSettings { api_access: true, trial_days: 0, rate_limit: None, max_keys: None });
+    plans.insert(
+        PLAN.to_owned(),
+        PlanSettings { api_access: true, trial_days: 0, rate_limit: None, max_keys: None, key_rate_limit_max: None },
+    );
     Authenticator::new(AuthenticatorParts {
         format: format(),
         store: Arc::clone(&store),

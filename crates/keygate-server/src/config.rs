@@ -137,6 +137,9 @@ pub struct PlanSettings {
     pub trial_days: u32,
     pub rate_limit: Option<RateLimit>,
     pub max_keys: Option<u32>,
+    /// The loosest rate limit any one key may carry (docs/api.md §7 Keys); when unset,
+    /// `rate_limit` is the ceiling.
+    pub key_rate_limit_max: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -237,6 +240,7 @@ impl Default for Settings {
                 trial_days: 14,
                 rate_limit: Some(RateLimit { limit: 600, window_seconds: 60, burst: None }),
                 max_keys: Some(100),
+                key_rate_limit_max: None,
             },
         );
         plans.insert("free".to_owned(), PlanSettings { api_access: false, ..PlanSettings::default() });
@@ -300,7 +304,7 @@ impl Default for LoginSettings {
 
 impl Default for PlanSettings {
     fn default() -> Self {
-        PlanSettings { api_access: true, trial_days: 0, rate_limit: None, max_keys: None }
+        PlanSettings { api_access: true, trial_days: 0, rate_limit: None, max_keys: None, key_rate_limit_max: None }
     }
 }
 
@@ -399,6 +403,17 @@ impl Settings {
             if let Some(rl) = &plan.rate_limit {
                 rl.validate().map_err(|m| ConfigError::Invalid(format!("plans.{name}.{m}")))?;
             }
+            if let Some(max) = &plan.key_rate_limit_max {
+                max.validate().map_err(|m| {
+                    ConfigError::Invalid(format!("plans.{name}.key_rate_limit_max: {}", m.replace("rate_limit.", "")))
+                })?;
+                // Keys without a limit of their own get `rate_limit`: it must fit the ceiling.
+                if plan.rate_limit.is_some_and(|d| !d.is_within(max)) {
+                    return bad(format!(
+                        "plans.{name}.rate_limit (the default for keys) is looser than its key_rate_limit_max"
+                    ));
+                }
+            }
         }
         if self.signup.min_password_chars < 8 || self.signup.min_password_chars > 256 {
             return bad("signup.min_password_chars must be 8..=256".into());
@@ -481,6 +496,18 @@ mod tests {
         assert_eq!(s.keys.user_prefix, "trace_");
         assert_eq!(s.keys.org_prefix, "trace_org_");
         assert_eq!(s.max_body_bytes, 1000);
+    }
+
+    #[test]
+    fn a_plans_default_key_limit_must_fit_its_ceiling() {
+        let mut s = Settings::default();
+        let trial = s.plans.get_mut("trial").expect("trial");
+        trial.key_rate_limit_max = Some(RateLimit { limit: 600, window_seconds: 60, burst: Some(100) });
+        let err = s.validate().expect_err("600 at once is past a burst of 100").to_string();
+        assert!(err.contains("plans.trial.rate_limit"), "{err}");
+        let trial = s.plans.get_mut("trial").expect("trial");
+        trial.key_rate_limit_max = Some(RateLimit { limit: 0, window_seconds: 60, burst: None });
+        assert!(s.validate().expect_err("limit 0").to_string().contains("key_rate_limit_max"));
     }
 
     #[test]

@@ -80,6 +80,7 @@ impl ApiError {
         not_found => NOT_FOUND, "not_found", "No such resource.";
         method_not_allowed => METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed on this path.";
         key_revoked => CONFLICT, "key_revoked", "This API key was revoked; a revoked key cannot be changed.";
+        key_rolled => CONFLICT, "key_rolled", "This API key was already rolled: it has a successor, and a key is rolled once.";
         last_owner => CONFLICT, "last_owner", "The account's last owner cannot leave or be demoted; promote another owner first.";
         key_limit_reached => CONFLICT, "key_limit_reached", "The account's plan allows no more live API keys; revoke one first.";
         payload_too_large => PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is larger than allowed.";
@@ -108,6 +109,22 @@ impl ApiError {
             "insufficient_scope",
             format!("The credential's permissions do not include `{required}`."),
         )
+    }
+
+    /// 400: a key's rate limit looser than the plan's ceiling (docs/api.md §7 Keys).
+    pub fn limit_exceeds_plan(ceiling: &keygate_core::RateLimit) -> Self {
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "limit_exceeds_plan",
+            format!(
+                "rate_limit is looser than the account's plan allows: at most {} requests per {} s, burst {}.",
+                ceiling.limit,
+                ceiling.window_seconds,
+                ceiling.burst()
+            ),
+        );
+        e.details = Some(json!([{ "field": "rate_limit", "message": "looser than the plan's key_rate_limit_max" }]));
+        e
     }
 
     pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
@@ -167,6 +184,7 @@ impl From<StoreError> for ApiError {
                     )
             }
             StoreError::Conflict("key_revoked") => ApiError::key_revoked(),
+            StoreError::Conflict("key_rolled") => ApiError::key_rolled(),
             StoreError::Conflict("member") => {
                 ApiError::conflict("member_exists", "This user is already a member of the account.")
             }

@@ -17,8 +17,11 @@ pub struct Plans {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanAccess {
     pub api_access: bool,
+    /// For a key without a limit of its own (and sessions at the gateway).
     pub rate_limit: Option<RateLimit>,
     pub max_keys: Option<u32>,
+    /// The loosest limit one key may carry: `key_rate_limit_max`, else `rate_limit`.
+    pub key_rate_limit_max: Option<RateLimit>,
 }
 
 impl Plans {
@@ -42,12 +45,19 @@ impl Plans {
     /// that has ended grants no API access until the operator sets another plan.
     pub fn access(&self, account: &Account, now: DateTime<Utc>) -> PlanAccess {
         match self.plans.get(&account.plan) {
-            None => PlanAccess { api_access: false, rate_limit: None, max_keys: Some(0) },
+            None => PlanAccess { api_access: false, rate_limit: None, max_keys: Some(0), key_rate_limit_max: None },
             Some(p) => {
                 // The trial end only binds on a trial plan: once the operator sets a plan
                 // without trial days, the account's old `trial_ends_at` no longer matters.
                 let trial_over = p.trial_days > 0 && account.trial_ends_at.is_some_and(|end| end <= now);
-                PlanAccess { api_access: p.api_access && !trial_over, rate_limit: p.rate_limit, max_keys: p.max_keys }
+                PlanAccess {
+                    api_access: p.api_access && !trial_over,
+                    // A plan with only a ceiling gives keys without a limit of their own the
+                    // ceiling, so no key goes unlimited under it.
+                    rate_limit: p.rate_limit.or(p.key_rate_limit_max),
+                    max_keys: p.max_keys,
+                    key_rate_limit_max: p.key_rate_limit_max.or(p.rate_limit),
+                }
             }
         }
     }

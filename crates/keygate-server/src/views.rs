@@ -182,6 +182,8 @@ pub struct KeyView {
     pub ip_allowlist: Vec<String>,
     #[schema(value_type = Object)]
     pub metadata: Value,
+    /// The successor's id once the key was rolled (a key is rolled once; docs/api.md §7 Keys)
+    pub rolled_to: Option<String>,
 }
 
 impl KeyView {
@@ -210,6 +212,7 @@ impl KeyView {
             rate_limit: k.rate_limit.map(Into::into),
             ip_allowlist: k.ip_allowlist,
             metadata: k.metadata,
+            rolled_to: k.rolled_to,
         }
     }
 }

@@ -7,7 +7,7 @@ pub enum StoreError {
     #[error("not found")]
     NotFound,
     /// A uniqueness or state conflict, named: `email`, `domain`, `member`, `role_name`,
-    /// `key_revoked`, `key_part`.
+    /// `key_revoked`, `key_rolled`, `key_part`.
     #[error("conflict: {0}")]
     Conflict(&'static str),
     /// A membership rule refused the change (checked inside the transaction).

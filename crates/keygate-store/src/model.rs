@@ -178,6 +178,8 @@ pub struct ApiKey {
     pub rate_limit: Option<RateLimit>,
     pub ip_allowlist: Vec<String>,
     pub metadata: serde_json::Value,
+    /// The successor's id once the key was rolled: a key is rolled at most once.
+    pub rolled_to: Option<String>,
 }
 
 impl ApiKey {

@@ -141,7 +141,11 @@ pub trait Store: Send + Sync + 'static {
     /// Sets `revoked_at` (kept when already revoked) and answers the key.
     async fn revoke_key(&self, account_id: &str, key_id: &str, at: Time, audit: Vec<NewAudit>) -> StoreResult<ApiKey>;
     /// Inserts `successor` and ends the old key: revoked at `at` when `old_expires_at` is `None`,
-    /// otherwise its `expires_at` becomes the earlier of the two. `Conflict("key_revoked")`.
+    /// otherwise its `expires_at` becomes the earlier of the two, and its `rolled_to` names the
+    /// successor. A key is rolled once: `Conflict("key_rolled")` when it already has a successor
+    /// (of concurrent rolls exactly one wins), `Conflict("key_revoked")` when revoked.
+    /// Credits are handed over, never refilled: the successor starts with the old key's
+    /// `usage_used`; an old key kept through an overlap has none left.
     /// Answers (successor, old key).
     async fn roll_key(
         &self,

@@ -59,6 +59,8 @@ conformance! {
     keys::keys_create_look_up_and_page,
     keys::key_status_filters_follow_api_key_status,
     keys::key_update_revoke_roll,
+    keys::a_key_is_rolled_once_even_under_concurrency,
+    keys::a_roll_hands_over_credits_and_never_refills_them,
     keys::key_limit,
     keys::key_limit_holds_under_concurrency,
     usage::consume_usage_is_exact_under_concurrency,

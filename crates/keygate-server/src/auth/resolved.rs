@@ -98,6 +98,7 @@ pub(crate) fn sample_auth(key_id: &str) -> KeyAuth {
             rate_limit: None,
             ip_allowlist: vec!["10.0.0.0/8".to_owned()],
             metadata: serde_json::json!({ "team": "data" }),
+            rolled_to: None,
         },
         role_permissions: None,
         account: Some(Account {

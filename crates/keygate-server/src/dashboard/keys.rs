@@ -31,6 +31,8 @@ pub struct KeyRow {
     pub request_count: i64,
     pub expires: String,
     pub live: bool,
+    /// Already rolled: it has a successor and cannot be rolled again.
+    pub rolled: bool,
 }
 
 impl KeyRow {
@@ -51,6 +53,7 @@ impl KeyRow {
                 (None, None) => "never".into(),
             },
             live: status != KeyStatus::Revoked,
+            rolled: k.rolled_to.is_some(),
         }
     }
 }
@@ -407,6 +410,14 @@ pub async fn roll(
                 previous: Some((rolled.old.key_part.clone(), old_end)),
             };
             render(StatusCode::OK, &page)
+        }
+        // The form sent again (a reload of the rolled page, a second click): the key was rolled
+        // then, and its successor's secret was shown then. Nothing new is minted.
+        Err(e) if e.code == "key_rolled" => {
+            let flash = Flash::notice(
+                "This key was already rolled, and its successor was created then; nothing new was created. If the new secret did not reach your screen, roll or revoke the successor.",
+            );
+            pages::redirect_with(&list_path(&caller.account.id, KeyClass::User), flash, viewer.names)
         }
         Err(e) => refused(&e, &caller.account.id, &viewer),
     }

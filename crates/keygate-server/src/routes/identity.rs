@@ -52,7 +52,8 @@ fn input_message(e: &InputError) -> String {
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterBody {
-    /// Work email; free-webmail and disposable domains are refused.
+    /// Work email; free-webmail and disposable domains are refused. Compared after Unicode NFKC
+    /// and lower-casing; invisible characters and mixed-script look-alikes are refused (400).
     #[schema(example = "ada@acme.com")]
     pub email: String,
     /// At least `signup.min_password_chars` (default 12), at most 256 characters.
@@ -76,7 +77,7 @@ pub struct RegisterResponse {
 /// Sign up: creates the user, a default account (default plan, a trial) and a session.
 #[utoipa::path(post, path = "/v1/register", tag = "identity", request_body = RegisterBody, responses(
     (status = 201, description = "registered; `token` is a session token shown once", body = RegisterResponse),
-    (status = 400, description = "invalid_request (weak password, bad email, name or url; `details` lists fields)", body = ErrorBody),
+    (status = 400, description = "invalid_request (weak password, bad email, name or url; `details` lists fields). An email with an invisible character or a mixed-script look-alike is a bad email", body = ErrorBody),
     (status = 403, description = "email_format_register (free-webmail or disposable domain) or signup_disabled", body = ErrorBody),
     (status = 409, description = "email_taken, or domain_taken (ask an administrator for an invitation)", body = ErrorBody),
     (status = 429, description = "rate_limited: this client address's sign-ups for the hour are spent (`signup.max_per_address_per_hour`); `Retry-After` says when to retry", body = ErrorBody),

@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{NaiveDate, Utc};
 use keygate_core::RateLimit;
-use keygate_store::KeyPatch;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
@@ -13,11 +12,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::key_input::*;
-use crate::auth::{Caller, Invalidation, Principal};
+use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Json, OptionalJson, Query, page_request};
 use crate::service::keys as service;
-use crate::state::{AppState, audit};
+use crate::state::AppState;
 use crate::views::{CreatedKeyView, KeyView, ListView};
 use keygate_core::id::IdKind;
 
@@ -116,7 +115,9 @@ pub struct UsageQuery {
 
 /// Mint a key. 201 with the full `key`: the only time it is ever shown.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = MintBody,
-    responses((status = 201, body = CreatedKeyView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 201, body = CreatedKeyView),
+        (status = 400, description = "invalid_request; limit_exceeds_plan: the rate limit is looser than the plan's key_rate_limit_max"),
+        (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn mint(
     State(state): State<AppState>,
     principal: Principal,
@@ -180,9 +181,14 @@ async fn get_key(
     Ok(axum::Json(KeyView::new(key, Utc::now())))
 }
 
-/// Change a key's settings. 409 `key_revoked` on a revoked key.
+/// Change a key's settings. Anyone who may edit the key may tighten it; loosening it needs
+/// administrator+, and no key's rate limit may be looser than the plan's ceiling.
 #[utoipa::path(patch, path = "/v1/keys/{key}", tag = "keys", params(("key" = String, Path, description = "id or key_part")), request_body = PatchBody,
-    responses((status = 200, body = KeyView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = KeyView),
+        (status = 400, description = "invalid_request; limit_exceeds_plan: the rate limit is looser than the plan's key_rate_limit_max"),
+        (status = 401),
+        (status = 403, description = "insufficient_authority: loosening the key (raising or removing a rate or usage limit, widening scopes or the role, widening or removing the IP allowlist, extending or removing the expiry, an earlier start) needs administrator+; insufficient_scope"),
+        (status = 404), (status = 409)))]
 async fn patch_key(
     State(state): State<AppState>,
     principal: Principal,
@@ -191,80 +197,20 @@ async fn patch_key(
     Json(body): Json<PatchBody>,
 ) -> ApiResult<axum::Json<KeyView>> {
     let caller = caller_for_key(&state, &principal, body.account_id.as_deref(), &handle).await?;
-    caller.require_scope("keys", "write")?;
-    let key = service::visible_key(&state, &caller, &handle).await?;
-    if key.revoked_at.is_some() {
-        return Err(ApiError::key_revoked());
-    }
-    let now = Utc::now();
-    let mut patch = KeyPatch::default();
-    let mut changed: Vec<&str> = Vec::new();
-    if let Some(n) = &body.name {
-        patch.name = Some(parse_name(n)?);
-        changed.push("name");
-    }
-    let new_expiry = match (&body.expires_at, &body.end_date) {
-        (Some(_), Some(_)) => return Err(ApiError::invalid_field("end_date", "give expires_at or end_date, not both")),
-        (Some(e), None) => Some(e.as_deref().map(|s| parse_time("expires_at", s)).transpose()?),
-        (None, Some(d)) => Some(d.as_deref().map(parse_end_date).transpose()?),
-        (None, None) => None,
+    let input = service::PatchInput {
+        name: body.name,
+        expires_at: body.expires_at,
+        end_date: body.end_date,
+        starts_at: body.starts_at,
+        scopes: body.scopes,
+        role_id: body.role_id,
+        rate_limit: body.rate_limit,
+        usage_limit: body.usage_limit,
+        ip_allowlist: body.ip_allowlist,
+        metadata: body.metadata,
     };
-    if let Some(e) = new_expiry {
-        patch.expires_at = Some(e);
-        // Moving the expiry into the future (or removing it) switches a pre-staged key on.
-        if key.staged && e.is_none_or(|t| t > now) {
-            patch.staged = Some(false);
-        }
-        changed.push("expires_at");
-    }
-    if let Some(s) = &body.starts_at {
-        patch.starts_at = Some(s.as_deref().map(|s| parse_time("starts_at", s)).transpose()?);
-        changed.push("starts_at");
-    }
-    if body.scopes.is_some() || body.role_id.is_some() {
-        let scopes = match &body.scopes {
-            Some(s) => parse_scopes(s)?,
-            None => parse_scopes(&key.scopes)?,
-        };
-        let role_id = match &body.role_id {
-            Some(r) => r.clone(),
-            None => key.role_id.clone(),
-        };
-        let role_permissions = match &role_id {
-            Some(r) => Some(service::role_permissions(&state, &caller.account.id, r).await?),
-            None => None,
-        };
-        service::ensure_within(&caller, &scopes, role_permissions.as_ref())?;
-        if body.scopes.is_some() {
-            patch.scopes = Some(scopes.iter().map(ToString::to_string).collect());
-            changed.push("scopes");
-        }
-        if body.role_id.is_some() {
-            patch.role_id = Some(role_id);
-            changed.push("role_id");
-        }
-    }
-    if let Some(r) = &body.rate_limit {
-        patch.rate_limit = Some(r.as_ref().map(parse_rate_limit).transpose()?);
-        changed.push("rate_limit");
-    }
-    if let Some(u) = body.usage_limit {
-        patch.usage_limit = Some(u.map(parse_usage_limit).transpose()?);
-        changed.push("usage_limit");
-    }
-    if let Some(list) = &body.ip_allowlist {
-        patch.ip_allowlist = Some(parse_allowlist(list)?);
-        changed.push("ip_allowlist");
-    }
-    if let Some(m) = &body.metadata {
-        patch.metadata = Some(parse_metadata(m)?);
-        changed.push("metadata");
-    }
-    let entry =
-        audit(&caller.account.id, &caller.actor, "key.updated", ("key", &key.id), ip, json!({ "fields": changed }));
-    let updated = state.store.update_key(&caller.account.id, &key.id, &patch, vec![entry]).await?;
-    state.invalidate(Invalidation::Account(caller.account.id.clone())).await;
-    Ok(axum::Json(KeyView::new(updated, now)))
+    let updated = service::patch(&state, &caller, ip, &handle, input).await?;
+    Ok(axum::Json(KeyView::new(updated, Utc::now())))
 }
 
 /// Revoke now, for good. The key stays listed with status `revoked`.
@@ -282,9 +228,11 @@ async fn revoke_key(
     Ok(axum::Json(KeyView::new(revoked, Utc::now())))
 }
 
-/// Mint a successor with the same settings; the old key ends now or after the overlap.
+/// Mint a successor with the same settings; the old key ends now or after the overlap. A key
+/// is rolled once: 409 `key_rolled` when it already has a successor.
 #[utoipa::path(post, path = "/v1/keys/{key}/roll", tag = "keys", params(("key" = String, Path, description = "id or key_part")), request_body = RollBody,
-    responses((status = 201, body = CreatedKeyView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 201, body = CreatedKeyView), (status = 400), (status = 401), (status = 403), (status = 404),
+        (status = 409, description = "key_rolled: the key already has a successor (`rolled_to`), a key is rolled once; key_revoked: the key is revoked")))]
 async fn roll_key(
     State(state): State<AppState>,
     principal: Principal,

@@ -1,4 +1,4 @@
-//! API-key management as domain operations: mint, list, find, revoke, roll.
+//! API-key management as domain operations: mint, list, find, patch, revoke, roll.
 //!
 //! The JSON API (`routes/keys.rs`) and the dashboard both call these, so the authority
 //! rules, validation, audit entries and cache invalidation are the same whichever way a
@@ -6,10 +6,11 @@
 
 use std::net::IpAddr;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use keygate_core::id::{IdKind, new_id};
+use keygate_core::loosening::{self, Restrictions};
 use keygate_core::{Authority, CredentialKind, RateLimit, ScopeSet, Secret};
-use keygate_store::{ApiKey, KeyClass, KeyFilter, KeyStatus, NewKey, Page, PageRequest};
+use keygate_store::{ApiKey, KeyClass, KeyFilter, KeyPatch, KeyStatus, NewKey, Page, PageRequest};
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, Invalidation};
@@ -34,6 +35,21 @@ pub struct MintInput {
     pub rate_limit: Option<RateLimit>,
     pub usage_limit: Option<i64>,
     pub ip_allowlist: Vec<String>,
+    pub metadata: Option<Value>,
+}
+
+/// A PATCH as the person gave it: `None` leaves a field, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct PatchInput {
+    pub name: Option<String>,
+    pub expires_at: Option<Option<String>>,
+    pub end_date: Option<Option<String>>,
+    pub starts_at: Option<Option<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub role_id: Option<Option<String>>,
+    pub rate_limit: Option<Option<RateLimit>>,
+    pub usage_limit: Option<Option<i64>>,
+    pub ip_allowlist: Option<Vec<String>>,
     pub metadata: Option<Value>,
 }
 
@@ -98,6 +114,8 @@ pub async fn mint(state: &AppState, caller: &Caller, ip: IpAddr, input: MintInpu
     ensure_within(caller, &scopes, role_permissions.as_ref())?;
     let expires_at = expiry(input.expires_at.as_deref(), input.end_date.as_deref())?;
     let starts_at = input.starts_at.as_deref().map(|s| parse_time("starts_at", s)).transpose()?;
+    let rate_limit = input.rate_limit.as_ref().map(parse_rate_limit).transpose()?;
+    within_plan(rate_limit, plan.key_rate_limit_max)?;
     let generated = state.format().generate(credential_kind(class));
     let new = NewKey {
         id: new_id(IdKind::Key),
@@ -117,7 +135,7 @@ pub async fn mint(state: &AppState, caller: &Caller, ip: IpAddr, input: MintInpu
         expires_at,
         starts_at,
         usage_limit: input.usage_limit.map(parse_usage_limit).transpose()?,
-        rate_limit: input.rate_limit.as_ref().map(parse_rate_limit).transpose()?,
+        rate_limit,
         ip_allowlist: parse_allowlist(&input.ip_allowlist)?,
         metadata: parse_metadata(input.metadata.as_ref().unwrap_or(&json!({})))?,
     };
@@ -182,6 +200,162 @@ pub async fn get(state: &AppState, caller: &Caller, handle: &str) -> ApiResult<A
     visible_key(state, caller, handle).await
 }
 
+/// Change a key's settings (docs/api.md §7 Keys). Anyone who may edit the key may tighten it;
+/// loosening it (`loosening::loosenings`) needs administrator+ (403 `insufficient_authority`),
+/// and no key's own rate limit may be looser than the plan's ceiling (400 `limit_exceeds_plan`).
+/// 409 `key_revoked` on a revoked key.
+pub async fn patch(
+    state: &AppState,
+    caller: &Caller,
+    ip: IpAddr,
+    handle: &str,
+    input: PatchInput,
+) -> ApiResult<ApiKey> {
+    caller.require_scope("keys", "write")?;
+    let key = visible_key(state, caller, handle).await?;
+    if key.revoked_at.is_some() {
+        return Err(ApiError::key_revoked());
+    }
+    let now = Utc::now();
+    let mut patch = KeyPatch::default();
+    let mut changed: Vec<&str> = Vec::new();
+    if let Some(n) = &input.name {
+        patch.name = Some(parse_name(n)?);
+        changed.push("name");
+    }
+    let new_expiry = match (&input.expires_at, &input.end_date) {
+        (Some(_), Some(_)) => return Err(ApiError::invalid_field("end_date", "give expires_at or end_date, not both")),
+        (Some(e), None) => Some(e.as_deref().map(|s| parse_time("expires_at", s)).transpose()?),
+        (None, Some(d)) => Some(d.as_deref().map(parse_end_date).transpose()?),
+        (None, None) => None,
+    };
+    if let Some(e) = new_expiry {
+        patch.expires_at = Some(e);
+        // Moving the expiry into the future (or removing it) switches a pre-staged key on.
+        if key.staged && e.is_none_or(|t| t > now) {
+            patch.staged = Some(false);
+        }
+        changed.push("expires_at");
+    }
+    if let Some(s) = &input.starts_at {
+        patch.starts_at = Some(s.as_deref().map(|s| parse_time("starts_at", s)).transpose()?);
+        changed.push("starts_at");
+    }
+    // Permissions before and after, read only when they change.
+    let mut permissions = None;
+    if input.scopes.is_some() || input.role_id.is_some() {
+        let old_scopes = parse_scopes(&key.scopes)?;
+        let scopes = match &input.scopes {
+            Some(s) => parse_scopes(s)?,
+            None => old_scopes.clone(),
+        };
+        let old_role = match &key.role_id {
+            // A deleted role leaves the key with no permissions (fail closed): compare with that.
+            Some(r) => Some(role_permissions(state, &caller.account.id, r).await.unwrap_or_default()),
+            None => None,
+        };
+        let role = match &input.role_id {
+            Some(Some(r)) => Some(role_permissions(state, &caller.account.id, r).await?),
+            Some(None) => None,
+            None => old_role.clone(),
+        };
+        ensure_within(caller, &scopes, role.as_ref())?;
+        if input.scopes.is_some() {
+            patch.scopes = Some(scopes.iter().map(ToString::to_string).collect());
+            changed.push("scopes");
+        }
+        if let Some(r) = &input.role_id {
+            patch.role_id = Some(r.clone());
+            changed.push("role_id");
+        }
+        permissions = Some(((old_scopes, old_role), (scopes, role)));
+    }
+    let plan = state.plans.access(&caller.account, now);
+    if let Some(r) = &input.rate_limit {
+        let limit = r.as_ref().map(parse_rate_limit).transpose()?;
+        within_plan(limit, plan.key_rate_limit_max)?;
+        patch.rate_limit = Some(limit);
+        changed.push("rate_limit");
+    }
+    if let Some(u) = input.usage_limit {
+        patch.usage_limit = Some(u.map(parse_usage_limit).transpose()?);
+        changed.push("usage_limit");
+    }
+    if let Some(list) = &input.ip_allowlist {
+        patch.ip_allowlist = Some(parse_allowlist(list)?);
+        changed.push("ip_allowlist");
+    }
+    if let Some(m) = &input.metadata {
+        patch.metadata = Some(parse_metadata(m)?);
+        changed.push("metadata");
+    }
+    if !caller.authority.is_admin() {
+        let (before, after) = restrictions(&key, &patch, permissions, plan.rate_limit);
+        let loose = loosening::loosenings(&before, &after, now);
+        if !loose.is_empty() {
+            let fields: Vec<&str> = loose.iter().map(|l| l.field()).collect();
+            let mut e = ApiError::insufficient_authority();
+            e.message = format!(
+                "Only an administrator may loosen a key; you may tighten it. Loosened here: {}.",
+                fields.join(", ")
+            )
+            .into();
+            e.details = Some(json!(fields.iter().map(|f| json!({ "field": f })).collect::<Vec<_>>()));
+            return Err(e);
+        }
+    }
+    let entry =
+        audit(&caller.account.id, &caller.actor, "key.updated", ("key", &key.id), ip, json!({ "fields": changed }));
+    let updated = state.store.update_key(&caller.account.id, &key.id, &patch, vec![entry]).await?;
+    state.invalidate(Invalidation::Account(caller.account.id.clone())).await;
+    Ok(updated)
+}
+
+type ScopesAndRole = (ScopeSet, Option<ScopeSet>);
+
+/// What the key lets through before and after `patch`. Permissions unchanged compare equal
+/// (`None`); a rate limit of its own falls back to the plan's default, as requests see it.
+fn restrictions(
+    key: &ApiKey,
+    patch: &KeyPatch,
+    permissions: Option<(ScopesAndRole, ScopesAndRole)>,
+    plan_default: Option<RateLimit>,
+) -> (Restrictions, Restrictions) {
+    let ((scopes_before, role_before), (scopes_after, role_after)) = permissions.unwrap_or_else(|| {
+        let same = (ScopeSet::default(), None);
+        (same.clone(), same)
+    });
+    let nets = |list: &[String]| list.iter().filter_map(|c| keygate_core::net::parse_cidr(c)).collect::<Vec<_>>();
+    let pick = |new: Option<Option<DateTime<Utc>>>, old: Option<DateTime<Utc>>| new.unwrap_or(old);
+    let before = Restrictions {
+        scopes: scopes_before,
+        role: role_before,
+        rate_limit: key.rate_limit.or(plan_default),
+        usage_limit: key.usage_limit,
+        ip_allowlist: nets(&key.ip_allowlist),
+        starts_at: key.starts_at,
+        expires_at: key.expires_at,
+    };
+    let after = Restrictions {
+        scopes: scopes_after,
+        role: role_after,
+        rate_limit: patch.rate_limit.unwrap_or(key.rate_limit).or(plan_default),
+        usage_limit: patch.usage_limit.unwrap_or(key.usage_limit),
+        ip_allowlist: patch.ip_allowlist.as_deref().map_or_else(|| before.ip_allowlist.clone(), nets),
+        starts_at: pick(patch.starts_at, key.starts_at),
+        expires_at: pick(patch.expires_at, key.expires_at),
+    };
+    (before, after)
+}
+
+/// A key's own rate limit may not be looser than the plan's ceiling (400 `limit_exceeds_plan`).
+fn within_plan(limit: Option<RateLimit>, ceiling: Option<RateLimit>) -> ApiResult<()> {
+    match (limit, ceiling) {
+        (Some(l), Some(c)) if !loosening::rate_within(Some(l), Some(c)) => Err(ApiError::limit_exceeds_plan(&c)),
+        _ => Ok(()),
+    }
+}
+
 /// Revoke now, for good. The key stays listed with status `revoked`.
 pub async fn revoke(state: &AppState, caller: &Caller, ip: IpAddr, handle: &str) -> ApiResult<ApiKey> {
     caller.require_scope("keys", "write")?;
@@ -201,7 +375,9 @@ pub async fn revoke(state: &AppState, caller: &Caller, ip: IpAddr, handle: &str)
 }
 
 /// A successor with the same settings; the old key ends now (`overlap_seconds` 0) or after
-/// the overlap (at most 7 days). 409 `key_revoked` on a revoked key.
+/// the overlap (at most 7 days). A key is rolled once: 409 `key_rolled` when it already has a
+/// successor (also when it is still live through its overlap; the store decides races), 409
+/// `key_revoked` on a revoked key.
 pub async fn roll(
     state: &AppState,
     caller: &Caller,
@@ -211,6 +387,9 @@ pub async fn roll(
 ) -> ApiResult<Rolled> {
     caller.require_scope("keys", "write")?;
     let old = visible_key(state, caller, handle).await?;
+    if old.rolled_to.is_some() {
+        return Err(ApiError::key_rolled());
+    }
     if old.revoked_at.is_some() {
         return Err(ApiError::key_revoked());
     }

@@ -288,7 +288,13 @@ async fn operator_lifts_an_ended_trial_by_setting_another_plan() {
         s.admin_token = ADMIN_TOKEN.to_owned().into();
         s.plans.insert(
             "pro".into(),
-            keygate_server::config::PlanSettings { api_access: true, trial_days: 0, rate_limit: None, max_keys: None },
+            keygate_server::config::PlanSettings {
+                api_access: true,
+                trial_days: 0,
+                rate_limit: None,
+                max_keys: None,
+                key_rate_limit_max: None,
+            },
         );
     })
     .await;

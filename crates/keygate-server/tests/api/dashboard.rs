@@ -435,10 +435,38 @@ async fn rolling_shows_the_new_secret_once_and_the_old_keys_end() {
         "the overlap keeps it working"
     );
     // A revoked key cannot be rolled: the API's 409, as a message on the list.
-    let _ = post(&app, &format!("/app/a/{}/keys/{id}/revoke", u.account_id), &cookie, &[("csrf", &csrf)], &[]).await;
-    let again = post(&app, &format!("/app/a/{}/keys/{id}/roll", u.account_id), &cookie, &[("csrf", &csrf)], &[]).await;
+    let succ = app.get(&format!("/v1/keys?account_id={}", u.account_id), Cred::Bearer(&u.token)).await.body["items"][0]
+        ["id"]
+        .as_str()
+        .expect("successor id")
+        .to_owned();
+    let _ = post(&app, &format!("/app/a/{}/keys/{succ}/revoke", u.account_id), &cookie, &[("csrf", &csrf)], &[]).await;
+    let again =
+        post(&app, &format!("/app/a/{}/keys/{succ}/roll", u.account_id), &cookie, &[("csrf", &csrf)], &[]).await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);
     assert!(again.cookie("__Host-keygate_flash").is_some_and(|c| value_of(&c).starts_with("e:")));
+}
+
+#[tokio::test]
+async fn reloading_the_rolled_key_page_rolls_nothing_more() {
+    let app = spawn_app().await;
+    let (u, cookie, csrf) = signed_in(&app).await;
+    create_key(&app, &u, &cookie, &csrf, "reloaded").await;
+    let keys = format!("/v1/keys?account_id={}", u.account_id);
+    let id = app.get(&keys, Cred::Bearer(&u.token)).await.body["items"][0]["id"].as_str().expect("id").to_owned();
+    let path = format!("/app/a/{}/keys/{id}/roll", u.account_id);
+    let form = [("csrf", csrf.as_str()), ("old_expires_in_seconds", "3600")];
+    let first = post(&app, &path, &cookie, &form, &[]).await;
+    assert!(first.html.contains("id=\"new-key-secret\""), "{}", first.html);
+    // The browser's reload sends the same form again: a notice, no second successor.
+    let again = post(&app, &path, &cookie, &form, &[]).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.html);
+    assert!(!again.html.contains("new-key-secret"));
+    assert!(again.cookie("__Host-keygate_flash").is_some_and(|c| value_of(&c).starts_with("n:")));
+    let items = app.get(&keys, Cred::Bearer(&u.token)).await.body["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.iter().filter(|k| k["status"] == "active").count(), 2, "old key in its overlap + one successor");
+    let list = get(&app, &format!("/app/a/{}/keys", u.account_id), &cookie).await;
+    assert!(!list.html.contains(&format!("href=\"{path}\"")), "a rolled key offers no Roll button");
 }
 
 #[tokio::test]

@@ -319,3 +319,40 @@ async fn sign_ups_from_one_address_are_bounded() {
     assert!(!login(&app, &first, PASSWORD).await.is_empty(), "signing in is not signing up");
     app.register().await; // from loopback itself: not limited
 }
+
+// ---- issue 15, finding 13: look-alike emails ----
+
+#[tokio::test]
+async fn a_fullwidth_look_alike_of_a_registered_email_is_the_same_user() {
+    let app = spawn_app().await;
+    let domain = format!("{}.example-corp.com", unique("co"));
+    let ada = app.register_email(&format!("ada@{domain}")).await;
+    let fullwidth = format!("ａｄａ@{domain}");
+    let body = json!({ "email": fullwidth, "password": "another long password", "name": "Mallory" });
+    let again = app.post("/v1/register", Cred::None, body).await;
+    assert_eq!((again.status, again.code()), (StatusCode::CONFLICT, "email_taken"), "{}", again.text);
+    // Signing in with the look-alike reaches the one user there is.
+    let login = app.post("/v1/login", Cred::None, json!({ "email": fullwidth, "password": PASSWORD })).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    assert_eq!(login.body["user"]["id"], ada.user_id.as_str());
+    assert_eq!(login.body["user"]["email"], format!("ada@{domain}"));
+}
+
+#[tokio::test]
+async fn invisible_and_mixed_script_emails_are_refused() {
+    let app = spawn_app().await;
+    let domain = format!("{}.example-corp.com", unique("co"));
+    for (local, what) in [
+        ("a\u{200B}da", "a zero-width space"),
+        ("ada\u{202E}", "a right-to-left override"),
+        ("a\u{00AD}da", "a soft hyphen"),
+        ("\u{0430}da", "a Cyrillic а among Latin letters"),
+    ] {
+        let body = json!({ "email": format!("{local}@{domain}"), "password": PASSWORD, "name": "Mallory" });
+        let a = app.post("/v1/register", Cred::None, body).await;
+        assert_eq!((a.status, a.code()), (StatusCode::BAD_REQUEST, "invalid_request"), "{what}: {}", a.text);
+        assert_eq!(a.body["error"]["details"][0]["field"], "email", "{what}");
+    }
+    // None of them took the address: the real one signs up.
+    app.register_email(&format!("ada@{domain}")).await;
+}

@@ -15,6 +15,7 @@ mod hygiene;
 mod identity;
 mod identity_sessions;
 mod key_checks;
+mod key_rules;
 mod keys;
 mod serving;
 mod unknown_credentials;

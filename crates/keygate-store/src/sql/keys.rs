@@ -232,6 +232,14 @@ pub(crate) async fn revoke_key(
 /// Mints `successor` and ends the old key in one transaction: revoked at `at` without
 /// `old_expires_at`, otherwise expiring at the earlier of its current expiry and
 /// `old_expires_at` (a roll never extends a key's life).
+///
+/// A roll hands over credits, never mints them: the successor starts with the old key's
+/// `usage_used`, and an old key kept through an overlap has none left (its `usage_used` becomes
+/// its `usage_limit`), so rolling cannot refill or double a usage limit.
+///
+/// A key is rolled once: the old key is claimed with a conditional UPDATE (`rolled_to IS
+/// NULL`) before the successor exists, so of two concurrent rolls exactly one wins, on every
+/// backend and whatever the isolation level; the other gets `Conflict("key_rolled")`.
 pub(crate) async fn roll_key(
     s: &SqlStore,
     account_id: &str,
@@ -246,21 +254,45 @@ pub(crate) async fn roll_key(
     }
     let mut tx = s.begin().await?;
     let old = lock_key(&mut tx, s, account_id, key_id).await?;
+    if old.rolled_to.is_some() {
+        return Err(StoreError::Conflict("key_rolled"));
+    }
     if old.revoked_at.is_some() {
         return Err(StoreError::Conflict("key_revoked"));
     }
-    let new = insert_key(&mut tx, &successor).await?;
     let (revoked_at, expires_at) = match old_expires_at {
         None => (Some(at), old.expires_at),
         Some(end) => (None, Some(old.expires_at.map_or(end, |e| e.min(end)))),
     };
-    let row = sqlx::query("UPDATE api_keys SET revoked_at = $2, expires_at = $3 WHERE id = $1 RETURNING *")
-        .bind(&old.id)
-        .bind(opt_millis(revoked_at))
-        .bind(opt_millis(expires_at))
-        .fetch_one(&mut *tx)
-        .await?;
+    // Read under the row lock (PostgreSQL) or the single writer (SQLite): no use of the old
+    // key's credits can fall between this and the hand-over.
+    let spent = old.usage_used;
+    let old_spent = match (old.usage_limit, revoked_at) {
+        (Some(limit), None) => limit.max(spent),
+        _ => spent,
+    };
+    let row = sqlx::query(
+        "UPDATE api_keys SET revoked_at = $2, expires_at = $3, rolled_to = $4, usage_used = $5 \
+         WHERE id = $1 AND rolled_to IS NULL AND revoked_at IS NULL RETURNING *",
+    )
+    .bind(&old.id)
+    .bind(opt_millis(revoked_at))
+    .bind(opt_millis(expires_at))
+    .bind(&successor.id)
+    .bind(old_spent)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::Conflict("key_rolled"))?;
     let old = rows::api_key(&row)?;
+    let mut new = insert_key(&mut tx, &successor).await?;
+    if successor.usage_limit.is_some() && spent > 0 {
+        let row = sqlx::query("UPDATE api_keys SET usage_used = $2 WHERE id = $1 RETURNING *")
+            .bind(&new.id)
+            .bind(spent)
+            .fetch_one(&mut *tx)
+            .await?;
+        new = rows::api_key(&row)?;
+    }
     audit::append(&mut tx, s.dialect, audit).await?;
     tx.commit().await?;
     Ok((new, old))

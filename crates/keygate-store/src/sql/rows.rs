@@ -195,6 +195,7 @@ pub(crate) fn api_key(row: &AnyRow) -> StoreResult<ApiKey> {
         rate_limit: opt_json(row, "rate_limit")?,
         ip_allowlist: json(row, "ip_allowlist")?,
         metadata: json(row, "metadata")?,
+        rolled_to: get(row, "rolled_to")?,
     })
 }
 

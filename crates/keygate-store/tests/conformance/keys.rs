@@ -49,6 +49,7 @@ pub async fn keys_create_look_up_and_page(db: TestDb) {
         rate_limit: nk.rate_limit,
         ip_allowlist: nk.ip_allowlist.clone(),
         metadata: nk.metadata.clone(),
+        rolled_to: None,
     };
     assert_eq!(created, expected);
     assert_eq!(s.key_by_handle(a, &nk.id).await.unwrap(), Some(expected.clone()));
@@ -196,8 +197,9 @@ pub async fn key_update_revoke_roll(db: TestDb) {
     let succ = key(a, Some(&o.user.id));
     let (new, old_after) =
         s.roll_key(a, &old.id, succ.clone(), None, at, vec![audit(a, "key.rolled", &o.user.id)]).await.unwrap();
-    assert_eq!((new.id.as_str(), new.revoked_at), (succ.id.as_str(), None));
+    assert_eq!((new.id.as_str(), new.revoked_at, new.rolled_to.as_deref()), (succ.id.as_str(), None, None));
     assert_eq!((old_after.revoked_at, old_after.expires_at), (Some(at), None));
+    assert_eq!(old_after.rolled_to.as_deref(), Some(succ.id.as_str()), "the old key names its successor");
 
     // Roll with grace: the old key expires at the earlier of its expiry and the grace end.
     let mut with_expiry = key(a, None);
@@ -211,6 +213,8 @@ pub async fn key_update_revoke_roll(db: TestDb) {
     assert_eq!((old_after.revoked_at, old_after.expires_at), (None, Some(at + Duration::minutes(5))));
 
     // A failed roll changes nothing: no successor, the old key untouched, no audit entry.
+    let old = s.create_key(key(a, None), None, vec![]).await.unwrap();
+    let old_after = old.clone();
     let mut ghost = key(a, None);
     ghost.key_part = k.key_part.clone();
     let err = s.roll_key(a, &old.id, ghost.clone(), None, at, vec![audit(a, "key.rolled", &o.user.id)]).await;
@@ -261,4 +265,85 @@ pub async fn key_limit_holds_under_concurrency(db: TestDb) {
         }
     }
     assert_eq!(ok, 5);
+}
+
+/// Issue 15, finding 11: a rolled key keeps working through its overlap, yet it is rolled
+/// once. Rolled again (a reloaded page, a retry) it answers `Conflict("key_rolled")` and mints
+/// nothing; of concurrent rolls from two nodes exactly one mints a successor.
+pub async fn a_key_is_rolled_once_even_under_concurrency(db: TestDb) {
+    let s = &db.store;
+    let o = register(s, "once@roll.example", None).await;
+    let a = &o.account.id;
+    let at = now();
+    let old = s.create_key(key(a, None), None, vec![]).await.unwrap();
+    let first = key(a, None);
+    let (new, old_after) =
+        s.roll_key(a, &old.id, first.clone(), Some(at + Duration::hours(1)), at, vec![]).await.unwrap();
+    assert_eq!((old_after.revoked_at, old_after.rolled_to.as_deref()), (None, Some(new.id.as_str())));
+    let again = key(a, None);
+    let audited = vec![audit(a, "key.rolled", &o.user.id)];
+    let err = s.roll_key(a, &old.id, again.clone(), Some(at + Duration::hours(1)), at, audited).await;
+    assert!(matches!(err, Err(StoreError::Conflict("key_rolled"))), "{err:?}");
+    assert_eq!(s.key_by_handle(a, &again.id).await.unwrap(), None, "no second successor");
+    assert_eq!(s.key_by_handle(a, &old.id).await.unwrap().unwrap(), old_after, "the old key is untouched");
+    let err = s.roll_key(a, &old.id, key(a, None), None, at, vec![]).await;
+    assert!(matches!(err, Err(StoreError::Conflict("key_rolled"))), "revoking through a second roll: {err:?}");
+    assert_eq!(verify_chain(s, a).await, 1, "the refused roll wrote no audit entry");
+    // The successor itself may be rolled (once).
+    s.roll_key(a, &new.id, key(a, None), None, at, vec![]).await.unwrap();
+
+    let node2 = db.another_node().await;
+    for _ in 0..3 {
+        let target = s.create_key(key(a, None), None, vec![]).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let st = if i % 2 == 0 { Arc::clone(&db.store) } else { Arc::clone(&node2) };
+            let (a, id) = (a.clone(), target.id.clone());
+            tasks.push(tokio::spawn(async move {
+                let succ = key(&a, None);
+                st.roll_key(&a, &id, succ, Some(now() + Duration::hours(1)), now(), vec![]).await
+            }));
+        }
+        let mut won = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok((n, _)) => won.push(n.id),
+                Err(StoreError::Conflict("key_rolled")) => {}
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "exactly one concurrent roll wins");
+        let stored = s.key_by_handle(a, &target.id).await.unwrap().unwrap();
+        assert_eq!(stored.rolled_to.as_ref(), won.first());
+    }
+}
+
+/// Issue 15, finding 12: rolling is no way to refill a usage limit. The successor carries on
+/// from the credits spent; an old key kept through an overlap hands its remaining ones over.
+pub async fn a_roll_hands_over_credits_and_never_refills_them(db: TestDb) {
+    let s = &db.store;
+    let o = register(s, "credits@roll.example", None).await;
+    let a = &o.account.id;
+    let at = now();
+    let mut limited = key(a, None);
+    limited.usage_limit = Some(3);
+    let old = s.create_key(limited, None, vec![]).await.unwrap();
+    assert_eq!(s.consume_usage(&old.id, 2).await.unwrap(), Some(1));
+    let mut succ = key(a, None);
+    succ.usage_limit = old.usage_limit;
+    let (new, old_after) = s.roll_key(a, &old.id, succ, Some(at + Duration::hours(1)), at, vec![]).await.unwrap();
+    assert_eq!((new.usage_limit, new.usage_used, new.usage_remaining()), (Some(3), 2, Some(1)));
+    assert_eq!(old_after.usage_remaining(), Some(0), "the overlap spends no credits twice");
+    assert_eq!(s.consume_usage(&old.id, 1).await.unwrap(), None);
+    assert_eq!(s.consume_usage(&new.id, 1).await.unwrap(), Some(0));
+    assert_eq!(s.consume_usage(&new.id, 1).await.unwrap(), None);
+    // Without an overlap the old key is revoked and keeps its own count.
+    let mut limited = key(a, None);
+    limited.usage_limit = Some(5);
+    let old = s.create_key(limited, None, vec![]).await.unwrap();
+    s.consume_usage(&old.id, 1).await.unwrap();
+    let mut succ = key(a, None);
+    succ.usage_limit = old.usage_limit;
+    let (new, old_after) = s.roll_key(a, &old.id, succ, None, at, vec![]).await.unwrap();
+    assert_eq!((new.usage_used, old_after.usage_used), (1, 1));
 }
