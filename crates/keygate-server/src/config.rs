@@ -31,7 +31,8 @@ pub struct Settings {
     #[serde(serialize_with = "expose_for_layering")]
     pub admin_token: SecretString,
     pub max_body_bytes: usize,
-    /// Peers whose `X-Forwarded-For` is believed (CIDR list). Empty: the socket address is the client.
+    /// Peers whose `X-Forwarded-For` and `Forwarded` are believed (CIDR list; docs/api.md,
+    /// "Client address"). Empty: the socket address is the client.
     pub trusted_proxies: Vec<String>,
     pub keys: KeySettings,
     pub sessions: SessionSettings,

@@ -6,6 +6,7 @@ mod helpers;
 
 mod accounts;
 mod audit;
+mod client_address;
 mod cluster;
 mod dashboard;
 mod fail_closed;
