@@ -18,5 +18,6 @@ mod identity_sessions;
 mod key_checks;
 mod keys;
 mod serving;
+mod slow_clients;
 mod unknown_credentials;
 mod upstream_pool;
