@@ -75,6 +75,8 @@ struct Registry {
 
 /// One connection's state, shared by its task, its requests and its socket.
 pub struct Conn {
+    /// `Connections::epoch`, copied: a request reads the clock without the registry.
+    epoch: Instant,
     /// Its index in `Registry::conns`; `usize::MAX` once removed.
     slot: AtomicUsize,
     /// Requests being served: counted from the service call until the response body is done.
@@ -97,7 +99,7 @@ impl Connections {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+        ms_since(self.epoch)
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -114,6 +116,7 @@ impl Connections {
             return None;
         }
         let conn = Arc::new(Conn {
+            epoch: self.epoch,
             slot: AtomicUsize::new(reg.conns.len()),
             busy: AtomicUsize::new(0),
             idle_since: AtomicU64::new(now),
@@ -195,15 +198,15 @@ impl Conn {
     }
 
     /// Its response was sent (or abandoned).
-    fn request_finished(&self, connections: &Connections) {
-        self.idle_since.store(connections.now_ms(), Ordering::Release);
+    fn request_finished(&self) {
+        self.idle_since.store(ms_since(self.epoch), Ordering::Release);
         self.busy.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Bytes arrived: on an idle connection they begin a request head.
-    fn bytes_arrived(&self, connections: &Connections) {
+    fn bytes_arrived(&self) {
         if self.busy.load(Ordering::Acquire) == 0 && self.head_since.load(Ordering::Acquire) == 0 {
-            self.head_since.store(connections.now_ms(), Ordering::Release);
+            self.head_since.store(ms_since(self.epoch), Ordering::Release);
         }
     }
 }
@@ -212,19 +215,18 @@ impl Conn {
 /// streams for minutes keeps its connection busy until its last byte.
 pub struct RequestGuard {
     conn: Arc<Conn>,
-    connections: Arc<Connections>,
 }
 
 impl RequestGuard {
-    pub fn new(conn: &Arc<Conn>, connections: &Arc<Connections>) -> Self {
+    pub fn new(conn: &Arc<Conn>) -> Self {
         conn.request_started();
-        RequestGuard { conn: Arc::clone(conn), connections: Arc::clone(connections) }
+        RequestGuard { conn: Arc::clone(conn) }
     }
 }
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.conn.request_finished(&self.connections);
+        self.conn.request_finished();
     }
 }
 
@@ -267,12 +269,11 @@ impl<B: http_body::Body> http_body::Body for GuardedBody<B> {
 pub struct WatchedIo<S> {
     inner: S,
     conn: Arc<Conn>,
-    connections: Arc<Connections>,
 }
 
 impl<S> WatchedIo<S> {
-    pub fn new(inner: S, conn: &Arc<Conn>, connections: &Arc<Connections>) -> Self {
-        WatchedIo { inner, conn: Arc::clone(conn), connections: Arc::clone(connections) }
+    pub fn new(inner: S, conn: &Arc<Conn>) -> Self {
+        WatchedIo { inner, conn: Arc::clone(conn) }
     }
 }
 
@@ -281,7 +282,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for WatchedIo<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.conn.bytes_arrived(&self.connections);
+            self.conn.bytes_arrived();
         }
         polled
     }
@@ -311,6 +312,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WatchedIo<S> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
+}
+
+/// Milliseconds since `epoch`, plus one (so never 0).
+fn ms_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
 }
 
 /// Why a connection's task should stop waiting on it.
@@ -384,10 +390,10 @@ mod tests {
         assert_eq!(c.deadline(&conn), Some(accepted + 10_000), "a head within 10 s of acceptance");
         conn.request_started();
         assert_eq!(c.deadline(&conn), None, "no timeout while serving");
-        conn.request_finished(&c);
+        conn.request_finished();
         let idle = conn.idle_since.load(Ordering::Acquire);
         assert_eq!(c.deadline(&conn), Some(idle + 60_000), "idle: 60 s");
-        conn.bytes_arrived(&c);
+        conn.bytes_arrived();
         let head = conn.head_since.load(Ordering::Acquire);
         assert_eq!(c.deadline(&conn), Some(head + 10_000), "a head begun: 10 s to finish it");
     }

@@ -295,11 +295,11 @@ async fn serve_connection(
     service: HttpService,
     drain: CancellationToken,
 ) {
-    let io = TokioIo::new(WatchedIo::new(stream, &conn, &connections));
+    let io = TokioIo::new(WatchedIo::new(stream, &conn));
     let on_request = {
-        let (conn, connections) = (Arc::clone(&conn), Arc::clone(&connections));
+        let conn = Arc::clone(&conn);
         hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-            let guard = RequestGuard::new(&conn, &connections);
+            let guard = RequestGuard::new(&conn);
             req.extensions_mut().insert(ConnectInfo(peer));
             let answer = service.clone().oneshot(req.map(Body::new));
             async move {
