@@ -9,6 +9,10 @@
 //! without leaving its thread; measured in BENCHMARKS.md (a bare proxy on this stack went from
 //! 0.74× nginx to ≥ 1×).
 //!
+//! Each worker runs its own accept loop and serves each connection with hyper's HTTP/1.1,
+//! under the connection limits of `crate::connections` (header and idle timeouts,
+//! `max_connections`), which axum's `serve` has no way to set.
+//!
 //! Everything else (storage pools, the usage flusher, the cluster listener) stays on the
 //! runtime that built the app. A storage connection a worker happened to open is registered
 //! with that worker's event loop, so the workers' loops are kept running until the final usage
