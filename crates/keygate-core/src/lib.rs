@@ -5,6 +5,7 @@ pub mod audit;
 pub mod authority;
 pub mod base62;
 pub mod credential;
+pub mod forwarded;
 pub mod id;
 pub mod loosening;
 pub mod net;

@@ -31,8 +31,17 @@ pub struct Settings {
     #[serde(serialize_with = "expose_for_layering")]
     pub admin_token: SecretString,
     pub max_body_bytes: usize,
-    /// Peers whose `X-Forwarded-For` is believed (CIDR list). Empty: the socket address is the client.
+    /// Peers whose `X-Forwarded-For` and `Forwarded` are believed (CIDR list; docs/api.md,
+    /// "Client address"). Empty: the socket address is the client.
     pub trusted_proxies: Vec<String>,
+    /// A connection must deliver a complete request head within this many seconds of being
+    /// accepted (or of the first byte of a later request), or it is closed.
+    pub header_read_timeout_seconds: u64,
+    /// A keep-alive connection idle between requests this long is closed.
+    pub idle_timeout_seconds: u64,
+    /// Client connections open at once; at the cap a new one takes an idle one's place.
+    /// 0: derived from the open-files limit (`connections::default_max_connections`).
+    pub max_connections: usize,
     pub keys: KeySettings,
     pub sessions: SessionSettings,
     pub signup: SignupSettings,
@@ -60,6 +69,9 @@ impl fmt::Debug for Settings {
             .field("admin_token", &if self.admin_token.expose_secret().is_empty() { "" } else { "[redacted]" })
             .field("max_body_bytes", &self.max_body_bytes)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("header_read_timeout_seconds", &self.header_read_timeout_seconds)
+            .field("idle_timeout_seconds", &self.idle_timeout_seconds)
+            .field("max_connections", &self.max_connections)
             .field("keys", &self.keys)
             .field("sessions", &self.sessions)
             .field("signup", &self.signup)
@@ -252,6 +264,9 @@ impl Default for Settings {
             admin_token: SecretString::from(String::new()),
             max_body_bytes: 64 * 1024,
             trusted_proxies: Vec::new(),
+            header_read_timeout_seconds: 10,
+            idle_timeout_seconds: 60,
+            max_connections: 0,
             keys: KeySettings::default(),
             sessions: SessionSettings::default(),
             signup: SignupSettings::default(),
@@ -422,6 +437,15 @@ impl Settings {
             if keygate_core::net::parse_cidr(p).is_none() {
                 return bad(format!("trusted_proxies: `{p}` is not an IP address or CIDR"));
             }
+        }
+        if !(1..=3600).contains(&self.header_read_timeout_seconds) {
+            return bad("header_read_timeout_seconds must be 1..=3600".into());
+        }
+        if !(1..=86_400).contains(&self.idle_timeout_seconds) {
+            return bad("idle_timeout_seconds must be 1..=86400".into());
+        }
+        if self.max_connections > 10_000_000 {
+            return bad("max_connections must be at most 10000000 (0 = from the open-files limit)".into());
         }
         if self.max_body_bytes == 0 {
             return bad("max_body_bytes must be positive".into());

@@ -110,8 +110,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// The client's address: the socket peer, or the first untrusted `X-Forwarded-For` hop when
-/// the peer is one of `trusted_proxies`.
+/// The client's address: the socket peer, or — when the peer is one of `trusted_proxies` — the
+/// rightmost untrusted hop of its `X-Forwarded-For` and `Forwarded` field lines (docs/api.md,
+/// "Client address"). Every reader of the client address goes through `client_ip_of`.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
@@ -124,6 +125,7 @@ impl FromRequestParts<AppState> for ClientIp {
 }
 
 pub const X_FORWARDED_FOR: axum::http::HeaderName = axum::http::HeaderName::from_static("x-forwarded-for");
+pub const FORWARDED: axum::http::HeaderName = axum::http::HeaderName::from_static("forwarded");
 
 pub fn client_ip(parts: &Parts, state: &AppState) -> IpAddr {
     client_ip_of(&parts.extensions, &parts.headers, state)
@@ -136,13 +138,12 @@ pub fn request_client_ip(req: &Request, state: &AppState) -> IpAddr {
 
 fn client_ip_of(extensions: &axum::http::Extensions, headers: &axum::http::HeaderMap, state: &AppState) -> IpAddr {
     let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    // Read only when a peer could be trusted: finding the header costs a lookup per request.
-    let xff = if state.trusted_proxies.is_empty() {
-        None
-    } else {
-        headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok())
+    // Lazy: a header is looked up (hashed) at the iterator's first `next`, which `client_ip`
+    // calls only when the peer is trusted. No cost without `trusted_proxies`, no allocation.
+    let values = |name: axum::http::HeaderName| {
+        std::iter::once(name).flat_map(|n| headers.get_all(n)).map(axum::http::HeaderValue::as_bytes)
     };
-    keygate_core::net::client_ip(peer, xff, &state.trusted_proxies)
+    keygate_core::net::client_ip(peer, &state.trusted_proxies, values(X_FORWARDED_FOR), values(FORWARDED))
 }
 
 /// `?limit=` (1–100, default 50) and `?cursor=`.

@@ -5,6 +5,7 @@
 pub mod address_allowance;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod dashboard;
 pub mod error;
 pub mod extract;

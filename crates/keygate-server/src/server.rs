@@ -9,27 +9,42 @@
 //! without leaving its thread; measured in BENCHMARKS.md (a bare proxy on this stack went from
 //! 0.74× nginx to ≥ 1×).
 //!
+//! Each worker runs its own accept loop and serves each connection with hyper's HTTP/1.1,
+//! under the connection limits of `crate::connections` (header and idle timeouts,
+//! `max_connections`), which axum's `serve` has no way to set.
+//!
 //! Everything else (storage pools, the usage flusher, the cluster listener) stays on the
 //! runtime that built the app. A storage connection a worker happened to open is registered
 //! with that worker's event loop, so the workers' loops are kept running until the final usage
 //! flush is done, and only then end.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::Request;
-use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::mpsc;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
 use crate::App;
+use crate::connections::{self, Conn, Connections, GuardedBody, RequestGuard, Wake, WatchedIo};
+use crate::routes::HttpService;
 
 /// How long in-flight requests may take to finish once shutdown begins.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 /// The accept queue of each listening socket (tokio's own default).
 const BACKLOG: u32 = 1024;
+/// How long a worker waits before accepting again when `accept` failed for want of file
+/// descriptors or memory (after closing an idle connection): never a busy loop.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 
 /// The listening sockets of every worker, bound to one address.
 pub struct Listeners {
@@ -107,7 +122,8 @@ impl App {
     ) -> io::Result<()> {
         let addr = listeners.local_addr();
         let workers = listeners.workers();
-        let service = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(self.service);
+        let service = self.service;
+        let connections = Connections::new(connections::Limits::for_settings(&self.state.settings));
         let drain = CancellationToken::new();
         let exit = CancellationToken::new();
         let (drained_tx, mut drained_rx) = mpsc::channel::<io::Result<()>>(workers);
@@ -116,6 +132,7 @@ impl App {
             let worker = Worker {
                 socket,
                 service: service.clone(),
+                connections: Arc::clone(&connections),
                 drain: drain.clone(),
                 exit: exit.clone(),
                 drained: drained_tx.clone(),
@@ -135,7 +152,8 @@ impl App {
             }
         }
         drop(drained_tx);
-        tracing::info!(%addr, workers, "keygate listening");
+        let limits = connections.limits();
+        tracing::info!(%addr, workers, max_connections = limits.max_connections, "keygate listening");
 
         // A worker that fails (its runtime would not start, or its thread panicked) ends the
         // server: without it a share of new connections would land on a socket nobody accepts
@@ -176,12 +194,12 @@ impl App {
     }
 }
 
-type Service = axum::extract::connect_info::IntoMakeServiceWithConnectInfo<crate::routes::HttpService, SocketAddr>;
-
 /// One serving thread.
 struct Worker {
     socket: std::net::TcpListener,
-    service: Service,
+    service: HttpService,
+    /// Every client connection of the process, under one cap.
+    connections: Arc<Connections>,
     /// Stop accepting and finish the requests in flight.
     drain: CancellationToken,
     /// End the event loop: set once nothing else will use a connection registered with it.
@@ -198,7 +216,7 @@ impl Worker {
     }
 
     fn run(self) {
-        let Worker { socket, service, drain, exit, drained } = self;
+        let Worker { socket, service, connections, drain, exit, drained } = self;
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(r) => r,
             Err(e) => {
@@ -209,7 +227,8 @@ impl Worker {
         runtime.block_on(async move {
             let served = async {
                 let listener = TcpListener::from_std(socket)?;
-                axum::serve(listener, service).with_graceful_shutdown(drain.cancelled_owned()).await
+                accept_loop(listener, service, connections, drain).await;
+                Ok::<(), io::Error>(())
             };
             let result = tokio::select! {
                 r = served => r,
@@ -220,6 +239,99 @@ impl Worker {
             exit.cancelled().await;
         });
     }
+}
+
+/// Accepts until `drain`, then waits for this worker's connections to finish.
+async fn accept_loop(
+    listener: TcpListener,
+    service: HttpService,
+    connections: Arc<Connections>,
+    drain: CancellationToken,
+) {
+    // Each connection's task holds a receiver; all dropped = all finished.
+    let (finished_tx, finished_rx) = watch::channel(());
+    let mut warned: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            _ = drain.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) if connections::is_connection_error(&e) => continue,
+            Err(e) => {
+                // EMFILE, ENFILE, ENOBUFS, ENOMEM: free an idle connection's descriptor and
+                // pause, rather than fail again at once in a loop.
+                if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(error = %e, "accepting a connection failed; closing an idle one and pausing");
+                    warned = Some(Instant::now());
+                }
+                connections.evict_one_idle();
+                tokio::select! {
+                    _ = drain.cancelled() => break,
+                    _ = tokio::time::sleep(ACCEPT_PAUSE) => continue,
+                }
+            }
+        };
+        let Some(conn) = connections.admit() else {
+            // At the cap with every connection busy: shed this one (closed by the drop).
+            tracing::debug!(%peer, "connection refused: max_connections reached, none idle");
+            continue;
+        };
+        let task = serve_connection(stream, peer, conn, Arc::clone(&connections), service.clone(), drain.clone());
+        let finished = finished_rx.clone();
+        tokio::spawn(async move {
+            task.await;
+            drop(finished);
+        });
+    }
+    drop(finished_rx);
+    finished_tx.closed().await;
+}
+
+/// Serves one connection with HTTP/1.1 until it ends, times out (docs/api.md, "Serving"), is
+/// evicted for a newcomer while idle, or the server drains.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: Arc<Conn>,
+    connections: Arc<Connections>,
+    service: HttpService,
+    drain: CancellationToken,
+) {
+    let io = TokioIo::new(WatchedIo::new(stream, &conn));
+    let on_request = {
+        let conn = Arc::clone(&conn);
+        hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            let guard = RequestGuard::new(&conn);
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let answer = service.clone().oneshot(req.map(Body::new));
+            async move {
+                let resp = answer.await?;
+                Ok::<_, Infallible>(resp.map(|body| GuardedBody::new(body, guard)))
+            }
+        })
+    };
+    let mut http = pin!(hyper::server::conn::http1::Builder::new().serve_connection(io, on_request));
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            _ = http.as_mut() => break,
+            _ = drain.cancelled(), if !draining => {
+                draining = true;
+                http.as_mut().graceful_shutdown();
+            }
+            wake = connections::closing(&connections, &conn) => match wake {
+                Wake::Evicted if connections::is_busy(&conn) => {
+                    draining = true;
+                    http.as_mut().graceful_shutdown();
+                }
+                // Idle past its timeout, or its slot given to a newcomer: dropped, so closed.
+                Wake::TimedOut | Wake::Evicted => break,
+            },
+        }
+    }
+    connections.remove(&conn);
 }
 
 /// Runs `work`; if it panics, sends the error the server's supervision loop waits for.

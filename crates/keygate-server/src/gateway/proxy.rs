@@ -16,7 +16,7 @@ use http_body::{Frame, SizeHint};
 use keygate_core::{CredentialKind, KeyFormat};
 
 use crate::auth::headers::X_API_KEY;
-use crate::extract::X_FORWARDED_FOR;
+use crate::extract::{FORWARDED, X_FORWARDED_FOR};
 use tokio::time::{Instant, Sleep};
 
 pub const X_KEYGATE_ACCOUNT_ID: HeaderName = HeaderName::from_static("x-keygate-account-id");
@@ -26,7 +26,6 @@ pub const X_KEYGATE_CREDENTIAL: HeaderName = HeaderName::from_static("x-keygate-
 pub const X_KEYGATE_SCOPES: HeaderName = HeaderName::from_static("x-keygate-scopes");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -129,6 +128,11 @@ pub fn upstream_headers(
     strip_credential_cookies(h, format);
     let client_host = h.insert(header::HOST, upstream_host);
     append_list(h, X_FORWARDED_FOR, address_value(origin.peer));
+    // A trusted peer's `Forwarded` (an untrusted one's was removed) gets the peer too, so an
+    // upstream reading either header sees every hop. Not added when absent.
+    if origin.trusted && h.contains_key(FORWARDED) {
+        append_list(h, FORWARDED, forwarded_element(origin.peer));
+    }
     h.entry(X_FORWARDED_PROTO).or_insert_with(|| HeaderValue::from_static("http"));
     if let Some(host) = client_host {
         h.entry(X_FORWARDED_HOST).or_insert(host);
@@ -196,15 +200,32 @@ fn append_list(h: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
             e.insert(value);
         }
         header::Entry::Occupied(mut e) => {
-            let joined = match (e.get().to_str(), value.to_str()) {
-                (Ok(old), Ok(new)) if !old.trim().is_empty() => HeaderValue::try_from(format!("{old}, {new}")).ok(),
-                _ => Some(value),
-            };
-            if let Some(v) = joined {
+            // Every field line, in order: a proxy may have appended a line of its own rather
+            // than extended the last one (HAProxy does), and each is a hop (docs/api.md).
+            let mut joined = Vec::with_capacity(64);
+            for line in e.iter() {
+                let line = line.as_bytes().trim_ascii();
+                if !line.is_empty() {
+                    joined.extend_from_slice(line);
+                    joined.extend_from_slice(b", ");
+                }
+            }
+            joined.extend_from_slice(value.as_bytes());
+            // The bytes of valid values joined by ", " are a valid value.
+            if let Ok(v) = HeaderValue::from_bytes(&joined) {
                 e.insert(v);
             }
         }
     }
+}
+
+/// `peer` as an RFC 7239 `Forwarded` element (IPv6 quoted, in brackets).
+fn forwarded_element(peer: IpAddr) -> HeaderValue {
+    let element = match peer {
+        IpAddr::V4(v4) => format!("for={v4}"),
+        IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+    };
+    HeaderValue::try_from(element).unwrap_or_else(|_| HeaderValue::from_static("for=unknown"))
 }
 
 thread_local! {
@@ -476,8 +497,31 @@ mod tests {
             &format(),
         );
         assert_eq!(h["x-forwarded-for"], "203.0.113.5, 10.0.0.2");
+        assert!(!h.contains_key("forwarded"), "not added when the peer sent none");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "api.example.com", "the first proxy's host stands");
         assert_eq!(h["host"], "upstream");
+    }
+
+    #[test]
+    fn every_forwarding_line_of_a_trusted_peer_is_kept_and_extended() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.9, 10.0.0.3"),
+            ("forwarded", "for=6.6.6.6"),
+            ("forwarded", "for=198.51.100.9"),
+            ("via", "1.1 first"),
+            ("via", "1.1 second"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let origin =
+            Origin { peer: "2001:db8::2".parse().expect("ip"), trusted: true, version: http::Version::HTTP_11 };
+        upstream_headers(&mut h, id(), &origin, HeaderValue::from_static("up"), None, &format());
+        let all = |n: &str| h.get_all(n).iter().map(|v| v.to_str().expect("ascii")).collect::<Vec<_>>();
+        assert_eq!(all("x-forwarded-for"), ["6.6.6.6, 198.51.100.9, 10.0.0.3, 2001:db8::2"], "one combined line");
+        assert_eq!(all("forwarded"), [r#"for=6.6.6.6, for=198.51.100.9, for="[2001:db8::2]""#]);
+        assert_eq!(all("via"), ["1.1 first, 1.1 second, 1.1 keygate"]);
     }
 }

@@ -426,6 +426,14 @@ pub fn route(prefix: &str, upstream: &str, resource: &str) -> RouteSettings {
 /// The routes of SPEC §5 and the demo: companies (any credential), lists (user-scoped),
 /// leads (create-only), plus a few for the edge cases.
 pub async fn gateway_app(edit: impl FnOnce(&mut Vec<RouteSettings>)) -> (TestApp, Arc<Signals>) {
+    gateway_app_with(edit, |_| {}).await
+}
+
+/// `gateway_app` with other settings changed by `configure` too.
+pub async fn gateway_app_with(
+    edit: impl FnOnce(&mut Vec<RouteSettings>),
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, Arc<Signals>) {
     let (up, signals) = upstream().await;
     let mut routes = vec![
         route("/v1/companies", &up, "companies"),
@@ -438,7 +446,11 @@ pub async fn gateway_app(edit: impl FnOnce(&mut Vec<RouteSettings>)) -> (TestApp
         RouteSettings { timeout_seconds: 1, ..route("/v1/slow", &up, "slow") },
     ];
     edit(&mut routes);
-    let app = spawn_app_with(|s| s.gateway.routes = routes).await;
+    let app = spawn_app_with(|s| {
+        s.gateway.routes = routes;
+        configure(s);
+    })
+    .await;
     (app, signals)
 }
 

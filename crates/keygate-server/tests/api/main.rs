@@ -6,6 +6,7 @@ mod helpers;
 
 mod accounts;
 mod audit;
+mod client_address;
 mod cluster;
 mod dashboard;
 mod fail_closed;
@@ -18,5 +19,6 @@ mod key_checks;
 mod key_rules;
 mod keys;
 mod serving;
+mod slow_clients;
 mod unknown_credentials;
 mod upstream_pool;
