@@ -434,6 +434,22 @@ impl Authenticator {
         Ok(rate)
     }
 
+    /// The key's `usage_limit` credits left now, read from storage rather than the cached key
+    /// (whose count is the one at its fill: every granted use since spent credits without
+    /// touching the cache). For verify's refusals, which must report the exact count too; a
+    /// granted use gets it from its own spend (`Granted::usage_remaining`). `None` when the key
+    /// has no `usage_limit` or the count cannot be read now (the refusal stands either way).
+    pub async fn usage_remaining_now(&self, key: &ResolvedKey) -> Option<i64> {
+        key.key.usage_limit?;
+        match self.store.key_by_handle(&key.key.account_id, &key.key.id).await {
+            Ok(found) => found.and_then(|k| k.usage_remaining()),
+            Err(e) => {
+                tracing::debug!(key_id = %key.key.id, error = %e, "usage_remaining of a refusal not read");
+                None
+            }
+        }
+    }
+
     pub fn plans(&self) -> &Plans {
         &self.plans
     }

@@ -96,7 +96,14 @@ async fn decide(state: &AppState, peer: IpAddr, body: VerifyBody) -> ApiResult<R
                 crate::auth::Refusal::RateLimited(d) => Some(*d),
                 _ => None,
             };
-            (refused.refusal.verify_code(), refused.key, rate, None)
+            let code = refused.refusal.verify_code();
+            // Exact at the time of the answer (docs/api.md, "Verify"): a refusal spent nothing,
+            // so the count is read, for keys that have one (not from the cached key).
+            let usage_remaining = match &refused.key {
+                Some(k) if code != "NOT_FOUND" => state.auth.usage_remaining_now(k).await,
+                _ => None,
+            };
+            (code, refused.key, rate, usage_remaining)
         }
         Err(Err(e)) => return Err(e),
     };
@@ -124,8 +131,8 @@ fn answer(
         Some(k) => k.verify_fields.get_or_init(|| KeyFields::of(k).render()),
         None => &NO_KEY_FIELDS,
     };
-    // `usage_remaining` is the count a granted use just left; otherwise the key's own.
-    let usage_remaining = key.and_then(|k| usage_remaining.or_else(|| k.key.usage_remaining()));
+    // The count a granted use just left, or the one read for a refusal; never the cached key's.
+    let usage_remaining = key.and(usage_remaining);
     let ratelimit = rate.map(|d| RateLimitView { limit: d.limit, remaining: d.remaining, reset: d.reset_seconds });
     let mut out = Vec::with_capacity(fields.len() + 160);
     out.extend_from_slice(if code == "VALID" { br#"{"valid":true,"code":""# } else { br#"{"valid":false,"code":""# });
@@ -224,11 +231,12 @@ mod tests {
         });
         assert_eq!(parsed(answer("VALID", Some(&key), Some(&rate), Some(5))), expected);
         assert!(key.verify_fields.get().is_some(), "rendered on first use");
-        // A refusal reuses the rendering; the key's own remaining count when no use was granted.
-        let revoked = parsed(answer("REVOKED", Some(&key), None, None));
+        // A refusal reuses the rendering, and the count it was given, not the cached key's 6.
+        let revoked = parsed(answer("REVOKED", Some(&key), None, Some(2)));
         assert_eq!(revoked["valid"], false);
         assert_eq!(revoked["key_id"], "key_1");
-        assert_eq!((revoked["ratelimit"].clone(), revoked["usage_remaining"].clone()), (Value::Null, json!(6)));
+        assert_eq!((revoked["ratelimit"].clone(), revoked["usage_remaining"].clone()), (Value::Null, json!(2)));
+        assert_eq!(parsed(answer("REVOKED", Some(&key), None, None))["usage_remaining"], Value::Null);
     }
 
     #[test]

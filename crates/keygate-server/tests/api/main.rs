@@ -16,6 +16,7 @@ mod identity;
 mod identity_sessions;
 mod key_checks;
 mod keys;
+mod limits_in_use;
 mod serving;
 mod unknown_credentials;
 mod upstream_pool;
