@@ -20,3 +20,4 @@ mod limits_in_use;
 mod serving;
 mod unknown_credentials;
 mod upstream_pool;
+mod verify_callers;
