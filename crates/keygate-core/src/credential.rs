@@ -114,6 +114,19 @@ pub struct Parsed {
     pub digest: Digest,
 }
 
+/// A credential of this format under any prefix, for secrets that are not API keys but should
+/// look and be as strong as one (verifier tokens, `kgv_…`).
+pub fn generate_with_prefix(prefix: &str) -> Generated {
+    let random = base62::random(RANDOM_LEN);
+    let checksum = checksum(prefix, &random);
+    let secret = format!("{prefix}{random}{checksum}");
+    Generated {
+        digest: Digest::of(&secret),
+        key_part: format!("{prefix}{}", &random[..KEY_PART_RANDOM_LEN]),
+        secret: Secret(secret),
+    }
+}
+
 /// The deployment's prefixes, checked once at start.
 #[derive(Debug, Clone)]
 pub struct KeyFormat {
@@ -148,15 +161,7 @@ impl KeyFormat {
     }
 
     pub fn generate(&self, kind: CredentialKind) -> Generated {
-        let prefix = self.prefix(kind);
-        let random = base62::random(RANDOM_LEN);
-        let checksum = checksum(prefix, &random);
-        let secret = format!("{prefix}{random}{checksum}");
-        Generated {
-            digest: Digest::of(&secret),
-            key_part: format!("{prefix}{}", &random[..KEY_PART_RANDOM_LEN]),
-            secret: Secret(secret),
-        }
+        generate_with_prefix(self.prefix(kind))
     }
 
     /// Offline checks and the digest to look the credential up by. Never touches storage.

@@ -89,6 +89,30 @@ pub fn check(tat: Option<u64>, now: u64, limit: &RateLimit, cost: u32) -> (Decis
     }
 }
 
+/// The TAT to decide with, for a bucket whose TAT was last written under the emission interval
+/// `written_interval_ns` (docs/api.md, "Rate limits": a changed limit takes effect at once).
+///
+/// The units still outstanding carry over, not the time: a debt of `d` ns under the old
+/// interval is `d / old` units, which under the new interval is `d · new / old` ns. Then the
+/// debt is capped at the new limit's capacity (a whole burst spent), which also covers a
+/// lowered burst. So a key that spent its 10 a minute and is raised to 1000 a second has spent
+/// 10 of the 1000 (not 60 s of time), and a key lowered from 1000/s to 10/min after 5 uses has
+/// 5 of its 10 spent. With an unchanged limit this is the identity: a stored TAT is never more
+/// than one capacity ahead. `written_interval_ns` 0 means "unknown" and keeps the debt as time.
+pub fn carry_over(tat: u64, now: u64, written_interval_ns: u64, limit: &RateLimit) -> u64 {
+    let t = limit.emission_interval_ns();
+    let debt = tat.saturating_sub(now);
+    if debt == 0 {
+        return tat;
+    }
+    let debt = if written_interval_ns == 0 || written_interval_ns == t {
+        debt
+    } else {
+        u64::try_from(u128::from(debt) * u128::from(t) / u128::from(written_interval_ns)).unwrap_or(u64::MAX)
+    };
+    now.saturating_add(debt.min(t.saturating_mul(u64::from(limit.burst()))))
+}
+
 fn ceil_secs(ns: u64) -> u64 {
     ns.div_ceil(1_000_000_000)
 }
@@ -147,6 +171,40 @@ mod tests {
         assert_eq!(d.remaining, 6);
         let (d, _) = check(None, 0, &l, 11);
         assert!(!d.allowed);
+    }
+
+    #[test]
+    fn a_raised_limit_keeps_the_units_spent_not_the_time() {
+        let slow = RateLimit { limit: 10, window_seconds: 60, burst: None };
+        let fast = RateLimit { limit: 1000, window_seconds: 1, burst: None };
+        let mut tat = None;
+        for _ in 0..10 {
+            tat = check(tat, 0, &slow, 1).1;
+        }
+        let tat = tat.expect("ten allowed");
+        assert!(!check(Some(tat), SEC, &slow, 1).0.allowed, "the old limit is spent");
+        // Without carrying over, 59 s of debt would refuse the new limit for 58 s more.
+        assert!(!check(Some(tat), SEC, &fast, 1).0.allowed);
+        let carried = carry_over(tat, SEC, slow.emission_interval_ns(), &fast);
+        let (d, _) = check(Some(carried), SEC, &fast, 1);
+        // 59 s of debt at 1 s is 9⅚ units; under 1000/s that is 9.83 ms, plus this one.
+        assert!(d.allowed, "{d:?}");
+        assert_eq!(d.remaining, 989);
+    }
+
+    #[test]
+    fn a_lowered_limit_is_spent_at_most_whole_and_unchanged_limits_are_untouched() {
+        let fast = RateLimit { limit: 1000, window_seconds: 1, burst: None };
+        let slow = RateLimit { limit: 10, window_seconds: 60, burst: None };
+        let (_, tat) = check(None, 0, &fast, 500);
+        let tat = tat.expect("allowed");
+        let carried = carry_over(tat, 0, fast.emission_interval_ns(), &slow);
+        assert_eq!(carried, 60 * SEC, "500 units outstanding cap at the 10 of the new limit");
+        assert_eq!(carry_over(tat, 0, fast.emission_interval_ns(), &fast), tat);
+        assert_eq!(carry_over(tat, 0, 0, &fast), tat, "unknown interval: the debt stays as time");
+        assert_eq!(carry_over(5, 10, 1, &slow), 5, "no debt, nothing to carry");
+        let lower_burst = RateLimit { burst: Some(100), ..fast };
+        assert_eq!(carry_over(tat, 0, fast.emission_interval_ns(), &lower_burst), 100 * fast.emission_interval_ns());
     }
 
     #[test]

@@ -155,13 +155,7 @@ fn authenticator(store: Arc<dyn Store>) -> Authenticator {
 }
 
 fn ctx() -> AuthContext<'static> {
-    AuthContext {
-        ip: IpAddr::from([127, 0, 0, 1]),
-        requirements: &NO_REQUIREMENTS,
-        cost: 1,
-        extra_limit: None,
-        ip_is_sender: true,
-    }
+    AuthContext { ip: IpAddr::from([127, 0, 0, 1]), requirements: &NO_REQUIREMENTS, cost: 1, extra_limit: None }
 }
 
 /// A credential of the right shape whose last checksum character is wrong.

@@ -52,6 +52,8 @@ pub struct Settings {
     pub usage: UsageSettings,
     pub dashboard: DashboardSettings,
     pub gateway: GatewaySettings,
+    /// Who may call verify (docs/api.md, "Verify callers").
+    pub verify: crate::auth::verifier::VerifySettings,
 }
 
 fn expose_for_layering<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
@@ -82,6 +84,7 @@ impl fmt::Debug for Settings {
             .field("usage", &self.usage)
             .field("dashboard", &self.dashboard)
             .field("gateway", &self.gateway)
+            .field("verify", &self.verify)
             .finish()
     }
 }
@@ -277,6 +280,7 @@ impl Default for Settings {
             usage: UsageSettings::default(),
             dashboard: DashboardSettings::default(),
             gateway: GatewaySettings::default(),
+            verify: Default::default(),
         }
     }
 }
@@ -460,6 +464,7 @@ impl Settings {
             return bad("redis_url must start with redis:// or rediss://".into());
         }
         crate::gateway::routes::validate_routes(&self.gateway.routes).map_err(ConfigError::Invalid)?;
+        self.verify.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -490,6 +495,7 @@ mod tests {
         let from_example: Settings = toml::from_str(DEFAULT_CONFIG_TOML).expect("example parses");
         assert_eq!(from_example.listen, s.listen);
         assert_eq!(from_example.plans, s.plans);
+        assert_eq!(from_example.verify.anonymous_from, s.verify.anonymous_from);
     }
 
     #[test]
@@ -539,9 +545,14 @@ mod tests {
         let s = Settings {
             admin_token: SecretString::from("operator-secret-123".to_owned()),
             database_url: "postgres://kg:pw-secret@db/kg".into(),
+            verify: crate::auth::verifier::VerifySettings {
+                tokens: vec![SecretString::from("verifier-secret-0123456789abcdefghij".to_owned())],
+                ..Default::default()
+            },
             ..Settings::default()
         };
         let d = format!("{s:?}");
         assert!(!d.contains("operator-secret-123") && !d.contains("pw-secret"), "{d}");
+        assert!(!d.contains("verifier-secret"), "{d}");
     }
 }

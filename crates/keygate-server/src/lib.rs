@@ -109,6 +109,7 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
         passwords: password::Passwords::new().map_err(|e| anyhow::anyhow!("password hasher: {}", e.message))?,
         throttle: throttle::LoginThrottle::new(settings.login.clone(), Arc::clone(&store)),
         signups: address_allowance::AddressAllowance::new(settings.signup.max_per_address_per_hour, 3600),
+        verify_callers: auth::verifier::VerifyCallers::new(&settings.verify, &settings.admin_token),
         settings,
         store,
         auth,

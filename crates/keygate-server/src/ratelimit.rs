@@ -1,6 +1,10 @@
 //! Rate limiting per bucket (a key, or a key on a route) with GCRA from keygate-core.
 //! In memory by default; with `redis_url`, one shared limit for every node through a
 //! `SharedLimiter`, and the operator's policy decides while Redis is unreachable.
+//!
+//! A bucket keeps, beside its TAT, the emission interval it was written under, so a bucket
+//! whose limit changed (a key's PATCH, its account's plan) carries its spent units over to the
+//! new limit instead of its debt in the old limit's time (`ratelimit::carry_over`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use keygate_core::RateLimit;
-use keygate_core::ratelimit::{Decision, check};
+use keygate_core::ratelimit::{Decision, carry_over, check};
 
 use crate::config::FailurePolicy;
 use crate::error::ApiError;
@@ -21,8 +25,9 @@ pub trait SharedLimiter: Send + Sync {
 }
 
 pub struct RateLimiter {
-    /// bucket → theoretical arrival time in ns since `epoch`.
-    local: DashMap<String, u64, crate::FastHash>,
+    /// bucket → (theoretical arrival time in ns since `epoch`, the emission interval in ns it
+    /// was written under).
+    local: DashMap<String, (u64, u64), crate::FastHash>,
     epoch: Instant,
     shared: Option<Arc<dyn SharedLimiter>>,
     policy: FailurePolicy,
@@ -79,11 +84,12 @@ impl RateLimiter {
 
     fn check_local(&self, bucket: &str, limit: &RateLimit, cost: u32) -> Decision {
         let now = self.now_ns();
-        let mut entry = self.local.entry(bucket.to_owned()).or_insert(0);
-        let tat = (*entry > 0).then_some(*entry);
+        let mut entry = self.local.entry(bucket.to_owned()).or_insert((0, 0));
+        let (tat, written) = *entry;
+        let tat = (tat > 0).then(|| carry_over(tat, now, written, limit));
         let (decision, new_tat) = check(tat, now, limit, cost);
         if let Some(t) = new_tat {
-            *entry = t;
+            *entry = (t, limit.emission_interval_ns());
         }
         decision
     }
@@ -91,7 +97,7 @@ impl RateLimiter {
     /// Drops buckets whose allowance is whole again; keeps memory bounded by active keys.
     pub fn prune(&self) {
         let now = self.now_ns();
-        self.local.retain(|_, tat| *tat > now);
+        self.local.retain(|_, (tat, _)| *tat > now);
     }
 
     pub fn spawn_pruner(self: &Arc<Self>) {

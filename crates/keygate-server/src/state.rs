@@ -33,6 +33,8 @@ pub struct Inner {
     pub gateway: Option<crate::gateway::Gateway>,
     /// The dashboard's one-time form tokens.
     pub submissions: crate::dashboard::submissions::Submissions,
+    /// Who may call verify (`[verify]` and the operator token).
+    pub verify_callers: crate::auth::verifier::VerifyCallers,
 }
 
 impl std::ops::Deref for AppState {

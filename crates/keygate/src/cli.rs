@@ -35,6 +35,9 @@ enum Command {
     },
     /// Operator tasks against the configured database.
     Admin(AdminArgs),
+    /// Print a fresh verifier token (for callers of verify from outside `[verify]
+    /// anonymous_from`) and the `sha256:` form of it to list in `[verify] tokens`.
+    VerifierToken,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +144,15 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Config { command: ConfigCommand::Check(args) } => {
             let s = load_settings(args.config.as_deref(), None)?;
             println!("configuration is valid: listen {}, {} gateway route(s)", s.listen, s.gateway.routes.len());
+            Ok(())
+        }
+        Command::VerifierToken => {
+            let (token, digest) = keygate_server::auth::verifier::new_token();
+            println!("verifier token: {}\nconfig entry: {digest}", token.expose());
+            eprintln!(
+                "Give the token to the backend that calls verify (Authorization: Bearer <token>); \
+                 list the config entry under [verify] tokens. keygate keeps only the digest."
+            );
             Ok(())
         }
         Command::Admin(args) => {

@@ -52,6 +52,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The demo speaks plain HTTP on loopback: `Secure` cookies would never come back.
     settings.dashboard.secure_cookies = false;
     settings.gateway.routes = routes(&format!("http://{upstream}"));
+    // A verifier token, for the verify call of a backend on another host (loopback needs none):
+    // the configuration holds its digest only, as a deployment's should.
+    let (verifier_token, verifier_digest) = keygate_server::auth::verifier::new_token();
+    settings.verify.tokens = vec![verifier_digest.into()];
     settings.validate()?;
 
     let listeners = crate::cli::bind(&settings)?;
@@ -68,7 +72,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let base = format!("http://{addr}");
     match seed(&base).await {
-        Ok(demo) => print(&base, &upstream.to_string(), &demo),
+        Ok(demo) => print(&base, &upstream.to_string(), &demo, verifier_token.expose()),
         Err(e) => {
             stop.cancel();
             let _ = server.await;
@@ -174,7 +178,7 @@ async fn seed(base: &str) -> anyhow::Result<Demo> {
     Ok(Demo { password, token, account_id, user_key, org_key, lead_key, limited_key })
 }
 
-fn print(base: &str, upstream: &str, d: &Demo) {
+fn print(base: &str, upstream: &str, d: &Demo, verifier_token: &str) {
     let json_h = "-H 'Content-Type: application/json'";
     let mut out = format!(
         "listening: {base}\nemail: {EMAIL}\npassword: {}\nuser key: {}\norg key: {}\n",
@@ -184,7 +188,7 @@ fn print(base: &str, upstream: &str, d: &Demo) {
         out.push_str(&format!("lead-intake key: {k}\n"));
     }
     out.push_str(&format!(
-        "rate-limited key: {}\naccount id: {}\nsession token: {}\n",
+        "rate-limited key: {}\naccount id: {}\nsession token: {}\nverifier token: {verifier_token}\n",
         d.limited_key, d.account_id, d.token
     ));
     out.push_str(&format!(
@@ -216,6 +220,8 @@ fn print(base: &str, upstream: &str, d: &Demo) {
          curl -s -w '\\n' {base}/v1/lists -H 'Authorization: Bearer {token}' -H 'X-Account-Id: {acc}'\n\n\
          # Or ask keygate directly, for an API that does not sit behind the gateway\n\
          curl -s -w '\\n' -X POST {base}/v1/keys/verify {json_h} -d '{{\"key\":\"{user}\",\"permissions\":[\"lists:write\"]}}'\n\n\
+         # A backend on another host calls verify with a verifier token, and may then name the end client's ip\n\
+         curl -s -w '\\n' -X POST {base}/v1/keys/verify -H 'Authorization: Bearer {verifier_token}' {json_h} -d '{{\"key\":\"{user}\",\"ip\":\"203.0.113.7\"}}'\n\n\
          Everything lives in a temporary database that is deleted on exit. Stop with ctrl-c.\n",
         n = DEMO_LIMIT + 2,
         limited = d.limited_key,

@@ -107,6 +107,26 @@ fn the_demo_prints_its_lines_and_guards_the_sample_api() {
     assert!(status.contains(" 403 ") && body.contains("user_credential_required"), "{status} {body}");
     let (status, _) = get(&base, "/v1/lists", &user);
     assert!(status.contains(" 200 "), "{status}");
+    let verifier = value("verifier token: ");
+    assert!(verifier.starts_with("kgv_") && verifier.len() == 42, "{verifier}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("curl ") && l.contains("/v1/keys/verify") && l.contains(&verifier)),
+        "a curl line uses the verifier token: {lines:#?}"
+    );
+}
+
+#[test]
+fn verifier_token_prints_a_token_and_the_entry_to_configure() {
+    let out = keygate().arg("verifier-token").output().expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |label: &str| text.lines().find_map(|l| l.strip_prefix(label)).map(str::to_owned);
+    let token = field("verifier token: ").expect("the token line");
+    let entry = field("config entry: ").expect("the config line");
+    assert!(token.starts_with("kgv_") && token.len() == 42, "{token}");
+    assert_eq!(entry, format!("sha256:{}", keygate_core::Digest::of(&token).to_hex()));
+    let again = keygate().arg("verifier-token").output().expect("run");
+    assert!(!String::from_utf8_lossy(&again.stdout).contains(&token), "a fresh token every time");
 }
 
 /// The README's first command is `cargo run --release -- demo` from the workspace root. Once

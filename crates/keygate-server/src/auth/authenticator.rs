@@ -50,23 +50,14 @@ struct CachedMembership {
 /// requirements and limit are its route's, compiled once, and must not be copied per request.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthContext<'a> {
+    /// The sender: its address is checked against IP allowlists and answers for unknown
+    /// credentials (`AddressAllowance`, always).
     pub ip: IpAddr,
     pub requirements: &'a Requirements,
     /// Units of rate limit and usage this request spends (verify's `cost`; 1 elsewhere).
     pub cost: u32,
     /// An extra limit on top of the key's own: (bucket name, limit), e.g. a gateway route's.
     pub extra_limit: Option<&'a (String, keygate_core::RateLimit)>,
-    /// `ip` sent the credential itself, so unknown credentials count against its allowance
-    /// (`AddressAllowance`). Not so for verify without `ip`: its caller is the customer's
-    /// backend relaying the keys of many senders, and throttling it would refuse them all.
-    pub ip_is_sender: bool,
-}
-
-impl AuthContext<'_> {
-    /// The address that answers for an unknown credential, when there is one.
-    fn sender(&self) -> Option<IpAddr> {
-        self.ip_is_sender.then_some(self.ip)
-    }
 }
 
 /// A key that may proceed, with what the caller needs to answer.
@@ -201,7 +192,7 @@ impl Authenticator {
         if parsed.kind == CredentialKind::Session {
             return self.refused_offline();
         }
-        let key = match self.lookup_key(&parsed.digest, ctx.sender()).await.map_err(Err)? {
+        let key = match self.lookup_key(&parsed.digest, ctx.ip).await.map_err(Err)? {
             Lookup::Found(key) => key,
             Lookup::Unknown => {
                 self.metrics.decision("NOT_FOUND");
@@ -257,7 +248,7 @@ impl Authenticator {
 
     /// The key behind `digest`: from the cache, else from storage unless `sender` has spent
     /// its allowance of unknown credentials (then nothing is read).
-    async fn lookup_key(&self, digest: &Digest, sender: Option<IpAddr>) -> Result<Lookup, ApiError> {
+    async fn lookup_key(&self, digest: &Digest, sender: IpAddr) -> Result<Lookup, ApiError> {
         if let Some(c) = self.keys.get(digest) {
             let (account, user) = c
                 .key
@@ -274,8 +265,8 @@ impl Authenticator {
             self.metrics.cache_hits.inc();
             return Ok(Lookup::Unknown);
         }
-        if let Some(d) = sender.and_then(|ip| self.unknown_throttle.refusal(ip)) {
-            tracing::debug!(ip = ?sender, "unknown-credential allowance spent: not looked up");
+        if let Some(d) = self.unknown_throttle.refusal(sender) {
+            tracing::debug!(ip = %sender, "unknown-credential allowance spent: not looked up");
             self.metrics.unknown_credentials_throttled.inc();
             return Ok(Lookup::Throttled(d));
         }
@@ -285,9 +276,7 @@ impl Authenticator {
             if self.epochs.changes() == before {
                 self.unknown.insert(*digest, self.epochs.stamp(None, None));
             }
-            if let Some(ip) = sender {
-                self.unknown_throttle.charge(ip);
-            }
+            self.unknown_throttle.charge(sender);
             return Ok(Lookup::Unknown);
         };
         let stamp = self.epochs.stamp(Some(&auth.key.account_id), auth.key.user_id.as_deref());
@@ -432,6 +421,22 @@ impl Authenticator {
             rate = Some(tighter(rate, d));
         }
         Ok(rate)
+    }
+
+    /// The key's `usage_limit` credits left now, read from storage rather than the cached key
+    /// (whose count is the one at its fill: every granted use since spent credits without
+    /// touching the cache). For verify's refusals, which must report the exact count too; a
+    /// granted use gets it from its own spend (`Granted::usage_remaining`). `None` when the key
+    /// has no `usage_limit` or the count cannot be read now (the refusal stands either way).
+    pub async fn usage_remaining_now(&self, key: &ResolvedKey) -> Option<i64> {
+        key.key.usage_limit?;
+        match self.store.key_by_handle(&key.key.account_id, &key.key.id).await {
+            Ok(found) => found.and_then(|k| k.usage_remaining()),
+            Err(e) => {
+                tracing::debug!(key_id = %key.key.id, error = %e, "usage_remaining of a refusal not read");
+                None
+            }
+        }
     }
 
     pub fn plans(&self) -> &Plans {

@@ -7,6 +7,7 @@ pub mod headers;
 pub mod invalidation;
 pub mod principal;
 pub mod resolved;
+pub mod verifier;
 
 pub use authenticator::{AuthContext, Authenticator, Granted, Refused};
 pub use checks::{NO_REQUIREMENTS, Refusal, Requirements};

@@ -147,8 +147,7 @@ pub async fn authenticate(headers: &HeaderMap, ip: std::net::IpAddr, state: &App
     match parsed.kind {
         CredentialKind::Session => state.auth.authenticate_parsed_session(&parsed, ip).await.map(Principal::Session),
         CredentialKind::UserKey | CredentialKind::OrgKey => {
-            let ctx =
-                AuthContext { ip, requirements: &NO_REQUIREMENTS, cost: 1, extra_limit: None, ip_is_sender: true };
+            let ctx = AuthContext { ip, requirements: &NO_REQUIREMENTS, cost: 1, extra_limit: None };
             state.auth.admit_key(&parsed, &ctx).await.map(Principal::Key)
         }
     }

@@ -10,6 +10,17 @@
 //! to 2^53, so the script splits it into seconds and nanoseconds and does all arithmetic on
 //! the distance from now, which stays exact up to 2^53 ns (104 days of allowance).
 //!
+//! # A changed limit
+//!
+//! Beside the TAT the value keeps the emission interval it was written under
+//! (`<tat ns>:<interval ns>`), so when a bucket's limit changes the script carries the units
+//! spent over to the new limit, as `ratelimit::carry_over` does in memory (docs/api.md, "Rate
+//! limits"). The one value costs no extra round trip or key. Its keys are `kg:rl:v2:{bucket}`,
+//! not the `kg:rl:{bucket}` of bare TATs: a node of the previous release would fail its script
+//! on the new value (and apply `redis_failure_policy`), so during a rolling upgrade the two
+//! releases keep separate buckets instead (each still one full limit). A bare TAT is still read,
+//! as written under the current limit.
+//!
 //! # Failure
 //!
 //! A `ConnectionManager` reconnects by itself; every call is bounded by `CALL_TIMEOUT`, so a
@@ -28,12 +39,13 @@ use crate::ratelimit::SharedLimiter;
 
 /// Longest a request waits for a shared decision before the failure policy applies.
 const CALL_TIMEOUT: Duration = Duration::from_millis(250);
-/// Every key keygate writes in Redis starts with this.
-pub const KEY_PREFIX: &str = "kg:rl:";
+/// Every key keygate writes in Redis starts with this (`v2`: the value carries its interval).
+pub const KEY_PREFIX: &str = "kg:rl:v2:";
 
 /// KEYS[1]: the bucket. ARGV: emission interval T (ns), capacity = T·burst (ns), cost, and,
 /// for tests only, a fixed now as seconds and microseconds (production uses `TIME`).
-/// Answers {allowed (1/0), ns the stored TAT was ahead of now before this request (≥ 0)};
+/// Answers {allowed (1/0), ns the stored TAT was ahead of now before this request (≥ 0, carried
+/// over to this limit and at most its capacity)};
 /// the caller derives remaining/reset/retry-after from that with the same Rust code as the
 /// in-memory limiter, so both report alike.
 const GCRA_LUA: &str = r#"
@@ -50,12 +62,18 @@ end
 local now_ns = now_us * 1000
 local current = 0
 local stored = redis.call('GET', KEYS[1])
-if stored and string.len(stored) > 9 then
-  local tat_s = tonumber(string.sub(stored, 1, -10))
-  local tat_ns = tonumber(string.sub(stored, -9))
+local tat, written
+if stored then tat, written = string.match(stored, '^(%d+):?(%d*)$') end
+if tat and string.len(tat) > 9 then
+  local tat_s = tonumber(string.sub(tat, 1, -10))
+  local tat_ns = tonumber(string.sub(tat, -9))
   local d = (tat_s - now_s) * 1000000000 + (tat_ns - now_ns)
   if d > 0 then current = d end
+  -- Written under another limit: the units spent carry over, not the time (carry_over).
+  written = tonumber(written)
+  if written and written > 0 and written ~= t then current = math.floor(current * t / written) end
 end
+if current > capacity then current = capacity end
 local ahead = current + cost * t
 if ahead > capacity then
   return {0, string.format('%.0f', current)}
@@ -66,7 +84,7 @@ if ahead > 0 then
   local new_ns = total - math.floor(total / 1000000000) * 1000000000
   -- Expires when the allowance is whole again: from then on, no key means the same.
   local ttl_ms = math.max(1, math.ceil(ahead / 1000000))
-  redis.call('SET', KEYS[1], string.format('%d%09d', new_s, new_ns), 'PX', string.format('%.0f', ttl_ms))
+  redis.call('SET', KEYS[1], string.format('%d%09d:', new_s, new_ns) .. ARGV[1], 'PX', string.format('%.0f', ttl_ms))
 end
 return {1, string.format('%.0f', current)}
 "#;
@@ -139,7 +157,7 @@ impl SharedLimiter for RedisLimiter {
     }
 }
 
-/// `kg:rl:{bucket}`: the braces make the whole bucket the Redis Cluster hash tag, so any
+/// `kg:rl:v2:{bucket}`: the braces make the whole bucket the Redis Cluster hash tag, so any
 /// further key a bucket ever needs lands in the same slot as its TAT.
 fn redis_key(bucket: &str) -> String {
     format!("{KEY_PREFIX}{{{bucket}}}")
@@ -170,6 +188,8 @@ fn decision(current: u64, limit: &RateLimit, cost: u32, allowed: bool) -> Decisi
 
 #[cfg(test)]
 mod tests {
+    use keygate_core::ratelimit::carry_over;
+
     use super::*;
 
     const SEC: u64 = 1_000_000_000;
@@ -251,7 +271,39 @@ mod tests {
         let ttl: i64 = redis::cmd("PTTL").arg(redis_key(&b)).query_async(&mut conn).await.expect("pttl");
         assert!(ttl > 59_000 && ttl <= 60_000, "PTTL {ttl}");
         let stored: String = redis::cmd("GET").arg(redis_key(&b)).query_async(&mut conn).await.expect("get");
-        assert!(stored.len() >= 19 && stored.bytes().all(|c| c.is_ascii_digit()), "{stored}");
+        let (tat, interval) = stored.split_once(':').expect("tat:interval");
+        assert!(tat.len() >= 19 && tat.bytes().all(|c| c.is_ascii_digit()), "{stored}");
+        assert_eq!(interval, "6000000000", "{stored}");
+    }
+
+    /// The in-memory limiter's `carry_over`, through Redis: a bucket spent under 10 a minute
+    /// is not held for 59 s once its limit is 1000 a second, and a value written before the
+    /// interval was kept still reads.
+    #[tokio::test]
+    async fn a_changed_limit_carries_the_units_spent_over() {
+        let Some(url) = redis_url() else { return };
+        let limiter = RedisLimiter::new(&url).expect("limiter");
+        let slow = RateLimit { limit: 10, window_seconds: 60, burst: None };
+        let fast = RateLimit { limit: 1000, window_seconds: 1, burst: None };
+        let b = bucket();
+        let at = |micros: u64| Some((1_800_000_000u64, micros));
+        for _ in 0..10 {
+            assert!(limiter.decide(&b, &slow, 1, at(0)).await.expect("redis").allowed);
+        }
+        assert!(!limiter.decide(&b, &slow, 1, at(0)).await.expect("redis").allowed);
+        let raised = limiter.decide(&b, &fast, 1, at(0)).await.expect("redis");
+        let (want, _) = check(Some(carry_over(60 * SEC, 0, slow.emission_interval_ns(), &fast)), 0, &fast, 1);
+        assert_eq!(raised, want);
+        assert!(raised.allowed && raised.remaining == 989, "{raised:?}");
+        let lowered = limiter.decide(&b, &slow, 1, at(0)).await.expect("redis");
+        assert!(!lowered.allowed, "11 units spent do not fit in 10: {lowered:?}");
+        let mut conn =
+            redis::Client::open(url.as_str()).expect("client").get_multiplexed_async_connection().await.expect("conn");
+        let old = bucket();
+        let tat = format!("{}000000000", 1_800_000_000u64 + 30);
+        let _: () = redis::cmd("SET").arg(redis_key(&old)).arg(&tat).query_async(&mut conn).await.expect("set");
+        let d = limiter.decide(&old, &slow, 1, at(0)).await.expect("redis");
+        assert_eq!(d, check(Some(30 * SEC), 0, &slow, 1).0, "a bare TAT is read as written under this limit");
     }
 
     #[tokio::test]
@@ -329,6 +381,6 @@ mod tests {
 
     #[test]
     fn keys_are_prefixed_and_hash_tagged() {
-        assert_eq!(redis_key("k:key_1"), "kg:rl:{k:key_1}");
+        assert_eq!(redis_key("k:key_1"), "kg:rl:v2:{k:key_1}");
     }
 }

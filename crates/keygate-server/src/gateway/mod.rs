@@ -178,7 +178,6 @@ async fn authorize(state: &AppState, route: &Route, parts: &Parts) -> Result<All
                 requirements: route.requirements(&parts.method),
                 cost: 1,
                 extra_limit: route.extra_limit.as_ref(),
-                ip_is_sender: true,
             };
             state.auth.admit_key(&parsed, &ctx).await.map(|granted| key_identity(&granted))
         }

@@ -39,6 +39,19 @@ impl utoipa::Modify for Security {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // Verify's callers (docs/api.md, "Verify callers").
+        components.add_security_scheme(
+            "verifier_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A verifier token from `[verify] tokens` (or the operator token). Not needed from an address \
+                         in `[verify] anonymous_from` (default loopback).",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 

@@ -16,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::resolved::ResolvedKey;
+use crate::auth::verifier::VerifyCaller;
 use crate::auth::{AuthContext, Requirements};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, request_client_ip};
@@ -36,9 +37,9 @@ pub struct VerifyBody {
     user_scoped: Option<bool>,
     /// Units of rate limit and usage to spend (0–1000, default 1).
     cost: Option<u32>,
-    /// The end client's address, when the caller forwards requests (for IP allowlists, and
-    /// so that a sender of many unknown keys is throttled alone); default: the address of the
-    /// verify call, which is then never throttled for unknown keys.
+    /// The end client's address, when the caller forwards requests: for IP allowlists and the
+    /// throttle of unknown keys. Believed only from a caller with a verifier (or operator)
+    /// token; ignored from an anonymous caller. Default: the verify caller's own address.
     ip: Option<String>,
 }
 
@@ -47,9 +48,15 @@ pub const PATH: &str = "/v1/keys/verify";
 
 /// The decision for a key: `{valid, code, key_id, account_id, user_id, class, authority,
 /// scopes, role_id, expires_at, ratelimit, usage_remaining}`.
+///
+/// Callers from `[verify] anonymous_from` (default loopback) need no credential; any other
+/// sends `Authorization: Bearer <verifier token>`. Only a token's caller's `ip` is believed.
 #[utoipa::path(post, path = "/v1/keys/verify", tag = "keys", request_body = VerifyBody,
+    security((), ("verifier_token" = [])),
     responses((status = 200, description = "the decision; `code` is VALID, NOT_FOUND, REVOKED, EXPIRED, INACTIVE, RATE_LIMITED, USAGE_EXCEEDED, IP_NOT_ALLOWED, INSUFFICIENT_SCOPE, USER_CREDENTIAL_REQUIRED or PLAN_REQUIRED"),
-        (status = 400, description = "malformed request"), (status = 503, description = "storage unreachable: no decision")))]
+        (status = 400, description = "malformed request"),
+        (status = 401, description = "missing_credentials: no verifier token from outside `[verify] anonymous_from`; invalid_credentials: a wrong one"),
+        (status = 503, description = "storage unreachable: no decision")))]
 async fn verify(State(state): State<AppState>, req: Request) -> Response {
     serve(&state, req).await
 }
@@ -60,13 +67,18 @@ async fn verify(State(state): State<AppState>, req: Request) -> Response {
 /// the same extractors a handler would use.
 pub async fn serve(state: &AppState, req: Request) -> Response {
     let peer = request_client_ip(&req, state);
+    // Who may ask comes first: a caller that may not gets 401 before its body is read.
+    let caller = match state.verify_callers.identify(req.headers(), peer) {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
     match Json::<VerifyBody>::from_request(req, state).await {
-        Ok(Json(body)) => decide(state, peer, body).await.unwrap_or_else(IntoResponse::into_response),
+        Ok(Json(body)) => decide(state, peer, caller, body).await.unwrap_or_else(IntoResponse::into_response),
         Err(e) => e.into_response(),
     }
 }
 
-async fn decide(state: &AppState, peer: IpAddr, body: VerifyBody) -> ApiResult<Response> {
+async fn decide(state: &AppState, peer: IpAddr, caller: VerifyCaller, body: VerifyBody) -> ApiResult<Response> {
     let permissions = body
         .permissions
         .unwrap_or_default()
@@ -80,15 +92,17 @@ async fn decide(state: &AppState, peer: IpAddr, body: VerifyBody) -> ApiResult<R
     if body.key.len() > 512 {
         return Err(ApiError::invalid_field("key", "is too long to be a key"));
     }
-    // With `ip`, the key's sender is known and answers for unknown keys; without it, the
-    // caller is a backend relaying many senders' keys (see `AuthContext::ip_is_sender`).
-    let ip_is_sender = body.ip.is_some();
-    let ip = match body.ip.as_deref() {
-        Some(s) => s.parse().map_err(|_| ApiError::invalid_field("ip", "must be an IPv4 or IPv6 address"))?,
-        None => peer,
+    // The sender (allowlists, the unknown-key throttle, always applied): the body's `ip` from a
+    // verifier, else the caller itself. An anonymous caller's `ip` is ignored, so nobody can
+    // spend another address's allowance by naming it (docs/api.md, "Verify callers").
+    let ip = match (caller, body.ip.as_deref()) {
+        (VerifyCaller::Verifier, Some(s)) => {
+            s.parse().map_err(|_| ApiError::invalid_field("ip", "must be an IPv4 or IPv6 address"))?
+        }
+        _ => peer,
     };
     let requirements = Requirements { permissions, user_scoped: body.user_scoped.unwrap_or(false), kinds: Vec::new() };
-    let ctx = AuthContext { ip, requirements: &requirements, cost, extra_limit: None, ip_is_sender };
+    let ctx = AuthContext { ip, requirements: &requirements, cost, extra_limit: None };
     let (code, key, rate, usage_remaining) = match state.auth.authenticate_key(body.key.trim(), &ctx).await {
         Ok(g) => ("VALID", Some(g.key), g.rate, g.usage_remaining),
         Err(Ok(refused)) => {
@@ -96,7 +110,14 @@ async fn decide(state: &AppState, peer: IpAddr, body: VerifyBody) -> ApiResult<R
                 crate::auth::Refusal::RateLimited(d) => Some(*d),
                 _ => None,
             };
-            (refused.refusal.verify_code(), refused.key, rate, None)
+            let code = refused.refusal.verify_code();
+            // Exact at the time of the answer (docs/api.md, "Verify"): a refusal spent nothing,
+            // so the count is read, for keys that have one (not from the cached key).
+            let usage_remaining = match &refused.key {
+                Some(k) if code != "NOT_FOUND" => state.auth.usage_remaining_now(k).await,
+                _ => None,
+            };
+            (code, refused.key, rate, usage_remaining)
         }
         Err(Err(e)) => return Err(e),
     };
@@ -124,8 +145,8 @@ fn answer(
         Some(k) => k.verify_fields.get_or_init(|| KeyFields::of(k).render()),
         None => &NO_KEY_FIELDS,
     };
-    // `usage_remaining` is the count a granted use just left; otherwise the key's own.
-    let usage_remaining = key.and_then(|k| usage_remaining.or_else(|| k.key.usage_remaining()));
+    // The count a granted use just left, or the one read for a refusal; never the cached key's.
+    let usage_remaining = key.and(usage_remaining);
     let ratelimit = rate.map(|d| RateLimitView { limit: d.limit, remaining: d.remaining, reset: d.reset_seconds });
     let mut out = Vec::with_capacity(fields.len() + 160);
     out.extend_from_slice(if code == "VALID" { br#"{"valid":true,"code":""# } else { br#"{"valid":false,"code":""# });
@@ -224,11 +245,12 @@ mod tests {
         });
         assert_eq!(parsed(answer("VALID", Some(&key), Some(&rate), Some(5))), expected);
         assert!(key.verify_fields.get().is_some(), "rendered on first use");
-        // A refusal reuses the rendering; the key's own remaining count when no use was granted.
-        let revoked = parsed(answer("REVOKED", Some(&key), None, None));
+        // A refusal reuses the rendering, and the count it was given, not the cached key's 6.
+        let revoked = parsed(answer("REVOKED", Some(&key), None, Some(2)));
         assert_eq!(revoked["valid"], false);
         assert_eq!(revoked["key_id"], "key_1");
-        assert_eq!((revoked["ratelimit"].clone(), revoked["usage_remaining"].clone()), (Value::Null, json!(6)));
+        assert_eq!((revoked["ratelimit"].clone(), revoked["usage_remaining"].clone()), (Value::Null, json!(2)));
+        assert_eq!(parsed(answer("REVOKED", Some(&key), None, None))["usage_remaining"], Value::Null);
     }
 
     #[test]

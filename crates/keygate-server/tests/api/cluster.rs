@@ -37,13 +37,13 @@ fn env(test: &str) -> Option<Env> {
 }
 
 /// A database of its own on the test server, dropped (best effort) by `drop_db`.
-struct TestDb {
+pub(crate) struct TestDb {
     admin_url: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
-async fn fresh_db(base_url: &str) -> TestDb {
+pub(crate) async fn fresh_db(base_url: &str) -> TestDb {
     let name = format!("kg_it_{}", keygate_core::base62::random(10).to_lowercase());
     let mut conn = sqlx::PgConnection::connect(base_url).await.expect("connect to KEYGATE_TEST_POSTGRES_URL");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -68,7 +68,7 @@ fn with_database(url: &str, db: &str) -> String {
     format!("{host_part}/{db}{query}")
 }
 
-async fn drop_db(db: TestDb) {
+pub(crate) async fn drop_db(db: TestDb) {
     if let Ok(mut conn) = sqlx::PgConnection::connect(&db.admin_url).await {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name)))
             .execute(&mut conn)

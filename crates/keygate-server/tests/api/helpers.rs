@@ -67,9 +67,15 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// The default settings, on the SQLite file `db`.
+/// A verifier token every test server accepts (`[verify] tokens`), for verify calls that name
+/// the end client's `ip`.
+pub const TEST_VERIFIER: &str = "kgv_the-verifier-token-of-every-test-server";
+
+/// The default settings, on the SQLite file `db`, with `TEST_VERIFIER`.
 pub fn sqlite_settings(db: &std::path::Path) -> Settings {
-    Settings { database_url: format!("sqlite://{}", db.display()), ..Settings::default() }
+    let mut settings = Settings { database_url: format!("sqlite://{}", db.display()), ..Settings::default() };
+    settings.verify.tokens = vec![TEST_VERIFIER.to_owned().into()];
+    settings
 }
 
 /// Starts a server with default settings changed by `configure`, on 127.0.0.1:0.
@@ -466,4 +472,9 @@ pub async fn raw_get(addr: SocketAddr, path: &str, header_line: &str) -> String 
     let mut out = String::new();
     s.read_to_string(&mut out).await.expect("read");
     out
+}
+
+/// `sha256:<hex>` of a verifier token, the form `[verify] tokens` also takes.
+pub fn sha256_form(token: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(token.as_bytes())))
 }

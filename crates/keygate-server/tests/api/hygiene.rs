@@ -157,7 +157,13 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
     // worker threads, not on the test's.
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this process");
     let admin_token = "operator-secret-token-for-log-test";
-    let app = spawn_app_with(|s| s.admin_token = admin_token.to_owned().into()).await;
+    let verifier = "kgv_verifier-secret-token-for-the-log-test";
+    let hashed_verifier = "kgv_hashed-verifier-secret-for-the-log-test";
+    let app = spawn_app_with(|s| {
+        s.admin_token = admin_token.to_owned().into();
+        s.verify.tokens = vec![verifier.to_owned().into(), sha256_form(hashed_verifier).into()];
+    })
+    .await;
     let u = app.register().await;
     let wrong = "a-wrong-password-in-the-logs?";
     let _ = app.post("/v1/login", Cred::None, json!({ "email": u.email, "password": wrong })).await;
@@ -180,6 +186,10 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
         )
         .await;
     let _ = app.post("/v1/logout", Cred::Bearer(&fresh), json!({})).await;
+    for token in [verifier, hashed_verifier, "kgv_a-wrong-verifier-token-in-the-logs"] {
+        let _ =
+            app.post("/v1/keys/verify", Cred::Bearer(token), json!({ "key": key.secret, "ip": "203.0.113.4" })).await;
+    }
     let captured = logs.lock().map(|l| l.clone()).unwrap_or_default();
     assert!(captured.contains("/v1/login"), "the capture works: {}", &captured[..captured.len().min(2000)]);
     for secret in [
@@ -193,6 +203,9 @@ async fn nothing_secret_reaches_the_logs_even_at_trace() {
         &key.secret,
         admin_token,
         "a-wrong-operator-token",
+        verifier,
+        hashed_verifier,
+        "kgv_a-wrong-verifier-token-in-the-logs",
         "$argon2id$",
     ] {
         assert!(!captured.contains(secret), "the logs contain a secret: {secret}");
