@@ -3,6 +3,7 @@
 
 mod faulty;
 mod helpers;
+mod proxy;
 
 mod accounts;
 mod audit;
@@ -16,6 +17,7 @@ mod identity;
 mod identity_sessions;
 mod key_checks;
 mod keys;
+mod partition;
 mod serving;
 mod unknown_credentials;
 mod upstream_pool;
