@@ -10,7 +10,7 @@ use keygate_server::config::FailurePolicy;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::cluster::{TestDb, drop_db, fresh_db, node_with};
+use crate::cluster::{TestDb, drop_db, fresh_db, lag_until, node_with};
 use crate::helpers::*;
 use crate::proxy::{Mode, Proxy, upstream_of};
 
@@ -111,5 +111,58 @@ async fn a_silent_database_costs_a_request_the_acquire_timeout_then_503() {
     .await;
     assert!(back, "the node did not come back with its database");
     app.stop().await;
+    drop_db(db).await;
+}
+
+#[tokio::test]
+async fn a_node_cut_off_without_a_reset_stops_answering_from_its_cache_within_a_second() {
+    let Some(pg) = postgres("partition without a reset") else { return };
+    let db = fresh_db(&pg).await;
+    let a = node_with(&db, "", FailurePolicy::FailClosed, |_| {}).await;
+    let (b, proxy) = node_behind_proxy(&db, |s| s.database.acquire_timeout_ms = 500).await;
+    let u = a.register().await;
+    let k = a.mint(&u.token, &u.account_id, json!({})).await;
+    let key = k["key"].as_str().expect("key").to_owned();
+    let verify_on_b = async || b.post("/v1/keys/verify", Cred::None, json!({ "key": key })).await;
+    for _ in 0..2 {
+        assert_eq!(verify_on_b().await.body["code"], "VALID", "cached on B");
+    }
+    // B's packets to and from PostgreSQL vanish; nothing tells B. Then A revokes the key.
+    proxy.set(Mode::BlackHole);
+    let cut = Instant::now();
+    let revoke = a
+        .delete(
+            &format!("/v1/keys/{}?account_id={}", k["id"].as_str().expect("id"), u.account_id),
+            Cred::Bearer(&u.token),
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::OK, "{}", revoke.text);
+    let revoked_after = cut.elapsed();
+    // B cannot hear it. Within a second of its last word from the database (plus one
+    // heartbeat and a busy machine's margin) it must stop vouching for what it cached.
+    let refused =
+        lag_until(Duration::from_secs(3), async || verify_on_b().await.status == StatusCode::SERVICE_UNAVAILABLE).await;
+    let refused_after = cut.elapsed();
+    println!("revoked {revoked_after:?} after the cut; B refused {refused:?} later, {refused_after:?} after the cut");
+    assert!(refused.is_some(), "B still answers from its cache 3 s after losing its database");
+    assert!(refused_after < Duration::from_millis(1600), "B answered from its cache for {refused_after:?}");
+    for _ in 0..3 {
+        let v = verify_on_b().await;
+        assert_eq!((v.status, v.code()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", v.text);
+        let g = b.get("/v1/user", Cred::ApiKey(&key)).await;
+        assert_eq!((g.status, g.code()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", g.text);
+        let s = b.get("/v1/user", Cred::Bearer(&u.token)).await;
+        assert_eq!(s.status, StatusCode::SERVICE_UNAVAILABLE, "sessions are cached too: {}", s.text);
+    }
+    assert_eq!(b.get("/readyz", Cred::None).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Healed: B hears again, forgets what it cached, and knows of the revocation.
+    proxy.set(Mode::Forward);
+    let healed = lag_until(Duration::from_secs(20), async || verify_on_b().await.body["code"] == "REVOKED").await;
+    println!("after healing, B answered REVOKED after {healed:?}");
+    assert!(healed.is_some(), "B did not come back: {}", verify_on_b().await.text);
+    let used = b.get("/v1/user", Cred::ApiKey(&key)).await;
+    assert_eq!((used.status, used.code()), (StatusCode::UNAUTHORIZED, "api_key_revoked"));
+    a.stop().await;
+    b.stop().await;
     drop_db(db).await;
 }

@@ -106,7 +106,8 @@ pub struct PoolConfig {
     /// database that refuses or does not answer costs a request at most this long.
     pub acquire_timeout: Duration,
     /// PostgreSQL's `statement_timeout` for every statement keygate runs (migrations
-    /// excepted); a statement cancelled by it is `Unavailable`. Zero: none. SQLite has none.
+    /// excepted), and its `idle_in_transaction_session_timeout`; a statement cancelled by it
+    /// is `Unavailable`. Zero: none. SQLite has none.
     pub statement_timeout: Duration,
 }
 
@@ -152,8 +153,14 @@ impl SqlStore {
             .acquire_timeout(config.acquire_timeout)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    // Once per connection, so every statement on it is bounded by the server.
-                    conn.execute(sqlx::AssertSqlSafe(format!("SET statement_timeout = {statement_timeout}"))).await?;
+                    // Once per connection, so every statement on it is bounded by the server,
+                    // and a transaction whose node went silent does not hold its row locks
+                    // (a key's, an account's) against every other node.
+                    conn.execute(sqlx::AssertSqlSafe(format!(
+                        "SET statement_timeout = {statement_timeout}; \
+                         SET idle_in_transaction_session_timeout = {statement_timeout}"
+                    )))
+                    .await?;
                     Ok(())
                 })
             })
