@@ -8,6 +8,7 @@ mod proxy;
 mod accounts;
 mod audit;
 mod cluster;
+mod control_chars;
 mod dashboard;
 mod fail_closed;
 mod gateway;
