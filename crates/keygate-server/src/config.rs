@@ -27,6 +27,8 @@ pub struct Settings {
     /// upstream connections. 0: one per CPU core.
     pub workers: usize,
     pub database_url: String,
+    /// How the store uses the database: pool size, waits, statement time (`[database]`).
+    pub database: DatabaseSettings,
     pub redis_url: String,
     #[serde(serialize_with = "expose_for_layering")]
     pub admin_token: SecretString,
@@ -67,6 +69,7 @@ impl fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("workers", &self.workers)
             .field("database_url", &redact_url(&self.database_url))
+            .field("database", &self.database)
             .field("redis_url", &redact_url(&self.redis_url))
             .field("admin_token", &if self.admin_token.expose_secret().is_empty() { "" } else { "[redacted]" })
             .field("max_body_bytes", &self.max_body_bytes)
@@ -100,6 +103,44 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+/// `[database]`. The URL stays the top-level `database_url` (a secret that may come from
+/// `KEYGATE_DATABASE_URL_FILE`); these tune how it is used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Longest a request waits for a database connection; then 503 `unavailable`.
+    pub acquire_timeout_ms: u64,
+    /// Connections per node (PostgreSQL); reader connections on SQLite (plus one writer).
+    pub max_connections: u32,
+    /// Connections kept open while idle.
+    pub min_connections: u32,
+    /// PostgreSQL `statement_timeout` of keygate's statements (not migrations); 0: none.
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        let d = keygate_store::PoolConfig::default();
+        DatabaseSettings {
+            acquire_timeout_ms: d.acquire_timeout.as_millis() as u64,
+            max_connections: d.max_connections,
+            min_connections: d.min_connections,
+            statement_timeout_ms: d.statement_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    pub fn pool_config(&self) -> keygate_store::PoolConfig {
+        keygate_store::PoolConfig {
+            max_connections: self.max_connections,
+            min_connections: self.min_connections,
+            acquire_timeout: std::time::Duration::from_millis(self.acquire_timeout_ms),
+            statement_timeout: std::time::Duration::from_millis(self.statement_timeout_ms),
+        }
     }
 }
 
@@ -263,6 +304,7 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             workers: 0,
             database_url: "sqlite://keygate.db".into(),
+            database: DatabaseSettings::default(),
             redis_url: String::new(),
             admin_token: SecretString::from(String::new()),
             max_body_bytes: 64 * 1024,
@@ -450,6 +492,16 @@ impl Settings {
         }
         if self.max_connections > 10_000_000 {
             return bad("max_connections must be at most 10000000 (0 = from the open-files limit)".into());
+        }
+        let db = &self.database;
+        if !(1..=600_000).contains(&db.acquire_timeout_ms) {
+            return bad("database.acquire_timeout_ms must be 1..=600000".into());
+        }
+        if db.max_connections == 0 || db.min_connections > db.max_connections {
+            return bad("database.max_connections must be positive and at least database.min_connections".into());
+        }
+        if db.statement_timeout_ms > i32::MAX as u64 {
+            return bad(format!("database.statement_timeout_ms must be at most {}", i32::MAX));
         }
         if self.max_body_bytes == 0 {
             return bad("max_body_bytes must be positive".into());

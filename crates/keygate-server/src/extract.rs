@@ -67,6 +67,9 @@ fn is_json_media_type(m: &str) -> bool {
 /// The body as `T`. Well-formed bodies take serde_json's plain path (verify is on the hot
 /// path); only a failure is parsed again with `serde_path_to_error` to name the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    if has_nul_escape(bytes) {
+        return Err(invalid_body("body", "Strings may not contain the NUL character (\\u0000)."));
+    }
     if let Ok(v) = serde_json::from_slice(bytes) {
         return Ok(v);
     }
@@ -84,6 +87,32 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     Err(invalid_body(field, &message))
 }
 
+/// Whether a JSON text holds the escape `\u0000` (an even number of backslashes before it is
+/// a literal backslash, not an escape). JSON cannot carry a raw NUL, so this is the only way
+/// one reaches a string, and PostgreSQL text cannot store it. One pass over the body; bodies
+/// without a backslash (verify's, most) cost a comparison per byte. Other control characters
+/// in body strings are each field's business: free-text metadata values may hold `\n` and
+/// `\t`; names and ids have validation of their own (docs/api.md, Input).
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(at) = bytes[i..].iter().position(|&b| b == b'\\') {
+        let start = i + at;
+        let run = bytes[start..].iter().take_while(|&&b| b == b'\\').count();
+        let end = start + run;
+        if run % 2 == 1 && bytes[end..].starts_with(b"u0000") {
+            return true;
+        }
+        i = end;
+    }
+    false
+}
+
+/// A control character (C0, DEL or C1), which no query or path parameter of this API can
+/// legitimately hold: ids, handles, emails, names, filters, cursors.
+pub fn is_control(c: char) -> bool {
+    c.is_control()
+}
+
 fn invalid_body(field: &str, message: &str) -> ApiError {
     let mut err = ApiError::invalid_request(format!("Invalid request body: {message}"));
     err.details = Some(json!([{ "field": field, "message": message }]));
@@ -99,6 +128,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or_default();
+        // Decoded values with a control character (`%00` above all: PostgreSQL text cannot
+        // hold it) are refused here, for every query of every route.
+        if let Some((field, _)) = form_urlencoded::parse(q.as_bytes()).find(|(_, v)| v.chars().any(is_control)) {
+            let message = "may not contain control characters";
+            let mut err = ApiError::invalid_request(format!("Invalid query parameter {field}: {message}"));
+            err.details = Some(json!([{ "field": field, "message": message }]));
+            return Err(err);
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
         serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
             let field = e.path().to_string();
@@ -190,6 +227,21 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
             return Ok(OptionalJson(None));
         }
         parse_json(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}
+
+#[cfg(test)]
+mod nul_tests {
+    use super::has_nul_escape;
+
+    #[test]
+    fn only_a_real_nul_escape_counts() {
+        assert!(has_nul_escape(br#"{"a":"x\u0000"}"#));
+        assert!(has_nul_escape(br#"{"a":"\\\u0000"}"#)); // \\ then \u0000
+        assert!(!has_nul_escape(br#"{"a":"\\u0000"}"#)); // a backslash, then the text u0000
+        assert!(!has_nul_escape(br#"{"a":"\u0001 \n"}"#));
+        assert!(!has_nul_escape(b"{}"));
+        assert!(!has_nul_escape(b"\\"));
     }
 }
 

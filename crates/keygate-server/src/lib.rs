@@ -64,7 +64,7 @@ struct Background {
 /// Connects storage (running migrations), wires every component, builds the router.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
     settings.validate().context("invalid settings")?;
-    let store = keygate_store::open(&settings.database_url)
+    let store = keygate_store::open_with(&settings.database_url, &settings.database.pool_config())
         .await
         .with_context(|| format!("cannot open the database {}", config::redact_url(&settings.database_url)))?;
     build_with_store(settings, store).await

@@ -22,6 +22,11 @@ use crate::metrics::Metrics;
 #[async_trait::async_trait]
 pub trait SharedLimiter: Send + Sync {
     async fn check(&self, bucket: &str, limit: &RateLimit, cost: u32) -> Result<Decision, String>;
+
+    /// One round trip, bounded like a check, for `/readyz`.
+    async fn ping(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 pub struct RateLimiter {
@@ -80,6 +85,15 @@ impl RateLimiter {
             }
         }
         Ok(self.check_local(bucket, limit, cost))
+    }
+
+    /// Whether requests can be decided: `Err` only when a shared limiter is configured with
+    /// `fail_closed` and does not answer — then every limited request would get 503.
+    pub async fn ready(&self) -> Result<(), String> {
+        match (&self.shared, self.policy) {
+            (Some(shared), FailurePolicy::FailClosed) => shared.ping().await,
+            _ => Ok(()),
+        }
     }
 
     fn check_local(&self, bucket: &str, limit: &RateLimit, cost: u32) -> Decision {

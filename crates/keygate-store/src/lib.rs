@@ -12,5 +12,5 @@ pub mod store;
 
 pub use error::{StoreError, StoreResult};
 pub use model::*;
-pub use sql::{Dialect, SqlStore, open};
+pub use sql::{Dialect, PoolConfig, SqlStore, open, open_with};
 pub use store::Store;

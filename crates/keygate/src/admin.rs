@@ -109,9 +109,9 @@ fn entry(account_id: &str, action: &str, target: (&str, &str), details: serde_js
 }
 
 pub async fn run(settings: Settings, command: AdminCommand) -> Result<(), Failure> {
-    let store = keygate_store::open(&settings.database_url).await.with_context(|| {
-        format!("cannot open the database {}", keygate_server::config::redact_url(&settings.database_url))
-    })?;
+    let store = keygate_store::open_with(&settings.database_url, &settings.database.pool_config()).await.with_context(
+        || format!("cannot open the database {}", keygate_server::config::redact_url(&settings.database_url)),
+    )?;
     match command {
         AdminCommand::Accounts { command: AccountsCommand::List } => list_accounts(&store).await?,
         AdminCommand::Accounts { command: AccountsCommand::SetPlan { account_id, plan } } => {

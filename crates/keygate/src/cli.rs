@@ -129,9 +129,14 @@ fn run(command: Command) -> Result<(), Failure> {
             let settings = load_settings(args.config.as_deref(), None)?;
             logging::init(LogFormat::Text, "info");
             runtime()?.block_on(async {
-                keygate_store::open(&settings.database_url).await.with_context(|| {
-                    format!("cannot open the database {}", keygate_server::config::redact_url(&settings.database_url))
-                })?;
+                keygate_store::open_with(&settings.database_url, &settings.database.pool_config()).await.with_context(
+                    || {
+                        format!(
+                            "cannot open the database {}",
+                            keygate_server::config::redact_url(&settings.database_url)
+                        )
+                    },
+                )?;
                 println!("database is up to date: {}", keygate_server::config::redact_url(&settings.database_url));
                 Ok::<_, anyhow::Error>(())
             })?;

@@ -249,6 +249,7 @@ impl Authenticator {
     /// The key behind `digest`: from the cache, else from storage unless `sender` has spent
     /// its allowance of unknown credentials (then nothing is read).
     async fn lookup_key(&self, digest: &Digest, sender: IpAddr) -> Result<Lookup, ApiError> {
+        self.feed_confirmed()?;
         if let Some(c) = self.keys.get(digest) {
             let (account, user) = c
                 .key
@@ -287,6 +288,19 @@ impl Authenticator {
         Ok(Lookup::Found(resolved))
     }
 
+    /// Before any cached decision is used: a node that has not confirmed its invalidation feed
+    /// within `FEED_MAX_AGE` may have missed a revocation, so it answers 503 `unavailable`
+    /// until it hears again (docs/api.md, Storage and partitions). Not a storage read instead:
+    /// the database is most likely what it lost, and the read would hang. One atomic load on
+    /// a node without a remote feed; a monotonic clock read and a load with one.
+    fn feed_confirmed(&self) -> Result<(), ApiError> {
+        if self.epochs.feed.is_fresh() {
+            return Ok(());
+        }
+        tracing::debug!("invalidation feed not confirmed within 1 s: cache not used");
+        Err(ApiError::unavailable())
+    }
+
     /// The one `Arc` for this state of the account: the cached one while it is equal to what
     /// storage just said, else this one (which replaces it).
     fn shared_account(&self, account: Account) -> Arc<Account> {
@@ -316,6 +330,7 @@ impl Authenticator {
         if parsed.kind != CredentialKind::Session {
             return Err(ApiError::invalid_credentials());
         }
+        self.feed_confirmed()?;
         let cached = self.sessions.get(&parsed.digest).filter(|c| {
             let user = c.auth.as_ref().map(|a| a.user.id.as_str());
             self.epochs.is_current(c.stamp, None, user)
@@ -378,6 +393,7 @@ impl Authenticator {
         account_id: &str,
         user_id: &str,
     ) -> Result<Option<Arc<(Account, Membership)>>, ApiError> {
+        self.feed_confirmed()?;
         let k = (account_id.to_owned(), user_id.to_owned());
         if let Some(c) = self.memberships.get(&k)
             && self.epochs.is_current(c.stamp, Some(account_id), Some(user_id))
@@ -437,6 +453,10 @@ impl Authenticator {
                 None
             }
         }
+    }
+
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
     }
 
     pub fn plans(&self) -> &Plans {

@@ -8,25 +8,34 @@
 //!   cached decision (`Invalidation::All`), resubscribes with back-off, and forgets everything
 //!   once more when the new subscription is in place (anything published in between is lost).
 //!   A silently dead connection (no RST) is found by a periodic round trip on it.
+//! - **Confirm:** that round trip, every [`HEALTH_EVERY`], is also the feed's heartbeat. Its
+//!   answer follows every notification sent before it on the same connection, so once it is
+//!   back (and the notifications read with it applied) the node knows it missed nothing sent
+//!   before the round trip began, and records that instant in [`Feed`]. A node cut off
+//!   without a reset stops confirming, and its authenticator stops answering from the cache
+//!   one second after the last confirmation (docs/api.md, Storage and partitions).
 //!
 //! A node receives its own events too and applies them twice: harmless, epochs just move on.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgNotification, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::invalidation::{Epochs, Invalidation, InvalidationBus};
+use crate::auth::invalidation::{Epochs, Feed, Invalidation, InvalidationBus};
 use crate::metrics::Metrics;
 
 pub const CHANNEL: &str = "keygate_invalidate";
 /// A mutation's response waits at most this long for its notification to be sent.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often an idle subscription proves it is alive, and how long it may take.
-const HEALTH_EVERY: Duration = Duration::from_secs(10);
+/// How often the subscription proves it is alive (confirming the feed, see [`Feed`]): a
+/// quarter of `FEED_MAX_AGE`, so a round trip or two may be slow before the cache is refused.
+const HEALTH_EVERY: Duration = Duration::from_millis(250);
+/// A round trip unanswered this long means the connection is dead: resubscribe. (The cache is
+/// refused well before, after `FEED_MAX_AGE` without confirmation.)
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -72,8 +81,13 @@ impl InvalidationBus for PgBus {
 /// Subscribes once before returning (so a node that answers requests already hears every
 /// later change), then keeps the subscription alive in the background until `stop`.
 pub async fn spawn_listener(database_url: String, epochs: Arc<Epochs>, metrics: Arc<Metrics>, stop: CancellationToken) {
+    epochs.feed.watch();
+    let started = Instant::now();
     let first = match subscribe(&database_url).await {
-        Ok(l) => Some(l),
+        Ok(l) => {
+            epochs.feed.confirm(started, &epochs);
+            Some(l)
+        }
         Err(cause) => {
             tracing::warn!(%cause, "cannot subscribe to invalidations yet; retrying in the background");
             None
@@ -111,6 +125,7 @@ async fn run(
         let mut current = match listener.take() {
             Some(l) => l,
             None => {
+                let started = Instant::now();
                 let attempt = tokio::select! {
                     _ = stop.cancelled() => return,
                     a = subscribe(&url) => a,
@@ -118,6 +133,7 @@ async fn run(
                 match attempt {
                     Ok(l) => {
                         epochs.apply(&Invalidation::All);
+                        epochs.feed.confirm(started, &epochs);
                         tracing::info!("resubscribed to invalidations; cache cleared");
                         backoff = BACKOFF_MIN;
                         l
@@ -174,12 +190,25 @@ async fn listen_until_lost(
             Event::Received(Err(e)) => return Some(e.to_string()),
             Event::HealthCheck => {
                 // Notifications arriving meanwhile are buffered by the listener, not lost.
+                let sent = Instant::now();
                 match tokio::time::timeout(HEALTH_TIMEOUT, sqlx::query("SELECT 1").execute(&mut *listener)).await {
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(_)) => {
+                        // Applied before the confirmation, which vouches for them.
+                        while let Some(n) = listener.next_buffered() {
+                            super::receive(n.payload(), epochs, metrics);
+                        }
+                        confirm(&epochs.feed, sent, epochs);
+                    }
                     Ok(Err(e)) => return Some(format!("health check: {e}")),
                     Err(_) => return Some("health check timed out".into()),
                 }
             }
         }
+    }
+}
+
+fn confirm(feed: &Feed, sent: Instant, epochs: &Epochs) {
+    if feed.confirm(sent, epochs) {
+        tracing::warn!("invalidation feed confirmed again after a gap; cache cleared");
     }
 }

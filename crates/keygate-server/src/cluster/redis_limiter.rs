@@ -155,6 +155,10 @@ impl SharedLimiter for RedisLimiter {
     async fn check(&self, bucket: &str, limit: &RateLimit, cost: u32) -> Result<Decision, String> {
         self.decide(bucket, limit, cost, None).await
     }
+
+    async fn ping(&self) -> Result<(), String> {
+        RedisLimiter::ping(self).await
+    }
 }
 
 /// `kg:rl:v2:{bucket}`: the braces make the whole bucket the Redis Cluster hash tag, so any

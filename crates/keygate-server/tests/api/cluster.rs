@@ -15,12 +15,12 @@ use sqlx::Connection as _;
 
 use crate::helpers::*;
 
-struct Env {
-    postgres: String,
-    redis: String,
+pub(crate) struct Env {
+    pub(crate) postgres: String,
+    pub(crate) redis: String,
 }
 
-fn env(test: &str) -> Option<Env> {
+pub(crate) fn env(test: &str) -> Option<Env> {
     let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     match (get("KEYGATE_TEST_POSTGRES_URL"), get("KEYGATE_TEST_REDIS_URL")) {
         (Some(postgres), Some(redis)) => Some(Env { postgres, redis }),
@@ -37,9 +37,10 @@ fn env(test: &str) -> Option<Env> {
 }
 
 /// A database of its own on the test server, dropped (best effort) by `drop_db`.
+#[derive(Clone)]
 pub(crate) struct TestDb {
-    admin_url: String,
-    name: String,
+    pub(crate) admin_url: String,
+    pub(crate) name: String,
     pub(crate) url: String,
 }
 
@@ -80,7 +81,7 @@ async fn node(db: &TestDb, redis_url: &str, policy: FailurePolicy) -> TestApp {
     node_with(db, redis_url, policy, |_| {}).await
 }
 
-async fn node_with(
+pub(crate) async fn node_with(
     db: &TestDb,
     redis_url: &str,
     policy: FailurePolicy,
@@ -113,13 +114,13 @@ async fn two_nodes(env: &Env) -> (TestDb, TestApp, TestApp) {
 /// first request after the change already saw it, so the lag is below one round trip).
 #[derive(Debug)]
 #[allow(dead_code)] // read through Debug in the printed measurements
-struct Lag {
+pub(crate) struct Lag {
     after: Duration,
     polls_before: u32,
 }
 
 /// Polls `f` every 10 ms; answers how long it took to become true, or None after `limit`.
-async fn lag_until(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Option<Lag> {
+pub(crate) async fn lag_until(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Option<Lag> {
     let started = Instant::now();
     let mut polls_before = 0;
     loop {

@@ -3,11 +3,13 @@
 
 mod faulty;
 mod helpers;
+mod proxy;
 
 mod accounts;
 mod audit;
 mod client_address;
 mod cluster;
+mod control_chars;
 mod dashboard;
 mod fail_closed;
 mod gateway;
@@ -19,6 +21,7 @@ mod key_checks;
 mod key_rules;
 mod keys;
 mod limits_in_use;
+mod partition;
 mod serving;
 mod slow_clients;
 mod unknown_credentials;

@@ -3,9 +3,10 @@
 //! - A unique violation becomes `Conflict(name)` when it is one of the constraints the contract
 //!   names (matched by index/constraint name on PostgreSQL, by the index name or `table.column`
 //!   list in SQLite's message); any other unique violation is a bug → `Other`.
-//! - Anything that says "the database is not there or not answering" (pool timeout, closed
-//!   pool, I/O, TLS, connection-class SQLSTATEs, SQLite busy/locked/I/O codes) becomes
-//!   `Unavailable`, which callers answer with 503 and fail closed.
+//! - Anything that says "the database is not there, refuses keygate or is not answering" (pool
+//!   timeout, closed pool, I/O, TLS, a broken protocol stream, the SQLSTATEs of
+//!   [`pg_unavailable`], SQLite busy/locked/I/O codes) becomes `Unavailable`, which callers
+//!   answer with 503 and fail closed.
 //! - Everything else is `Other`.
 //!
 //! Messages carried in `Other`/`Unavailable` are the driver's primary message only: they name
@@ -27,11 +28,18 @@ const NAMED_CONFLICTS: &[(&str, &[&str])] = &[
     ("key_part", &["api_keys_key_part_key", "api_keys.key_part"]),
 ];
 
-/// PostgreSQL SQLSTATEs that mean the server is unreachable, shutting down or out of
-/// connections: class 08 (connection exception), 57P01–57P03 (shutdown, cannot connect now),
-/// 53300 (too many connections).
+/// PostgreSQL SQLSTATEs that mean the server cannot serve keygate right now, whatever the
+/// statement: it is unreachable or refuses the connection, is shutting down, out of
+/// resources, read-only, or gave up on the statement. By class: 08 (connection exception),
+/// 28 (the server refuses the login: pg_hba, a disabled role), 53 (insufficient resources:
+/// too many connections, disk full, out of memory), 57 (operator intervention: shutdown,
+/// cannot connect now, `statement_timeout`), 58 (system error: I/O). And singly: 3D000 (the
+/// database is gone), 55000 (it does not accept connections now; keygate's own statements
+/// raise it for nothing else), 55P03 (a lock not obtained in time), 25006 (a read-only
+/// server: a standby after a failover).
 fn pg_unavailable(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    ["08", "28", "53", "57", "58"].iter().any(|class| code.starts_with(class))
+        || matches!(code, "3D000" | "55000" | "55P03" | "25006")
 }
 
 /// SQLite primary result codes (the low byte of the extended code) that mean the file cannot
@@ -69,7 +77,9 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+            | sqlx::Error::Tls(_)
+            // The connection says something the driver cannot read: a broken stream.
+            | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
             sqlx::Error::Migrate(m) => StoreError::from(*m),
             other => StoreError::Other(other.to_string()),
         }
@@ -111,7 +121,13 @@ mod tests {
     fn unavailable_codes() {
         assert!(pg_unavailable("08006"));
         assert!(pg_unavailable("57P01"));
+        assert!(pg_unavailable("55000")); // database "x" is not currently accepting connections
+        assert!(pg_unavailable("28000")); // pg_hba.conf rejects the connection
+        assert!(pg_unavailable("57014")); // statement_timeout
+        assert!(pg_unavailable("25006")); // a standby after failover
         assert!(!pg_unavailable("23505"));
+        assert!(!pg_unavailable("22021")); // invalid byte sequence: the request's fault
+        assert!(!pg_unavailable("42P01"));
         assert!(sqlite_unavailable("5"));
         assert!(sqlite_unavailable("517")); // SQLITE_BUSY_SNAPSHOT
         assert!(!sqlite_unavailable("2067")); // SQLITE_CONSTRAINT_UNIQUE

@@ -84,27 +84,59 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
-/// Connects (by URL scheme), applies pending migrations and answers the store as the trait
-/// object the server holds.
+/// Connects (by URL scheme) with the default [`PoolConfig`], applies pending migrations and
+/// answers the store as the trait object the server holds.
 pub async fn open(database_url: &str) -> StoreResult<Arc<dyn Store>> {
-    Ok(Arc::new(SqlStore::connect(database_url).await?))
+    open_with(database_url, &PoolConfig::default()).await
 }
 
-const SQLITE_READERS: u32 = 4;
-const POSTGRES_CONNECTIONS: u32 = 10;
-/// How long a caller waits for a connection before the store answers `Unavailable`.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// [`open`] with the server's `[database]` settings.
+pub async fn open_with(database_url: &str, config: &PoolConfig) -> StoreResult<Arc<dyn Store>> {
+    Ok(Arc::new(SqlStore::connect_with(database_url, config).await?))
+}
+
+/// How the store uses its connections (the server's `[database]` settings, docs/operations.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Connections to PostgreSQL; on SQLite, reader connections (the writer is always one).
+    pub max_connections: u32,
+    /// Connections kept open even when idle (at most `max_connections`).
+    pub min_connections: u32,
+    /// How long a caller waits for a connection before the store answers `Unavailable`: a
+    /// database that refuses or does not answer costs a request at most this long.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` for every statement keygate runs (migrations
+    /// excepted), and its `idle_in_transaction_session_timeout`; a statement cancelled by it
+    /// is `Unavailable`. Zero: none. SQLite has none.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
 
 impl SqlStore {
     /// Opens `sqlite://path` (created when missing; WAL, foreign keys on, `busy_timeout` 5 s,
     /// `synchronous = NORMAL`), `sqlite::memory:` (one shared connection, for demos and tests)
     /// or `postgres://…` / `postgresql://…`, then runs [`SqlStore::migrate`].
     pub async fn connect(database_url: &str) -> StoreResult<SqlStore> {
+        Self::connect_with(database_url, &PoolConfig::default()).await
+    }
+
+    /// [`SqlStore::connect`] with pool settings.
+    pub async fn connect_with(database_url: &str, config: &PoolConfig) -> StoreResult<SqlStore> {
         sqlx::any::install_default_drivers();
         let store = if database_url.starts_with("sqlite:") {
-            Self::connect_sqlite(database_url).await?
+            Self::connect_sqlite(database_url, config).await?
         } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-            Self::connect_postgres(database_url).await?
+            Self::connect_postgres(database_url, config).await?
         } else {
             return Err(StoreError::Other("unsupported database URL scheme (expected sqlite: or postgres://)".into()));
         };
@@ -112,17 +144,32 @@ impl SqlStore {
         Ok(store)
     }
 
-    async fn connect_postgres(url: &str) -> StoreResult<SqlStore> {
+    async fn connect_postgres(url: &str, config: &PoolConfig) -> StoreResult<SqlStore> {
         let options = AnyConnectOptions::from_str(url)?;
+        let statement_timeout = config.statement_timeout.as_millis();
         let pool = AnyPoolOptions::new()
-            .max_connections(POSTGRES_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .max_connections(config.max_connections.max(1))
+            .min_connections(config.min_connections.min(config.max_connections))
+            .acquire_timeout(config.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    // Once per connection, so every statement on it is bounded by the server,
+                    // and a transaction whose node went silent does not hold its row locks
+                    // (a key's, an account's) against every other node.
+                    conn.execute(sqlx::AssertSqlSafe(format!(
+                        "SET statement_timeout = {statement_timeout}; \
+                         SET idle_in_transaction_session_timeout = {statement_timeout}"
+                    )))
+                    .await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(SqlStore { dialect: Dialect::Postgres, reader: pool.clone(), writer: pool })
     }
 
-    async fn connect_sqlite(url: &str) -> StoreResult<SqlStore> {
+    async fn connect_sqlite(url: &str, config: &PoolConfig) -> StoreResult<SqlStore> {
         let (location, params) = match url.split_once('?') {
             Some((l, p)) => (l, Some(p)),
             None => (url, None),
@@ -137,18 +184,20 @@ impl SqlStore {
         };
         let options = AnyConnectOptions::from_str(&url)?;
         let pool_options = |max: u32| {
-            AnyPoolOptions::new().max_connections(max).acquire_timeout(ACQUIRE_TIMEOUT).after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // Per-connection settings (foreign keys and busy timeout are sqlx's
-                    // defaults too; stated here so nothing depends on that).
-                    conn.execute(
-                        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+            AnyPoolOptions::new().max_connections(max).acquire_timeout(config.acquire_timeout).after_connect(
+                |conn, _meta| {
+                    Box::pin(async move {
+                        // Per-connection settings (foreign keys and busy timeout are sqlx's
+                        // defaults too; stated here so nothing depends on that).
+                        conn.execute(
+                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
                              PRAGMA synchronous = NORMAL;",
-                    )
-                    .await?;
-                    Ok(())
-                })
-            })
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                },
+            )
         };
         if in_memory {
             // Every new connection to `:memory:` would be a new, empty database: keep exactly
@@ -160,7 +209,9 @@ impl SqlStore {
         let writer = pool_options(1).connect_with(options.clone()).await?;
         // WAL is a property of the database file: set once, before readers open it.
         writer.execute("PRAGMA journal_mode = WAL").await?;
-        let reader = pool_options(SQLITE_READERS).connect_with(options).await?;
+        let readers = config.max_connections.max(1);
+        let reader =
+            pool_options(readers).min_connections(config.min_connections.min(readers)).connect_with(options).await?;
         Ok(SqlStore { dialect: Dialect::Sqlite, reader, writer })
     }
 
@@ -187,10 +238,23 @@ impl SqlStore {
                 Migration::new(*version, (*description).into(), MigrationType::Simple, sql.into_sql_str(), false)
             })
             .collect();
-        Migrator::with_migrations(migrations)
-            .run(&self.writer)
-            .await
-            .map_err(|e| StoreError::from(sqlx::Error::from(e)))
+        let migrator = Migrator::with_migrations(migrations);
+        let migrated = match self.dialect {
+            Dialect::Sqlite => migrator.run(&self.writer).await,
+            // On a connection of its own, without the statement timeout: a migration may
+            // rewrite a large table, and a node waits for another node's migration on the
+            // migrator's advisory lock.
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with((*self.writer.connect_options()).clone())
+                    .await?;
+                let migrated = migrator.run(&pool).await;
+                pool.close().await;
+                migrated
+            }
+        };
+        migrated.map_err(|e| StoreError::from(sqlx::Error::from(e)))
     }
 
     /// Which backend this store talks to.
