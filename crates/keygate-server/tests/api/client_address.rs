@@ -34,7 +34,11 @@ async fn forged_first_forwarded_line_cannot_bypass_the_allowlist() {
 
     let verify = async |key: &str| {
         let body = json!({ "key": key });
-        app.call_with(Method::POST, "/v1/keys/verify", Cred::None, Some(body), &FORGED_THEN_REAL).await.body
+        // A caller from a forwarded (non-loopback) address is a verifier with a token; without
+        // `ip` in the body its own address, read from the forwarding lines, is the sender.
+        app.call_with(Method::POST, "/v1/keys/verify", Cred::Bearer(TEST_VERIFIER), Some(body), &FORGED_THEN_REAL)
+            .await
+            .body
     };
     assert_eq!(verify(&only_forged).await["code"], "IP_NOT_ALLOWED");
     assert_eq!(verify(&only_real).await["code"], "VALID");
@@ -43,7 +47,7 @@ async fn forged_first_forwarded_line_cannot_bypass_the_allowlist() {
     // two headers disagree, so the client is unknown (0.0.0.0), in neither allowlist.
     let mixed = [("x-forwarded-for", REAL), ("forwarded", "for=198.51.100.9")];
     let body = json!({ "key": only_forged });
-    let answer = app.call_with(Method::POST, "/v1/keys/verify", Cred::None, Some(body), &mixed).await;
+    let answer = app.call_with(Method::POST, "/v1/keys/verify", Cred::Bearer(TEST_VERIFIER), Some(body), &mixed).await;
     assert_eq!(answer.body["code"], "IP_NOT_ALLOWED", "{}", answer.text);
     let answer = app.call_with(Method::GET, "/v1/companies", Cred::ApiKey(&only_forged), None, &mixed).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text);

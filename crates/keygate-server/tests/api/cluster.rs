@@ -95,6 +95,8 @@ pub(crate) async fn node_with(
         usage: UsageSettings { flush_interval_ms: 100 },
         ..Settings::default()
     };
+    // Like every test server (`helpers::sqlite_settings`): verify callers may use TEST_VERIFIER.
+    settings.verify.tokens = vec![TEST_VERIFIER.to_owned().into()];
     configure(&mut settings);
     let dir = tempfile::tempdir().expect("tempdir");
     let unused = dir.path().join("unused.db");

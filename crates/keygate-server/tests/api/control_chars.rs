@@ -169,7 +169,9 @@ async fn assert_controls_refused(app: &TestApp, backend: &str) {
                 &body.to_string().replace("{c}", &json!(raw).to_string()[1..json!(raw).to_string().len() - 1]),
             )
             .expect("body with the control");
-            let a = app.call(method.clone(), &path, cred(), Some(body.clone())).await;
+            // Verify takes a verifier token, not a session (docs/api.md, "Verify callers").
+            let c = if path == "/v1/keys/verify" { Cred::Bearer(TEST_VERIFIER) } else { cred() };
+            let a = app.call(method.clone(), &path, c, Some(body.clone())).await;
             if *raw == "\u{0}" {
                 assert_eq!(
                     (a.status, a.code()),
