@@ -24,7 +24,7 @@ async fn healthz() -> impl IntoResponse {
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "storage reachable"), (status = 503, description = "storage unreachable")))]
 async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    state.store.ping().await?;
+    crate::service::operator::ready(&state.services).await?;
     Ok(axum::Json(json!({ "status": "ready" })))
 }
 
