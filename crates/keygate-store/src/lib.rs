@@ -10,7 +10,7 @@ pub mod model;
 pub mod sql;
 pub mod store;
 
-pub use error::{StoreError, StoreResult};
+pub use error::{Conflict, StoreError, StoreResult};
 pub use model::*;
 pub use sql::{Dialect, SqlStore, open};
 pub use store::Store;

@@ -152,7 +152,7 @@ fn check_new_user(svc: &Services, input: &RegisterInput) -> ApiResult<(Email, St
 /// Answers a taken email before a password hash is spent on it (the store re-checks).
 async fn ensure_email_free(svc: &Services, email: &Email) -> ApiResult<()> {
     if svc.store.user_by_email(email.as_str()).await?.is_some() {
-        return Err(keygate_store::StoreError::Conflict("email").into());
+        return Err(keygate_store::StoreError::Conflict(keygate_store::Conflict::Email).into());
     }
     Ok(())
 }
