@@ -38,7 +38,7 @@ unknown_credentials_per_address = 0
 [dashboard]
 secure_cookies = false
 CONF
-"$ROOT/target/release/keygate" serve --config "$WORK/keygate.toml" >"$WORK/serve.log" 2>&1 &
+"${CARGO_TARGET_DIR:-$ROOT/target}/release/keygate" serve --config "$WORK/keygate.toml" >"$WORK/serve.log" 2>&1 &
 KG_PID=$!
 for _ in $(seq 1 100); do curl -fsS "$KG/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::ratelimit::Decision;
-use keygate_store::StoreError;
+use keygate_store::{Conflict, StoreError};
 use serde_json::{Value, json};
 
 use crate::request_id;
@@ -174,24 +174,26 @@ impl From<StoreError> for ApiError {
         use keygate_core::authority::MemberRuleViolation as V;
         match e {
             StoreError::NotFound => ApiError::not_found(),
-            StoreError::Conflict("email") => {
+            StoreError::Conflict(Conflict::Email) => {
                 ApiError::conflict("email_taken", "An account with this email already exists.")
             }
-            StoreError::Conflict("domain") => {
+            StoreError::Conflict(Conflict::Domain) => {
                 ApiError::conflict("domain_taken", "An account for this company domain already exists.")
                     .with_user_message(
                         "Your company already uses this service: ask one of its administrators to invite you.",
                     )
             }
-            StoreError::Conflict("key_revoked") => ApiError::key_revoked(),
-            StoreError::Conflict("key_rolled") => ApiError::key_rolled(),
-            StoreError::Conflict("member") => {
+            StoreError::Conflict(Conflict::KeyRevoked) => ApiError::key_revoked(),
+            StoreError::Conflict(Conflict::KeyRolled) => ApiError::key_rolled(),
+            StoreError::Conflict(Conflict::Member) => {
                 ApiError::conflict("member_exists", "This user is already a member of the account.")
             }
-            StoreError::Conflict("role_name") => {
+            StoreError::Conflict(Conflict::RoleName) => {
                 ApiError::conflict("role_name_taken", "A role with this name already exists in the account.")
             }
-            StoreError::Conflict(other) => ApiError::conflict("conflict", format!("Conflict on {other}.")),
+            StoreError::Conflict(other @ Conflict::KeyPart) => {
+                ApiError::conflict("conflict", format!("Conflict on {other}."))
+            }
             StoreError::Rule(V::InsufficientAuthority) => ApiError::insufficient_authority(),
             StoreError::Rule(V::LastOwner) => ApiError::last_owner(),
             StoreError::KeyLimitReached => ApiError::key_limit_reached(),

@@ -35,7 +35,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use keygate_core::KeyFormat;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::authenticator::AuthenticatorParts;
@@ -43,7 +42,6 @@ use crate::auth::invalidation::Epochs;
 use crate::auth::{Authenticator, Invalidator};
 pub use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::plans::Plans;
 use crate::ratelimit::RateLimiter;
 pub use crate::server::Listeners;
 use crate::state::{AppState, Inner};
@@ -71,10 +69,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
 }
 
 pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::Store>) -> anyhow::Result<App> {
-    let format = KeyFormat::new(&settings.keys.user_prefix, &settings.keys.org_prefix, &settings.sessions.prefix)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let metrics = Arc::new(Metrics::new());
-    let plans = Arc::new(Plans::new(settings.plans.clone()));
     let epochs = Arc::new(Epochs::default());
     let stop = CancellationToken::new();
     let cluster = cluster::start(&settings, &store, Arc::clone(&epochs), Arc::clone(&metrics), stop.clone()).await?;
@@ -90,11 +85,12 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
     if let Some(bus) = cluster.bus {
         invalidator = invalidator.with_bus(bus);
     }
+    let services = service::Services::new(&settings, Arc::clone(&store), invalidator)?;
     let auth = Authenticator::new(AuthenticatorParts {
-        format,
-        store: Arc::clone(&store),
+        format: services.format.clone(),
+        store,
         epochs,
-        plans: Arc::clone(&plans),
+        plans: Arc::clone(&services.plans),
         limiter,
         usage: Arc::clone(&usage),
         metrics: Arc::clone(&metrics),
@@ -106,17 +102,12 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
     let trusted_proxies = settings.trusted_proxies.iter().filter_map(|p| keygate_core::net::parse_cidr(p)).collect();
     let gateway = gateway::Gateway::from_settings(&settings.gateway.routes)?;
     let state = AppState::new(Inner {
-        passwords: password::Passwords::new().map_err(|e| anyhow::anyhow!("password hasher: {}", e.message))?,
-        throttle: throttle::LoginThrottle::new(settings.login.clone(), Arc::clone(&store)),
-        signups: address_allowance::AddressAllowance::new(settings.signup.max_per_address_per_hour, 3600),
         verify_callers: auth::verifier::VerifyCallers::new(&settings.verify, &settings.admin_token),
         settings,
-        store,
+        services,
         auth,
-        invalidator,
         usage,
         metrics,
-        plans,
         trusted_proxies,
         gateway,
         submissions: Default::default(),

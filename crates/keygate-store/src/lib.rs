@@ -10,7 +10,7 @@ pub mod model;
 pub mod sql;
 pub mod store;
 
-pub use error::{StoreError, StoreResult};
+pub use error::{Conflict, StoreError, StoreResult};
 pub use model::*;
 pub use sql::{Dialect, PoolConfig, SqlStore, open, open_with};
 pub use store::Store;

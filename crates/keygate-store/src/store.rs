@@ -24,7 +24,7 @@ pub trait Store: Send + Sync + 'static {
     // ---- users and sessions ----
 
     /// Creates the user, their default account and the owner membership, plus `audit`
-    /// (`user.registered` in the new account). `Conflict("email")` / `Conflict("domain")`.
+    /// (`user.registered` in the new account). `Conflict::Email` / `Conflict::Domain`.
     async fn register(&self, user: User, account: Account, audit: Vec<NewAudit>) -> StoreResult<()>;
     /// Case-insensitive: callers pass the normalised (lower-case) email.
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
@@ -49,7 +49,7 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- accounts ----
 
-    /// Creates the account with `owner_user_id` as owner. `Conflict("domain")`.
+    /// Creates the account with `owner_user_id` as owner. `Conflict::Domain`.
     async fn create_account(&self, account: Account, owner_user_id: &str, audit: Vec<NewAudit>) -> StoreResult<()>;
     async fn account_by_id(&self, account_id: &str) -> StoreResult<Option<Account>>;
     async fn update_account(
@@ -69,7 +69,7 @@ pub trait Store: Send + Sync + 'static {
 
     async fn membership(&self, account_id: &str, user_id: &str) -> StoreResult<Option<Membership>>;
     async fn list_members(&self, account_id: &str, page: &PageRequest) -> StoreResult<Page<Member>>;
-    /// `Conflict("member")` when already a member.
+    /// `Conflict::Member` when already a member.
     async fn add_member(
         &self,
         account_id: &str,
@@ -100,7 +100,7 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- data roles ----
 
-    /// `Conflict("role_name")` for a duplicate name in the account.
+    /// `Conflict::RoleName` for a duplicate name in the account.
     async fn create_role(&self, role: Role, audit: Vec<NewAudit>) -> StoreResult<()>;
     async fn role(&self, account_id: &str, role_id: &str) -> StoreResult<Option<Role>>;
     async fn list_roles(&self, account_id: &str, page: &PageRequest) -> StoreResult<Page<Role>>;
@@ -130,7 +130,7 @@ pub trait Store: Send + Sync + 'static {
         now: Time,
         page: &PageRequest,
     ) -> StoreResult<Page<ApiKey>>;
-    /// `Conflict("key_revoked")` on a revoked key.
+    /// `Conflict::KeyRevoked` on a revoked key.
     async fn update_key(
         &self,
         account_id: &str,
@@ -142,8 +142,8 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_key(&self, account_id: &str, key_id: &str, at: Time, audit: Vec<NewAudit>) -> StoreResult<ApiKey>;
     /// Inserts `successor` and ends the old key: revoked at `at` when `old_expires_at` is `None`,
     /// otherwise its `expires_at` becomes the earlier of the two, and its `rolled_to` names the
-    /// successor. A key is rolled once: `Conflict("key_rolled")` when it already has a successor
-    /// (of concurrent rolls exactly one wins), `Conflict("key_revoked")` when revoked.
+    /// successor. A key is rolled once: `Conflict::KeyRolled` when it already has a successor
+    /// (of concurrent rolls exactly one wins), `Conflict::KeyRevoked` when revoked.
     /// Credits are handed over, never refilled: the successor starts with the old key's
     /// `usage_used`; an old key kept through an overlap has none left.
     /// Answers (successor, old key).

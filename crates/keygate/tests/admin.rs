@@ -116,3 +116,51 @@ fn a_key_revoked_from_the_shell_is_refused_by_the_running_server_at_once() {
     }
     assert_eq!(code, "REVOKED", "the server still answered from its cache after 10 s");
 }
+
+/// The account's audit log, newest first, read straight from the database file.
+fn audit_log(db: &Path, account: &str) -> Vec<keygate_store::AuditEntry> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let store = keygate_store::open(&format!("sqlite://{}", db.display())).await.expect("open the database");
+        let page = keygate_store::PageRequest { limit: 100, cursor: None };
+        store.list_audit(account, &keygate_store::AuditFilter::default(), &page).await.expect("audit").items
+    })
+}
+
+#[test]
+fn the_shell_audits_like_the_operator_api() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("keygate.toml");
+    let db = dir.path().join("keygate.db");
+    std::fs::write(&config, format!("database_url = \"sqlite://{}\"\n", db.display())).expect("write config");
+    let user = admin(
+        &config,
+        &["users", "create", "--email", "ops@acme-widgets.com", "--name", "Ops", "--password-stdin"],
+        "a long enough passphrase\n",
+    );
+    let account = value(&user, "account").to_owned();
+    let minted = admin(&config, &["keys", "mint", "--account", &account, "--name", "shell", "--scopes", "*:read"], "");
+    let set = admin(&config, &["accounts", "set-plan", &account, "free"], "");
+    assert!(set.is_empty(), "set-plan prints one sentence, no `label: value` lines: {set:?}");
+
+    let log = audit_log(&db, &account);
+    let by_operator = |action: &str| {
+        let e = log.iter().find(|e| e.action == action).unwrap_or_else(|| panic!("no {action} entry in {log:?}"));
+        assert_eq!(e.actor.kind, keygate_store::ActorType::Operator, "{action} names the operator");
+        assert_eq!((e.actor.user_id.as_deref(), e.actor.key_id.as_deref()), (None, None));
+        assert_eq!(e.ip, None, "a shell has no client address");
+        e
+    };
+    let registered = by_operator("user.registered");
+    assert_eq!(registered.target_id, value(&user, "user"));
+    assert_eq!(registered.details["email"], "ops@acme-widgets.com");
+    let created = by_operator("key.created");
+    assert_eq!(created.target_type, "key");
+    assert_eq!(created.target_id, value(&minted, "id"));
+    assert_eq!(created.details["key_part"], value(&minted, "key_part"));
+    assert_eq!(created.details["scopes"], serde_json::json!(["*:read"]));
+    assert_eq!(created.details["authority"], "user");
+    let plan = by_operator("account.plan_changed");
+    assert_eq!((plan.target_type.as_str(), plan.target_id.as_str()), ("account", account.as_str()));
+    assert_eq!(plan.details, serde_json::json!({ "from": "trial", "to": "free" }));
+}

@@ -61,6 +61,16 @@ pub async fn start(
     Ok(cluster)
 }
 
+/// How a process beside the servers (`keygate admin`) tells them of its changes: PostgreSQL
+/// nodes hear a NOTIFY, a lone SQLite server polls the [`outbox`].
+pub fn relay(settings: &Settings, store: &Arc<dyn keygate_store::Store>) -> anyhow::Result<Arc<dyn InvalidationBus>> {
+    if is_postgres(&settings.database_url) {
+        Ok(Arc::new(pg_bus::PgBus::new(&settings.database_url)?))
+    } else {
+        Ok(Arc::new(outbox::OutboxBus::new(Arc::clone(store))))
+    }
+}
+
 /// Whether `url` names a PostgreSQL database (the backend with a cross-node bus).
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")

@@ -14,7 +14,7 @@ use chrono::Utc;
 use keygate_store::{Store, StoreResult};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::invalidation::{Epochs, Invalidation};
+use crate::auth::invalidation::{Epochs, Invalidation, InvalidationBus};
 use crate::metrics::Metrics;
 
 /// How often the server looks for new entries: one indexed read, so revocations from the
@@ -31,6 +31,28 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 pub async fn publish(store: &dyn Store, inv: &Invalidation) -> StoreResult<()> {
     let payload = serde_json::to_string(inv).unwrap_or_else(|_| r#"{"kind":"all"}"#.to_owned());
     store.append_invalidation(&payload, Utc::now()).await.map(|_| ())
+}
+
+/// The outbox as an invalidation bus: what a process beside a SQLite server (`keygate admin`)
+/// publishes its changes through. A failure is logged, not raised: the change itself is
+/// committed, and the server catches up within `cache.ttl_seconds`.
+pub struct OutboxBus {
+    store: Arc<dyn Store>,
+}
+
+impl OutboxBus {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        OutboxBus { store }
+    }
+}
+
+#[async_trait::async_trait]
+impl InvalidationBus for OutboxBus {
+    async fn publish(&self, inv: &Invalidation) {
+        if let Err(cause) = publish(self.store.as_ref(), inv).await {
+            tracing::warn!(%cause, "running servers were not notified; they catch up within cache.ttl_seconds");
+        }
+    }
 }
 
 /// Polls the outbox in the background until `stop`. Starts after the newest entry: what came

@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use keygate_store::{ActorType, AuditEntry, PageRequest};
 
 use super::keys::caller;
-use super::pages::{self, Layout, datetime, render};
+use super::pages::{Layout, PageResult, datetime, render};
 use super::session::{QueryFields, Viewer};
 use crate::extract::page_request;
 use crate::service::{audit as service, members};
@@ -75,24 +74,15 @@ pub async fn page(
     viewer: Viewer,
     Path(account): Path<String>,
     QueryFields(q): QueryFields,
-) -> Response {
-    let caller = match caller(&state, &viewer, &account).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> PageResult {
+    let caller = caller(&state, &viewer, &account).await?;
     let action = q.text("action");
     let cursor = q.text("cursor");
-    let found = match page_request(Some(50), cursor.as_deref()) {
-        Ok(p) => service::list(&state, &caller, action.clone(), None, &p).await,
-        Err(e) => Err(e),
-    };
-    let found = match found {
-        Ok(f) => f,
-        Err(e) => return pages::api_error(&e),
-    };
+    let page = page_request(Some(50), cursor.as_deref())?;
+    let found = service::list(&state.services, &caller, action.clone(), None, &page).await?;
     // Members' emails make the log readable; a former member shows as their id.
     let emails: HashMap<String, String> =
-        match members::list(&state, &caller, &PageRequest { limit: 100, cursor: None }).await {
+        match members::list(&state.services, &caller, &PageRequest { limit: 100, cursor: None }).await {
             Ok(p) => p.items.into_iter().map(|m| (m.user_id, m.email)).collect(),
             Err(_) => HashMap::new(),
         };
@@ -120,5 +110,5 @@ pub async fn page(
         next_cursor: found.next_cursor,
         first_page: cursor.is_none(),
     };
-    render(StatusCode::OK, &page)
+    Ok(render(StatusCode::OK, &page))
 }

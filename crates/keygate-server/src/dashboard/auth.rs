@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::pages::{self, Flash, Layout, render};
+use super::pages::{self, Flash, Layout, PageResult, render};
 use super::session::{PublicForm, SignedForm, clear_cookie, cookie_names, presession_token, read_cookie, set_cookie};
 use crate::error::ApiError;
 use crate::service::identity as service;
@@ -59,7 +59,7 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Re
 pub async fn login(State(state): State<AppState>, form: PublicForm) -> Response {
     let email = form.fields.get("email").unwrap_or_default().trim().to_owned();
     let password = form.fields.secret("password");
-    match service::login(&state, form.ip, &email, &password).await {
+    match service::login(&state.services, form.ip, &email, &password).await {
         Ok(signed_in) => {
             let mut resp = Redirect::to("/app").into_response();
             let h = resp.headers_mut();
@@ -105,7 +105,7 @@ pub async fn signup(State(state): State<AppState>, form: PublicForm) -> Response
         url: f.text("url"),
     };
     let (email, name, url) = (input.email.clone(), input.name.clone(), input.url.clone().unwrap_or_default());
-    match service::register(&state, form.ip, input).await {
+    match service::register(&state.services, form.ip, input).await {
         Ok(r) => {
             let welcome = Flash::notice(format!("Welcome to keygate. Your account “{}” is ready.", r.account.name));
             let mut resp = pages::redirect_with(&format!("/app/a/{}/keys", r.account.id), welcome, form.names);
@@ -153,12 +153,10 @@ fn label(field: &str) -> String {
     name
 }
 
-pub async fn logout(State(state): State<AppState>, form: SignedForm) -> Response {
-    if let Err(e) = service::logout(&state, &form.viewer.auth).await {
-        return pages::api_error(&e);
-    }
+pub async fn logout(State(state): State<AppState>, form: SignedForm) -> PageResult {
+    service::logout(&state.services, &form.viewer.auth).await?;
     let names = form.viewer.names;
     let mut resp = pages::redirect_with("/app/login", Flash::notice("You are signed out."), names);
     resp.headers_mut().append(header::SET_COOKIE, clear_cookie(names.session, names.secure));
-    resp
+    Ok(resp)
 }

@@ -7,15 +7,16 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use keygate_core::{Authority, RateLimit};
-use keygate_store::{ApiKey, KeyClass, KeyStatus, PageRequest};
+use keygate_store::{ApiKey, KeyClass, KeyStatus};
 
 use super::auth::field_messages;
-use super::pages::{self, Flash, Layout, datetime, render};
+use super::pages::{self, Flash, Layout, PageError, PageResult, datetime, render};
 use super::session::{QueryFields, SignedForm, Viewer};
 use super::submissions::Submissions;
 use crate::auth::Caller;
 use crate::extract::page_request;
 use crate::service::keys as service;
+use crate::service::roles;
 use crate::state::AppState;
 
 /// A key as a row of the list.
@@ -70,10 +71,9 @@ struct KeysPage {
 
 /// The caller inside the account of the path: 404 for an account the viewer is not in,
 /// exactly as the API answers.
-pub async fn caller(state: &AppState, viewer: &Viewer, account_id: &str) -> Result<Caller, Response> {
-    crate::routes::identity::common::check_id(keygate_core::id::IdKind::Account, account_id)
-        .map_err(|e| pages::api_error(&e))?;
-    viewer.principal().in_account(state, Some(account_id)).await.map_err(|e| pages::api_error(&e))
+pub async fn caller(state: &AppState, viewer: &Viewer, account_id: &str) -> Result<Caller, PageError> {
+    crate::routes::identity::common::check_id(keygate_core::id::IdKind::Account, account_id)?;
+    Ok(viewer.principal().in_account(state, Some(account_id)).await?)
 }
 
 pub fn list_path(account_id: &str, class: KeyClass) -> String {
@@ -83,35 +83,25 @@ pub fn list_path(account_id: &str, class: KeyClass) -> String {
     }
 }
 
-async fn list_page(state: AppState, viewer: Viewer, account: String, cursor: Option<String>, org: bool) -> Response {
-    let caller = match caller(&state, &viewer, &account).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if org && let Err(e) = caller.require_authority(Authority::Administrator) {
-        return pages::api_error(&e);
+async fn list_page(state: AppState, viewer: Viewer, account: String, cursor: Option<String>, org: bool) -> PageResult {
+    let caller = caller(&state, &viewer, &account).await?;
+    if org {
+        caller.require_authority(Authority::Administrator)?;
     }
-    let page = match page_request(Some(50), cursor.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return pages::api_error(&e),
-    };
+    let page = page_request(Some(50), cursor.as_deref())?;
     let input = if org {
         service::ListInput { class: Some("org".into()), ..Default::default() }
     } else {
         service::ListInput { own_only: true, ..Default::default() }
     };
-    match service::list(&state, &caller, &input, &page).await {
-        Ok(found) => {
-            let (title, section) = if org { ("Organization keys", "org-keys") } else { ("Personal API keys", "keys") };
-            let layout = Layout::in_account(title, section, &viewer, &caller, &state);
-            let rows = found.items.iter().map(KeyRow::new).collect();
-            render(
-                StatusCode::OK,
-                &KeysPage { layout, account_id: caller.account.id.clone(), org, rows, next_cursor: found.next_cursor },
-            )
-        }
-        Err(e) => pages::api_error(&e),
-    }
+    let found = service::list(&state.services, &caller, &input, &page).await?;
+    let (title, section) = if org { ("Organization keys", "org-keys") } else { ("Personal API keys", "keys") };
+    let layout = Layout::in_account(title, section, &viewer, &caller, &state);
+    let rows = found.items.iter().map(KeyRow::new).collect();
+    Ok(render(
+        StatusCode::OK,
+        &KeysPage { layout, account_id: caller.account.id.clone(), org, rows, next_cursor: found.next_cursor },
+    ))
 }
 
 pub async fn personal(
@@ -119,7 +109,7 @@ pub async fn personal(
     viewer: Viewer,
     Path(account): Path<String>,
     QueryFields(q): QueryFields,
-) -> Response {
+) -> PageResult {
     list_page(state, viewer, account, q.text("cursor"), false).await
 }
 
@@ -128,7 +118,7 @@ pub async fn organization(
     viewer: Viewer,
     Path(account): Path<String>,
     QueryFields(q): QueryFields,
-) -> Response {
+) -> PageResult {
     list_page(state, viewer, account, q.text("cursor"), true).await
 }
 
@@ -167,11 +157,9 @@ async fn new_key_page(
     form: KeyForm,
     errors: Vec<String>,
     status: StatusCode,
-) -> Response {
-    let roles = match state.store.list_roles(&caller.account.id, &PageRequest { limit: 100, cursor: None }).await {
-        Ok(p) => p.items.into_iter().map(|r| (r.id, r.name)).collect(),
-        Err(e) => return pages::api_error(&e.into()),
-    };
+) -> PageResult {
+    let roles = roles::list(&state.services, caller, Some(100), None).await?;
+    let roles = roles.items.into_iter().map(|r| (r.id, r.name)).collect();
     let authorities = [Authority::User, Authority::Administrator, Authority::Owner]
         .into_iter()
         .filter(|a| *a <= caller.authority)
@@ -189,7 +177,7 @@ async fn new_key_page(
         today: Utc::now().format("%Y-%m-%d").to_string(),
         submission: Submissions::issue(),
     };
-    render(status, &page)
+    Ok(render(status, &page))
 }
 
 pub async fn new_key(
@@ -197,11 +185,8 @@ pub async fn new_key(
     viewer: Viewer,
     Path(account): Path<String>,
     QueryFields(q): QueryFields,
-) -> Response {
-    let caller = match caller(&state, &viewer, &account).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> PageResult {
+    let caller = caller(&state, &viewer, &account).await?;
     let class = if q.get("class") == Some("org") && caller.authority.is_admin() { "org" } else { "user" };
     let form = KeyForm {
         class: class.into(),
@@ -227,12 +212,9 @@ struct SecretPage {
 
 /// Mints the key and answers the secret in this very response: never in a URL, a cookie or a
 /// redirect, so it is shown once and then exists only as a digest.
-pub async fn create(State(state): State<AppState>, Path(account): Path<String>, form: SignedForm) -> Response {
+pub async fn create(State(state): State<AppState>, Path(account): Path<String>, form: SignedForm) -> PageResult {
     let SignedForm { viewer, fields: f } = form;
-    let caller = match caller(&state, &viewer, &account).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let caller = caller(&state, &viewer, &account).await?;
     let entered = KeyForm {
         name: f.get("name").unwrap_or_default().to_owned(),
         class: f.get("class").unwrap_or("user").to_owned(),
@@ -273,9 +255,9 @@ pub async fn create(State(state): State<AppState>, Path(account): Path<String>, 
         let flash = Flash::notice(
             "This form was already sent, and its key was created then; nothing new was created. If its secret did not reach your screen, revoke that key and create another.",
         );
-        return pages::redirect_with(&list_path(&caller.account.id, class), flash, viewer.names);
+        return Ok(pages::redirect_with(&list_path(&caller.account.id, class), flash, viewer.names));
     }
-    match service::mint(&state, &caller, viewer.ip, input).await {
+    match service::mint(&state.services, &caller, Some(viewer.ip), input).await {
         Ok(minted) => {
             let page = SecretPage {
                 layout: Layout::in_account("Your new API key", "keys", &viewer, &caller, &state),
@@ -285,7 +267,7 @@ pub async fn create(State(state): State<AppState>, Path(account): Path<String>, 
                 key: KeyRow::new(&minted.key),
                 previous: None,
             };
-            render(StatusCode::OK, &page)
+            Ok(render(StatusCode::OK, &page))
         }
         Err(e) => {
             if let Some(token) = &submission {
@@ -310,15 +292,9 @@ fn parse_rate(limit: &str, window: &str) -> Result<Option<RateLimit>, String> {
 }
 
 /// Without JavaScript the Revoke and Roll buttons lead here instead of opening a dialog.
-async fn confirm(state: AppState, viewer: Viewer, account: String, handle: String, roll: bool) -> Response {
-    let caller = match caller(&state, &viewer, &account).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let key = match service::get(&state, &caller, &handle).await {
-        Ok(k) => k,
-        Err(e) => return pages::api_error(&e),
-    };
+async fn confirm(state: AppState, viewer: Viewer, account: String, handle: String, roll: bool) -> PageResult {
+    let caller = caller(&state, &viewer, &account).await?;
+    let key = service::get(&state.services, &caller, &handle).await?;
     let (verb, button, message) = if roll {
         ("roll", "Roll key", "A new key with the same settings replaces it; its secret is shown once.")
     } else {
@@ -333,14 +309,14 @@ async fn confirm(state: AppState, viewer: Viewer, account: String, handle: Strin
         cancel: list_path(&caller.account.id, key.class),
         roll,
     };
-    render(StatusCode::OK, &page)
+    Ok(render(StatusCode::OK, &page))
 }
 
 pub async fn confirm_revoke(
     State(state): State<AppState>,
     viewer: Viewer,
     Path((account, key)): Path<(String, String)>,
-) -> Response {
+) -> PageResult {
     confirm(state, viewer, account, key, false).await
 }
 
@@ -348,7 +324,7 @@ pub async fn confirm_roll(
     State(state): State<AppState>,
     viewer: Viewer,
     Path((account, key)): Path<(String, String)>,
-) -> Response {
+) -> PageResult {
     confirm(state, viewer, account, key, true).await
 }
 
@@ -365,13 +341,10 @@ pub async fn revoke(
     State(state): State<AppState>,
     Path((account, handle)): Path<(String, String)>,
     form: SignedForm,
-) -> Response {
+) -> PageResult {
     let viewer = form.viewer;
-    let caller = match caller(&state, &viewer, &account).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    match service::revoke(&state, &caller, viewer.ip, &handle).await {
+    let caller = caller(&state, &viewer, &account).await?;
+    Ok(match service::revoke(&state.services, &caller, Some(viewer.ip), &handle).await {
         Ok(k) => {
             let flash = Flash::notice(format!(
                 "Key “{}” ({}) is revoked. Requests with it are refused from now on.",
@@ -380,21 +353,18 @@ pub async fn revoke(
             pages::redirect_with(&list_path(&caller.account.id, k.class), flash, viewer.names)
         }
         Err(e) => refused(&e, &caller.account.id, &viewer),
-    }
+    })
 }
 
 pub async fn roll(
     State(state): State<AppState>,
     Path((account, handle)): Path<(String, String)>,
     form: SignedForm,
-) -> Response {
+) -> PageResult {
     let SignedForm { viewer, fields } = form;
-    let caller = match caller(&state, &viewer, &account).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let caller = caller(&state, &viewer, &account).await?;
     let overlap = fields.get("old_expires_in_seconds").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
-    match service::roll(&state, &caller, viewer.ip, &handle, overlap).await {
+    Ok(match service::roll(&state.services, &caller, viewer.ip, &handle, overlap).await {
         Ok(rolled) => {
             let old_end = match (rolled.old.revoked_at, rolled.old.expires_at) {
                 (Some(_), _) => "was revoked now".to_owned(),
@@ -420,5 +390,5 @@ pub async fn roll(
             pages::redirect_with(&list_path(&caller.account.id, KeyClass::User), flash, viewer.names)
         }
         Err(e) => refused(&e, &caller.account.id, &viewer),
-    }
+    })
 }

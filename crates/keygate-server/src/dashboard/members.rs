@@ -10,7 +10,7 @@ use keygate_core::Authority;
 use keygate_store::Member;
 
 use super::keys::caller;
-use super::pages::{self, Flash, Layout, date, render};
+use super::pages::{self, Flash, Layout, PageResult, date, render};
 use super::session::{QueryFields, SignedForm, Viewer};
 use crate::error::ApiError;
 use crate::extract::page_request;
@@ -53,19 +53,10 @@ pub async fn page(
     viewer: Viewer,
     Path(account): Path<String>,
     QueryFields(q): QueryFields,
-) -> Response {
-    let caller = match caller(&state, &viewer, &account).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let found = match page_request(Some(50), q.text("cursor").as_deref()) {
-        Ok(p) => service::list(&state, &caller, &p).await,
-        Err(e) => Err(e),
-    };
-    let found = match found {
-        Ok(f) => f,
-        Err(e) => return pages::api_error(&e),
-    };
+) -> PageResult {
+    let caller = caller(&state, &viewer, &account).await?;
+    let page = page_request(Some(50), q.text("cursor").as_deref())?;
+    let found = service::list(&state.services, &caller, &page).await?;
     let me = caller.user_id.clone().unwrap_or_default();
     let row = |m: Member| MemberRow {
         is_self: m.user_id == me,
@@ -86,7 +77,7 @@ pub async fn page(
         is_admin: caller.authority.is_admin(),
         grantable: grantable(caller.authority),
     };
-    render(StatusCode::OK, &page)
+    Ok(render(StatusCode::OK, &page))
 }
 
 fn back(account_id: &str, result: Result<String, ApiError>, viewer: &Viewer) -> Response {
@@ -100,39 +91,33 @@ fn back(account_id: &str, result: Result<String, ApiError>, viewer: &Viewer) -> 
     }
 }
 
-pub async fn add(State(state): State<AppState>, Path(account): Path<String>, form: SignedForm) -> Response {
+pub async fn add(State(state): State<AppState>, Path(account): Path<String>, form: SignedForm) -> PageResult {
     let SignedForm { viewer, fields } = form;
-    let caller = match caller(&state, &viewer, &account).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let caller = caller(&state, &viewer, &account).await?;
     let email = fields.get("email").unwrap_or_default().trim().to_owned();
     let result = async {
         let authority = service::parse_authority("authority", fields.get("authority").unwrap_or_default())?;
-        let m = service::add(&state, &caller, viewer.ip, &email, authority).await?;
+        let m = service::add(&state.services, &caller, viewer.ip, &email, authority).await?;
         Ok(format!("{} ({}) is now a member with authority {}.", m.name, m.email, m.authority.as_str()))
     }
     .await;
-    back(&caller.account.id, result, &viewer)
+    Ok(back(&caller.account.id, result, &viewer))
 }
 
 pub async fn change(
     State(state): State<AppState>,
     Path((account, user)): Path<(String, String)>,
     form: SignedForm,
-) -> Response {
+) -> PageResult {
     let SignedForm { viewer, fields } = form;
-    let caller = match caller(&state, &viewer, &account).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let caller = caller(&state, &viewer, &account).await?;
     let result = async {
         let authority = service::parse_authority("authority", fields.get("authority").unwrap_or_default())?;
-        let m = service::change(&state, &caller, viewer.ip, &user, authority).await?;
+        let m = service::change(&state.services, &caller, viewer.ip, &user, authority).await?;
         Ok(format!("{} now has authority {}.", m.email, m.authority.as_str()))
     }
     .await;
-    back(&caller.account.id, result, &viewer)
+    Ok(back(&caller.account.id, result, &viewer))
 }
 
 /// Without JavaScript the Remove button leads here instead of opening a dialog.
@@ -140,19 +125,10 @@ pub async fn confirm_remove(
     State(state): State<AppState>,
     viewer: Viewer,
     Path((account, user)): Path<(String, String)>,
-) -> Response {
-    let caller = match caller(&state, &viewer, &account).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if !keygate_core::id::looks_like(keygate_core::id::IdKind::User, &user) {
-        return pages::api_error(&ApiError::not_found());
-    }
-    let member = match state.store.membership(&caller.account.id, &user).await {
-        Ok(Some(_)) => user,
-        Ok(None) => return pages::api_error(&ApiError::not_found()),
-        Err(e) => return pages::api_error(&e.into()),
-    };
+) -> PageResult {
+    let caller = caller(&state, &viewer, &account).await?;
+    service::find(&state.services, &caller, &user).await?;
+    let member = user;
     let leaving = caller.user_id.as_deref() == Some(member.as_str());
     let page = pages::ConfirmPage {
         layout: Layout::in_account("Remove member", "members", &viewer, &caller, &state),
@@ -163,21 +139,18 @@ pub async fn confirm_remove(
         cancel: format!("/app/a/{}/members", caller.account.id),
         roll: false,
     };
-    render(StatusCode::OK, &page)
+    Ok(render(StatusCode::OK, &page))
 }
 
 pub async fn remove(
     State(state): State<AppState>,
     Path((account, user)): Path<(String, String)>,
     form: SignedForm,
-) -> Response {
+) -> PageResult {
     let viewer = form.viewer;
-    let caller = match caller(&state, &viewer, &account).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let caller = caller(&state, &viewer, &account).await?;
     let leaving = caller.user_id.as_deref() == Some(user.as_str());
-    match service::remove(&state, &caller, viewer.ip, &user).await {
+    Ok(match service::remove(&state.services, &caller, viewer.ip, &user).await {
         Ok(()) if leaving => {
             pages::redirect_with("/app", Flash::notice(format!("You left “{}”.", caller.account.name)), viewer.names)
         }
@@ -186,5 +159,5 @@ pub async fn remove(
             result.map(|()| "The member was removed; their keys in this account no longer work.".to_owned()),
             &viewer,
         ),
-    }
+    })
 }

@@ -133,7 +133,7 @@ impl Layout {
         for a in &mut l.accounts {
             a.current = a.id == caller.account.id;
         }
-        let access = state.plans.access(&caller.account, Utc::now());
+        let access = state.services.plans.access(&caller.account, Utc::now());
         l.section = section;
         l.account = Some(AccountInfo {
             id: caller.account.id.clone(),
@@ -201,6 +201,32 @@ pub fn api_error(e: &ApiError) -> Response {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_seconds.max(1)));
     }
     resp
+}
+
+/// Why a page could not be made, already as the answer to give: an API error as an error
+/// page, or a response made earlier (a refused account as a 404 page). Handlers answer
+/// `PageResult` and pass refusals up with `?`.
+#[derive(Debug)]
+pub struct PageError(Response);
+
+pub type PageResult = Result<Response, PageError>;
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        PageError(api_error(&e))
+    }
+}
+
+impl From<Response> for PageError {
+    fn from(r: Response) -> Self {
+        PageError(r)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        self.0
+    }
 }
 
 /// The most helpful text of an error for a person: its `user_message`, else its message.

@@ -100,7 +100,8 @@ pub async fn current(state: &AppState, parts: &Parts) -> Result<Option<Viewer>, 
         Err(e) if e.status == StatusCode::UNAUTHORIZED => return Ok(None),
         Err(e) => return Err(pages::api_error(&e)),
     };
-    let memberships = state.store.user_memberships(&auth.user.id).await.map_err(|e| pages::api_error(&e.into()))?;
+    let memberships =
+        crate::service::user::memberships(&state.services, &auth.user.id).await.map_err(|e| pages::api_error(&e))?;
     Ok(Some(Viewer {
         csrf: csrf::session_token(token),
         ip: client_ip(parts, state),

@@ -1,26 +1,24 @@
 //! Accounts (SPEC §4): create, list the caller's, read, rename, delete.
 //!
-//! Another account's id answers 404 exactly like an unknown one, for every credential.
+//! Another account's id answers 404 exactly like an unknown one, for every credential. The rules
+//! are `service::accounts`'.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use keygate_core::Authority;
-use keygate_core::id::{IdKind, new_id};
-use keygate_core::validate::check_name;
-use keygate_store::Account;
+use keygate_core::id::IdKind;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::identity::common::{ErrorBody, FieldErrors, PathIds, check_id, double_option, parse_url};
-use crate::auth::{Invalidation, Principal};
-use crate::error::{ApiError, ApiResult};
+use super::identity::common::{ErrorBody, PathIds, check_id, double_option};
+use crate::auth::Principal;
+use crate::error::ApiResult;
 use crate::extract::{ClientIp, Json, Query, page_request};
-use crate::state::{AppState, audit};
+use crate::service::accounts as service;
+use crate::state::AppState;
 use crate::views::{AccountView, ListView};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -52,38 +50,8 @@ async fn create_account(
     principal: Principal,
     Json(body): Json<CreateAccountBody>,
 ) -> ApiResult<Response> {
-    let session = principal.session()?;
-    let mut errors = FieldErrors::default();
-    let name = check_name(&body.name).map_err(|e| errors.add("name", e.to_string())).ok();
-    let url = match body.url.as_deref() {
-        None => None,
-        Some(raw) => parse_url(raw).map_err(|m| errors.add("url", m)).ok(),
-    };
-    errors.into_result()?;
-    let Some(name) = name else { return Err(ApiError::invalid_request("Invalid request.")) };
-    let now = Utc::now();
-    let plan = state.settings.signup.default_plan.clone();
-    // Only sign-up claims a company domain; further accounts are workspaces of that user.
-    let account = Account {
-        id: new_id(IdKind::Account),
-        name,
-        url,
-        domain: None,
-        trial_ends_at: state.plans.trial_end(&plan, now),
-        plan,
-        created_at: now,
-    };
-    let entry = audit(
-        &account.id,
-        &principal.actor(),
-        "account.created",
-        ("account", &account.id),
-        ip,
-        json!({ "name": account.name, "url": account.url, "plan": account.plan }),
-    );
-    state.store.create_account(account.clone(), &session.user.id, vec![entry]).await?;
-    state.invalidate(Invalidation::User(session.user.id.clone())).await;
-    let mut view = AccountView::new(&account, &state.plans);
+    let account = service::create(&state.services, &principal, ip, &body.name, body.url.as_deref()).await?;
+    let mut view = AccountView::new(&account, &state.services.plans);
     view.authority = Some(Authority::Owner);
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
@@ -110,37 +78,13 @@ async fn list_accounts(
     principal: Principal,
     Query(q): Query<ListAccountsQuery>,
 ) -> ApiResult<axum::Json<ListView<AccountView>>> {
-    let session = principal.session()?;
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    let memberships = state.store.user_memberships(&session.user.id).await?;
-    // Cursor: `<membership created_at millis>_<account id>` of the last item of the page.
-    let after = page.cursor.as_deref().and_then(|c| {
-        let (millis, account_id) = c.split_once('_')?;
-        Some((millis.parse::<i64>().ok()?, account_id.to_owned()))
-    });
-    if page.cursor.is_some() && after.is_none() {
-        return Err(ApiError::invalid_field("cursor", "is not a cursor from a previous page"));
-    }
-    let mut rest = memberships
-        .into_iter()
-        .filter(|m| match &after {
-            None => true,
-            Some((millis, id)) => (m.created_at.timestamp_millis(), &m.account_id) > (*millis, id),
-        })
-        .peekable();
-    let mut items = Vec::new();
-    let mut last = None;
-    while items.len() < page.limit as usize {
-        let Some(m) = rest.next() else { break };
-        last = Some(format!("{}_{}", m.created_at.timestamp_millis(), m.account_id));
-        if let Some(a) = state.store.account_by_id(&m.account_id).await? {
-            let mut view = AccountView::new(&a, &state.plans);
-            view.authority = Some(m.authority);
-            items.push(view);
-        }
-    }
-    let next_cursor = if rest.peek().is_some() { last } else { None };
-    Ok(axum::Json(ListView { items, next_cursor }))
+    let found = service::list_mine(&state.services, &principal, &page).await?;
+    Ok(axum::Json(ListView::from_page(found, |(account, authority)| {
+        let mut view = AccountView::new(&account, &state.services.plans);
+        view.authority = Some(authority);
+        view
+    })))
 }
 
 /// One account. Any credential of the account (a key needs `accounts:read`); any other account
@@ -160,8 +104,7 @@ async fn get_account(
 ) -> ApiResult<axum::Json<AccountView>> {
     check_id(IdKind::Account, &id)?;
     let caller = principal.in_account(&state, Some(&id)).await?;
-    caller.require_scope("accounts", "read")?;
-    let mut view = AccountView::new(&caller.account, &state.plans);
+    let mut view = AccountView::new(service::get(&caller)?, &state.services.plans);
     view.authority = Some(caller.authority);
     Ok(axum::Json(view))
 }
@@ -195,48 +138,9 @@ async fn patch_account(
 ) -> ApiResult<axum::Json<AccountView>> {
     check_id(IdKind::Account, &id)?;
     let caller = principal.in_account(&state, Some(&id)).await?;
-    caller.require_scope("accounts", "write")?;
-    caller.require_authority(Authority::Administrator)?;
-    let mut errors = FieldErrors::default();
-    let empty_patch = body.name.is_none() && body.url.is_none();
-    let name = match body.name.as_deref() {
-        None => None,
-        Some(n) => check_name(n).map_err(|e| errors.add("name", e.to_string())).ok(),
-    };
-    let url: Option<Option<String>> = match body.url {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(raw)) => match parse_url(&raw) {
-            Ok(u) => Some(Some(u)),
-            Err(m) => {
-                errors.add("url", m);
-                None
-            }
-        },
-    };
-    if empty_patch {
-        errors.add("body", "nothing to change: send name or url");
-    }
-    errors.into_result()?;
-    let mut fields = Vec::new();
-    if name.is_some() {
-        fields.push("name");
-    }
-    if url.is_some() {
-        fields.push("url");
-    }
-    let entry = audit(
-        &id,
-        &caller.actor,
-        "account.updated",
-        ("account", &id),
-        ip,
-        json!({ "fields": fields, "name": name, "url": url.clone().flatten() }),
-    );
-    let account =
-        state.store.update_account(&id, name.as_deref(), url.as_ref().map(|u| u.as_deref()), vec![entry]).await?;
-    state.invalidate(Invalidation::Account(id.clone())).await;
-    let mut view = AccountView::new(&account, &state.plans);
+    let patch = service::AccountPatch { name: body.name, url: body.url };
+    let account = service::update(&state.services, &caller, ip, patch).await?;
+    let mut view = AccountView::new(&account, &state.services.plans);
     view.authority = Some(caller.authority);
     Ok(axum::Json(view))
 }
@@ -258,11 +162,6 @@ async fn delete_account(
 ) -> ApiResult<StatusCode> {
     check_id(IdKind::Account, &id)?;
     let caller = principal.in_account(&state, Some(&id)).await?;
-    caller.require_scope("accounts", "write")?;
-    caller.require_authority(Authority::Owner)?;
-    let entry =
-        audit(&id, &caller.actor, "account.deleted", ("account", &id), ip, json!({ "name": caller.account.name }));
-    state.store.delete_account(&id, Utc::now(), vec![entry]).await?;
-    state.invalidate(Invalidation::Account(id.clone())).await;
+    service::delete(&state.services, &caller, ip).await?;
     Ok(StatusCode::NO_CONTENT)
 }

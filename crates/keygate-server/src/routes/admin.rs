@@ -2,27 +2,25 @@
 //!
 //! The token is compared in constant time (SHA-256 of both sides, then `subtle`), so neither
 //! its content nor its length leaks through timing. With no `admin_token` configured the
-//! operator API does not exist: every path answers 404.
+//! operator API does not exist: every path answers 404. What the operator may do is
+//! `service::operator`'s, which `keygate admin` calls too.
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use keygate_core::id::IdKind;
-use keygate_store::{Actor, ActorType};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::identity::common::{ErrorBody, PathIds, check_id};
-use crate::auth::Invalidation;
+use super::identity::common::{ErrorBody, PathIds};
 use crate::auth::headers::{Presented, presented};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Json, Query, page_request};
-use crate::state::{AppState, audit};
+use crate::service::operator;
+use crate::state::AppState;
 use crate::views::{AccountView, ListView};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -87,8 +85,8 @@ async fn list_accounts(
     Query(q): Query<AdminListQuery>,
 ) -> ApiResult<axum::Json<ListView<AccountView>>> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    let found = state.store.list_accounts(&page).await?;
-    Ok(axum::Json(ListView::from_page(found, |a| AccountView::new(&a, &state.plans))))
+    let found = operator::list_accounts(&state.services, &page).await?;
+    Ok(axum::Json(ListView::from_page(found, |a| AccountView::new(&a, &state.services.plans))))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -116,25 +114,8 @@ async fn set_plan(
     PathIds(id): PathIds<String>,
     Json(body): Json<SetPlanBody>,
 ) -> ApiResult<axum::Json<AccountView>> {
-    check_id(IdKind::Account, &id)?;
-    if !state.plans.exists(&body.plan) {
-        let known = state.plans.names().collect::<Vec<_>>().join(", ");
-        return Err(ApiError::invalid_field("plan", format!("is not a configured plan (known: {known})")));
-    }
-    let before = state.store.account_by_id(&id).await?.ok_or_else(ApiError::not_found)?;
-    let actor = Actor { kind: ActorType::Operator, user_id: None, key_id: None };
-    let entry = audit(
-        &id,
-        &actor,
-        "account.plan_changed",
-        ("account", &id),
-        ip,
-        json!({ "from": before.plan, "to": body.plan }),
-    );
-    let account = state.store.set_plan(&id, &body.plan, vec![entry]).await?;
-    state.invalidate(Invalidation::Account(id.clone())).await;
-    tracing::info!(account_id = %id, plan = %account.plan, "operator set plan");
-    Ok(axum::Json(AccountView::new(&account, &state.plans)))
+    let account = operator::set_plan(&state.services, Some(ip), &id, &body.plan).await?;
+    Ok(axum::Json(AccountView::new(&account, &state.services.plans)))
 }
 
 #[cfg(test)]

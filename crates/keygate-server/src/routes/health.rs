@@ -1,7 +1,7 @@
 //! Liveness, readiness and metrics.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
@@ -28,27 +28,8 @@ async fn healthz() -> impl IntoResponse {
     (status = 200, description = "every dependency answers: `{\"status\": \"ready\"}`"),
     (status = 503, description = "a dependency is down; `error.details` lists each as `{\"dependency\": \"database\" | \"invalidation_feed\" | \"redis\"}`")))]
 async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let (database, redis) = tokio::join!(state.store.ping(), state.auth.limiter().ready());
-    let feed_stale = state.invalidator.epochs().feed.is_stale();
-    let mut down = Vec::new();
-    if let Err(cause) = database {
-        tracing::debug!(%cause, "not ready: database");
-        down.push("database");
-    }
-    if feed_stale {
-        down.push("invalidation_feed");
-    }
-    if let Err(cause) = redis {
-        tracing::debug!(%cause, "not ready: redis");
-        down.push("redis");
-    }
-    if down.is_empty() {
-        return Ok(axum::Json(json!({ "status": "ready" })));
-    }
-    let mut e =
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("Not ready: {} down.", down.join(", ")));
-    e.details = Some(down.iter().map(|d| json!({ "dependency": d })).collect());
-    Err(e)
+    crate::service::operator::ready(&state.services, state.auth.limiter()).await?;
+    Ok(axum::Json(json!({ "status": "ready" })))
 }
 
 /// Prometheus text format.

@@ -1,7 +1,8 @@
 //! Identity (SPEC §4): register, login, logout, and the user. Register, login and logout are
-//! `service::identity`'s operations (the dashboard's sign-up, sign-in and sign-out call them too).
+//! `service::identity`'s operations (the dashboard's sign-up, sign-in and sign-out call them
+//! too); reading and changing the user are `service::user`'s.
 //!
-//! Security notes, as the handlers keep them:
+//! Security notes, as the services keep them:
 //! - passwords live in `SecretString` from the moment the body is parsed, are hashed and
 //!   verified on the blocking pool (argon2id), and appear in no log, error or audit entry;
 //! - login answers `login_error` alike for an unknown email and a wrong password, including
@@ -16,22 +17,20 @@ pub mod common;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
-use keygate_core::validate::{InputError, check_name, check_password};
 use keygate_core::{Authority, CredentialKind};
 use keygate_store::UserMembership;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use self::common::{ErrorBody, FieldErrors, new_session};
-use crate::auth::{Invalidation, Principal};
+use self::common::ErrorBody;
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Json};
-use crate::service::identity::{self as service, MAX_PASSWORD_BYTES, audit_in_each, user_actor};
+use crate::service::identity as service;
+use crate::service::user;
 use crate::state::AppState;
 use crate::views::{AccountView, UserView};
 
@@ -41,10 +40,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(get_user, patch_user))
-}
-
-fn input_message(e: &InputError) -> String {
-    e.to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -89,7 +84,7 @@ async fn register(
     Json(body): Json<RegisterBody>,
 ) -> ApiResult<Response> {
     let input = service::RegisterInput { email: body.email, password: body.password, name: body.name, url: body.url };
-    let r = service::register(&state, ip, input).await?;
+    let r = service::register(&state.services, ip, input).await?;
     let now = r.user.created_at;
     let memberships = vec![UserMembership {
         account_id: r.account.id.clone(),
@@ -97,7 +92,7 @@ async fn register(
         authority: Authority::Owner,
         created_at: now,
     }];
-    let mut account_view = AccountView::new(&r.account, &state.plans);
+    let mut account_view = AccountView::new(&r.account, &state.services.plans);
     account_view.authority = Some(Authority::Owner);
     let out = RegisterResponse {
         user: UserView::new(&r.user, memberships),
@@ -139,7 +134,7 @@ async fn login(
     ClientIp(ip): ClientIp,
     Json(body): Json<LoginBody>,
 ) -> ApiResult<Response> {
-    let signed_in = service::login(&state, ip, &body.email, &body.password).await?;
+    let signed_in = service::login(&state.services, ip, &body.email, &body.password).await?;
     let default_account_id = signed_in.memberships.first().map(|m| m.account_id.clone());
     let out = LoginResponse {
         token: signed_in.token.expose().to_owned(),
@@ -159,7 +154,7 @@ async fn login(
     (status = 403, description = "session_required: an API key cannot log out", body = ErrorBody),
 ))]
 async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<StatusCode> {
-    service::logout(&state, principal.session()?).await?;
+    service::logout(&state.services, principal.session()?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -174,30 +169,17 @@ async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResul
     (status = 403, description = "user_credential_required (org key) or insufficient_scope (a key without `user:read`)", body = ErrorBody),
 ))]
 async fn get_user(State(state): State<AppState>, principal: Principal) -> ApiResult<axum::Json<UserView>> {
-    match &principal {
-        Principal::Session(s) => {
-            let user = state.store.user_by_id(&s.user.id).await?.ok_or_else(ApiError::session_expired)?;
-            let memberships = state.store.user_memberships(&user.id).await?;
-            Ok(axum::Json(UserView::new(&user, memberships)))
-        }
-        Principal::Key(g) => {
+    let (user, memberships) = match &principal {
+        Principal::Session(s) => user::of_session(&state.services, &s.user.id).await?,
+        Principal::Key(_) => {
             if principal.kind() == CredentialKind::OrgKey {
                 return Err(ApiError::user_credential_required());
             }
             let caller = principal.in_account(&state, None).await?;
-            caller.require_scope("user", "read")?;
-            let user_id = caller.require_user()?;
-            let user = state.store.user_by_id(user_id).await?.ok_or_else(ApiError::invalid_credentials)?;
-            let memberships = state
-                .store
-                .user_memberships(&user.id)
-                .await?
-                .into_iter()
-                .filter(|m| m.account_id == g.key.key.account_id)
-                .collect();
-            Ok(axum::Json(UserView::new(&user, memberships)))
+            user::of_key(&state.services, &caller).await?
         }
-    }
+    };
+    Ok(axum::Json(UserView::new(&user, memberships)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,81 +219,12 @@ async fn patch_user(
     Json(body): Json<PatchUserBody>,
 ) -> ApiResult<Response> {
     let session = principal.session()?;
-    let user_id = session.user.id.clone();
-    let mut errors = FieldErrors::default();
-    let name = match body.name.as_deref() {
-        None => None,
-        Some(n) => check_name(n).map_err(|e| errors.add("name", input_message(&e))).ok(),
-    };
-    let password = match (&body.current_password, &body.new_password) {
-        (None, None) => None,
-        (Some(current), Some(new)) => {
-            if let Err(e) = check_password(new.expose_secret(), state.settings.signup.min_password_chars) {
-                errors.add("new_password", input_message(&e));
-            }
-            Some((current, new))
-        }
-        (None, Some(_)) => {
-            errors.add("current_password", "is required to change the password");
-            None
-        }
-        (Some(_), None) => {
-            errors.add("new_password", "is required with current_password");
-            None
-        }
-    };
-    if body.name.is_none() && body.current_password.is_none() && body.new_password.is_none() {
-        errors.add("body", "nothing to change: send name, or current_password and new_password");
-    }
-    errors.into_result()?;
-    let user = state.store.user_by_id(&user_id).await?.ok_or_else(ApiError::session_expired)?;
-    let memberships = state.store.user_memberships(&user_id).await?;
-    let actor = user_actor(&user_id);
-
-    // The password is checked before anything changes: a wrong one changes nothing at all.
-    let new_hash = match password {
-        None => None,
-        Some((current, new)) => {
-            // Guessing the current password through a stolen session is throttled like sign-in,
-            // on a counter of its own: the sign-in counter exempts the user's usual address,
-            // which is exactly where a stolen session would be used from. A right answer does
-            // not clear it (idle counters are pruned), so alternating cannot reset it.
-            let throttle_key = format!("password-change:{user_id}");
-            state.throttle.check(&throttle_key, ip).await?;
-            let ok = current.expose_secret().len() <= MAX_PASSWORD_BYTES
-                && state.passwords.verify(current, Some(&user.password_hash)).await?;
-            if !ok {
-                state.throttle.failure(&throttle_key, ip).await?;
-                return Err(ApiError::login_error().with_user_message("The current password is not correct."));
-            }
-            Some(state.passwords.hash(new).await?)
-        }
-    };
-
-    let mut user = user;
-    if let Some(name) = name {
-        let entries = audit_in_each(&memberships, &actor, "user.updated", &user_id, ip, json!({ "fields": ["name"] }));
-        user = state.store.update_user_name(&user_id, &name, entries).await?;
-        state.invalidate(Invalidation::User(user_id.clone())).await;
-    }
-    match new_hash {
-        None => Ok(axum::Json(UserView::new(&user, memberships)).into_response()),
-        Some(hash) => {
-            let now = Utc::now();
-            let (token, session) = new_session(&state, &user_id, now);
-            let entries = audit_in_each(
-                &memberships,
-                &actor,
-                "user.password_changed",
-                &user_id,
-                ip,
-                json!({ "sessions_revoked": true }),
-            );
-            state.store.change_password(&user_id, &hash, session, entries).await?;
-            state.invalidate(Invalidation::User(user_id.clone())).await;
-            tracing::info!(user_id = %user_id, "password changed; every other session revoked");
-            let out = PasswordChanged { token: token.expose().to_owned(), user: UserView::new(&user, memberships) };
-            Ok(axum::Json(out).into_response())
-        }
+    let patch =
+        user::UserPatch { name: body.name, current_password: body.current_password, new_password: body.new_password };
+    let changed = user::update(&state.services, &session.user.id, ip, patch).await?;
+    let view = UserView::new(&changed.user, changed.memberships);
+    match changed.token {
+        None => Ok(axum::Json(view).into_response()),
+        Some(token) => Ok(axum::Json(PasswordChanged { token: token.expose().to_owned(), user: view }).into_response()),
     }
 }

@@ -1,19 +1,15 @@
 //! What the identity half of the management API shares: id checks, path extraction with the
-//! contract's 404, session minting, field validation and small response shapes.
+//! contract's 404, field validation and small response shapes.
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use chrono::{DateTime, Utc};
-use keygate_core::id::{IdKind, looks_like, new_id};
-use keygate_core::{CredentialKind, Secret};
-use keygate_store::Session;
+use keygate_core::id::{IdKind, looks_like};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Path segments. A segment that cannot even be decoded answers 404 (like an unknown id), in
 /// the contract's shape rather than axum's plain text.
@@ -48,23 +44,6 @@ pub fn check_account_param(account_id: Option<&str>) -> Result<(), ApiError> {
         Some(a) => check_id(IdKind::Account, a),
         None => Ok(()),
     }
-}
-
-/// A new session for `user_id`: the token to show once, and the row to store (digest only).
-pub fn new_session(state: &AppState, user_id: &str, now: DateTime<Utc>) -> (Secret, Session) {
-    let generated = state.format().generate(CredentialKind::Session);
-    let hours = i64::try_from(state.settings.sessions.absolute_timeout_hours).unwrap_or(i64::MAX / 3_600_000);
-    let lifetime = chrono::Duration::try_hours(hours).unwrap_or(chrono::Duration::days(3650));
-    let session = Session {
-        id: new_id(IdKind::Session),
-        user_id: user_id.to_owned(),
-        digest: generated.digest.to_hex(),
-        created_at: now,
-        last_seen_at: now,
-        expires_at: now.checked_add_signed(lifetime).unwrap_or(DateTime::<Utc>::MAX_UTC),
-        revoked_at: None,
-    };
-    (generated.secret, session)
 }
 
 /// Collects field problems so one answer lists all of them (`details`).

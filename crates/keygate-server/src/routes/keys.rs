@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use keygate_core::RateLimit;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,10 +15,10 @@ use super::key_input::*;
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Json, OptionalJson, Query, page_request};
+use crate::service::key_usage;
 use crate::service::keys as service;
 use crate::state::AppState;
 use crate::views::{CreatedKeyView, KeyView, ListView};
-use keygate_core::id::IdKind;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -145,7 +145,7 @@ async fn mint(
         ip_allowlist: body.ip_allowlist.unwrap_or_default(),
         metadata: body.metadata,
     };
-    let minted = service::mint(&state, &caller, ip, input).await?;
+    let minted = service::mint(&state.services, &caller, Some(ip), input).await?;
     let view = KeyView::new(minted.key, Utc::now());
     Ok((StatusCode::CREATED, axum::Json(CreatedKeyView { key: minted.secret.expose().to_owned(), view })))
 }
@@ -162,7 +162,7 @@ async fn list(
     caller.require_scope("keys", "read")?;
     let page = page_request(q.limit, q.cursor.as_deref())?;
     let input = service::ListInput { class: q.class, status: q.status, own_only: false };
-    let found = service::list(&state, &caller, &input, &page).await?;
+    let found = service::list(&state.services, &caller, &input, &page).await?;
     let now = Utc::now();
     Ok(axum::Json(ListView::from_page(found, |k| KeyView::new(k, now))))
 }
@@ -177,7 +177,7 @@ async fn get_key(
     Query(q): Query<AccountQuery>,
 ) -> ApiResult<axum::Json<KeyView>> {
     let caller = caller_for_key(&state, &principal, q.account_id.as_deref(), &handle).await?;
-    let key = service::get(&state, &caller, &handle).await?;
+    let key = service::get(&state.services, &caller, &handle).await?;
     Ok(axum::Json(KeyView::new(key, Utc::now())))
 }
 
@@ -209,7 +209,7 @@ async fn patch_key(
         ip_allowlist: body.ip_allowlist,
         metadata: body.metadata,
     };
-    let updated = service::patch(&state, &caller, ip, &handle, input).await?;
+    let updated = service::patch(&state.services, &caller, ip, &handle, input).await?;
     Ok(axum::Json(KeyView::new(updated, Utc::now())))
 }
 
@@ -224,7 +224,7 @@ async fn revoke_key(
     Query(q): Query<AccountQuery>,
 ) -> ApiResult<axum::Json<KeyView>> {
     let caller = caller_for_key(&state, &principal, q.account_id.as_deref(), &handle).await?;
-    let revoked = service::revoke(&state, &caller, ip, &handle).await?;
+    let revoked = service::revoke(&state.services, &caller, Some(ip), &handle).await?;
     Ok(axum::Json(KeyView::new(revoked, Utc::now())))
 }
 
@@ -242,7 +242,7 @@ async fn roll_key(
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     let body = body.unwrap_or_default();
     let caller = caller_for_key(&state, &principal, body.account_id.as_deref(), &handle).await?;
-    let rolled = service::roll(&state, &caller, ip, &handle, body.old_expires_in_seconds.unwrap_or(0)).await?;
+    let rolled = service::roll(&state.services, &caller, ip, &handle, body.old_expires_in_seconds.unwrap_or(0)).await?;
     let now = Utc::now();
     let mut out = serde_json::to_value(CreatedKeyView {
         key: rolled.secret.expose().to_owned(),
@@ -263,27 +263,10 @@ async fn key_usage(
     Query(q): Query<UsageQuery>,
 ) -> ApiResult<axum::Json<Value>> {
     let caller = caller_for_key(&state, &principal, q.account_id.as_deref(), &handle).await?;
-    caller.require_scope("keys", "read")?;
-    let key = service::visible_key(&state, &caller, &handle).await?;
-    let date = |field: &str, s: &str| {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map_err(|_| ApiError::invalid_field(field, "must be a date like 2026-12-31"))
-    };
-    let to = q.to.as_deref().map(|s| date("to", s)).transpose()?.unwrap_or_else(|| Utc::now().date_naive());
-    let from = q.from.as_deref().map(|s| date("from", s)).transpose()?.unwrap_or(to - chrono::Duration::days(29));
-    if from > to || (to - from).num_days() > 366 {
-        return Err(ApiError::invalid_field("from", "must be on or before `to`, at most 366 days apart"));
-    }
-    let rows = state.store.key_usage(&key.id, from, to).await?;
-    let daily: Vec<Value> = from
-        .iter_days()
-        .take_while(|d| *d <= to)
-        .map(|d| {
-            let n = rows.iter().find(|r| r.date == d).map(|r| r.requests).unwrap_or(0);
-            json!({ "date": d.format("%Y-%m-%d").to_string(), "requests": n })
-        })
-        .collect();
-    Ok(axum::Json(json!({ "key_id": key.id, "daily": daily })))
+    let usage = key_usage::daily(&state.services, &caller, &handle, q.from.as_deref(), q.to.as_deref()).await?;
+    let daily: Vec<Value> =
+        usage.daily.iter().map(|(d, n)| json!({ "date": d.format("%Y-%m-%d").to_string(), "requests": n })).collect();
+    Ok(axum::Json(json!({ "key_id": usage.key_id, "daily": daily })))
 }
 
 /// The caller in the key's account. A key names a single account, so a session token may omit
@@ -299,13 +282,6 @@ async fn caller_for_key(
         return principal.in_account(state, account_id).await;
     }
     let user_id = principal.user_id().unwrap_or_default();
-    if !keygate_core::id::looks_like(IdKind::Key, handle) && !state.format().is_key_part(handle) {
-        return Err(ApiError::not_found());
-    }
-    for m in state.store.user_memberships(user_id).await? {
-        if state.store.key_by_handle(&m.account_id, handle).await?.is_some() {
-            return principal.in_account(state, Some(&m.account_id)).await;
-        }
-    }
-    Err(ApiError::not_found())
+    let account_id = key_usage::account_of(&state.services, user_id, handle).await?;
+    principal.in_account(state, Some(&account_id)).await
 }

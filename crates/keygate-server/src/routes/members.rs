@@ -57,7 +57,7 @@ async fn list_members(
     let caller = principal.in_account(&state, Some(&id)).await?;
     caller.require_scope("members", "read")?;
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    let found = service::list(&state, &caller, &page).await?;
+    let found = service::list(&state.services, &caller, &page).await?;
     Ok(axum::Json(ListView::from_page(found, MemberView::from)))
 }
 
@@ -91,7 +91,7 @@ async fn add_member(
 ) -> ApiResult<Response> {
     check_id(IdKind::Account, &id)?;
     let caller = principal.in_account(&state, Some(&id)).await?;
-    let member = service::add(&state, &caller, ip, &body.email, body.authority).await?;
+    let member = service::add(&state.services, &caller, ip, &body.email, body.authority).await?;
     Ok((StatusCode::CREATED, axum::Json(MemberView::from(member))).into_response())
 }
 
@@ -123,7 +123,7 @@ async fn change_member(
 ) -> ApiResult<axum::Json<MemberView>> {
     check_id(IdKind::Account, &id)?;
     let caller = principal.in_account(&state, Some(&id)).await?;
-    let member = service::change(&state, &caller, ip, &user_id, body.authority).await?;
+    let member = service::change(&state.services, &caller, ip, &user_id, body.authority).await?;
     Ok(axum::Json(MemberView::from(member)))
 }
 
@@ -145,7 +145,7 @@ async fn remove_member(
 ) -> ApiResult<StatusCode> {
     check_id(IdKind::Account, &id)?;
     let caller = principal.in_account(&state, Some(&id)).await?;
-    service::remove(&state, &caller, ip, &user_id).await?;
+    service::remove(&state.services, &caller, ip, &user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

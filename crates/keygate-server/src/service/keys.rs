@@ -1,8 +1,9 @@
 //! API-key management as domain operations: mint, list, find, patch, revoke, roll.
 //!
-//! The JSON API (`routes/keys.rs`) and the dashboard both call these, so the authority
-//! rules, validation, audit entries and cache invalidation are the same whichever way a
-//! person manages their keys. Errors are `ApiError`s: each front end renders them its way.
+//! The JSON API (`routes/keys.rs`), the dashboard and `keygate admin keys mint` all call
+//! these, so the authority rules, validation, audit entries and cache invalidation are the
+//! same whichever way a key is managed. Errors are `ApiError`s: each front end renders them
+//! its way.
 
 use std::net::IpAddr;
 
@@ -10,13 +11,13 @@ use chrono::{DateTime, Utc};
 use keygate_core::id::{IdKind, new_id};
 use keygate_core::loosening::{self, Restrictions};
 use keygate_core::{Authority, CredentialKind, RateLimit, ScopeSet, Secret};
-use keygate_store::{ApiKey, KeyClass, KeyFilter, KeyPatch, KeyStatus, NewKey, Page, PageRequest};
+use keygate_store::{ActorType, ApiKey, KeyClass, KeyFilter, KeyPatch, KeyStatus, NewKey, Page, PageRequest};
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::key_input::*;
-use crate::state::{AppState, audit};
+use crate::service::{Services, audit};
 
 /// Everything a new key is made of, as the person gave it (validated here).
 #[derive(Debug, Clone, Default)]
@@ -80,10 +81,12 @@ pub struct ListInput {
 /// The longest overlap a rolled key may keep working (7 days).
 pub const MAX_ROLL_OVERLAP_SECONDS: i64 = 604_800;
 
-pub async fn mint(state: &AppState, caller: &Caller, ip: IpAddr, input: MintInput) -> ApiResult<Minted> {
+/// Mints a key (docs/api.md §7 Keys). `ip` is the client's address; the operator's shell
+/// (`keygate admin keys mint`, a caller from `service::operator::in_account`) has none.
+pub async fn mint(svc: &Services, caller: &Caller, ip: Option<IpAddr>, input: MintInput) -> ApiResult<Minted> {
     caller.require_scope("keys", "write")?;
     let now = Utc::now();
-    let plan = state.plans.access(&caller.account, now);
+    let plan = svc.plans.access(&caller.account, now);
     if !plan.api_access {
         return Err(ApiError::plan_required());
     }
@@ -108,7 +111,7 @@ pub async fn mint(state: &AppState, caller: &Caller, ip: IpAddr, input: MintInpu
     let name = parse_name(&input.name)?;
     let scopes = parse_scopes(&input.scopes)?;
     let role_permissions = match &input.role_id {
-        Some(r) => Some(role_permissions(state, &caller.account.id, r).await?),
+        Some(r) => Some(role_permissions(svc, &caller.account.id, r).await?),
         None => None,
     };
     ensure_within(caller, &scopes, role_permissions.as_ref())?;
@@ -116,7 +119,7 @@ pub async fn mint(state: &AppState, caller: &Caller, ip: IpAddr, input: MintInpu
     let starts_at = input.starts_at.as_deref().map(|s| parse_time("starts_at", s)).transpose()?;
     let rate_limit = input.rate_limit.as_ref().map(parse_rate_limit).transpose()?;
     within_plan(rate_limit, plan.key_rate_limit_max)?;
-    let generated = state.format().generate(credential_kind(class));
+    let generated = svc.format.generate(credential_kind(class));
     let new = NewKey {
         id: new_id(IdKind::Key),
         digest: generated.digest.to_hex(),
@@ -147,12 +150,12 @@ pub async fn mint(state: &AppState, caller: &Caller, ip: IpAddr, input: MintInpu
         ip,
         json!({ "name": new.name, "class": class.as_str(), "authority": authority.as_str(), "scopes": new.scopes, "role_id": new.role_id, "key_part": new.key_part }),
     );
-    let key = state.store.create_key(new, plan.max_keys, vec![entry]).await?;
+    let key = svc.store.create_key(new, plan.max_keys, vec![entry]).await?;
     Ok(Minted { secret: generated.secret, key })
 }
 
 /// Keys newest first, never secrets. Members below administrator see only their own user keys.
-pub async fn list(state: &AppState, caller: &Caller, input: &ListInput, page: &PageRequest) -> ApiResult<Page<ApiKey>> {
+pub async fn list(svc: &Services, caller: &Caller, input: &ListInput, page: &PageRequest) -> ApiResult<Page<ApiKey>> {
     caller.require_scope("keys", "read")?;
     let mut filter = KeyFilter {
         class: input
@@ -175,17 +178,17 @@ pub async fn list(state: &AppState, caller: &Caller, input: &ListInput, page: &P
         filter.class = Some(KeyClass::User);
         filter.user_id = Some(caller.user_id.clone().unwrap_or_else(|| "-".into()));
     }
-    Ok(state.store.list_keys(&caller.account.id, &filter, Utc::now(), page).await?)
+    Ok(svc.store.list_keys(&caller.account.id, &filter, Utc::now(), page).await?)
 }
 
 /// The key behind `handle` (`id` or `key_part`) if the caller may see it: administrators see
 /// every key of the account, others only their own user keys (and a key itself). Anything
 /// else is 404, like a key that never was. Checks no scope: each operation checks its own.
-pub async fn visible_key(state: &AppState, caller: &Caller, handle: &str) -> ApiResult<ApiKey> {
-    if !keygate_core::id::looks_like(IdKind::Key, handle) && !state.format().is_key_part(handle) {
+pub async fn visible_key(svc: &Services, caller: &Caller, handle: &str) -> ApiResult<ApiKey> {
+    if !keygate_core::id::looks_like(IdKind::Key, handle) && !svc.format.is_key_part(handle) {
         return Err(ApiError::not_found());
     }
-    let key = state.store.key_by_handle(&caller.account.id, handle).await?.ok_or_else(ApiError::not_found)?;
+    let key = svc.store.key_by_handle(&caller.account.id, handle).await?.ok_or_else(ApiError::not_found)?;
     let own = key.class == KeyClass::User && key.user_id.is_some() && key.user_id == caller.user_id;
     if caller.authority.is_admin() || own || caller.key_id.as_deref() == Some(key.id.as_str()) {
         Ok(key)
@@ -195,24 +198,18 @@ pub async fn visible_key(state: &AppState, caller: &Caller, handle: &str) -> Api
 }
 
 /// One key, to look at.
-pub async fn get(state: &AppState, caller: &Caller, handle: &str) -> ApiResult<ApiKey> {
+pub async fn get(svc: &Services, caller: &Caller, handle: &str) -> ApiResult<ApiKey> {
     caller.require_scope("keys", "read")?;
-    visible_key(state, caller, handle).await
+    visible_key(svc, caller, handle).await
 }
 
 /// Change a key's settings (docs/api.md §7 Keys). Anyone who may edit the key may tighten it;
 /// loosening it (`loosening::loosenings`) needs administrator+ (403 `insufficient_authority`),
 /// and no key's own rate limit may be looser than the plan's ceiling (400 `limit_exceeds_plan`).
 /// 409 `key_revoked` on a revoked key.
-pub async fn patch(
-    state: &AppState,
-    caller: &Caller,
-    ip: IpAddr,
-    handle: &str,
-    input: PatchInput,
-) -> ApiResult<ApiKey> {
+pub async fn patch(svc: &Services, caller: &Caller, ip: IpAddr, handle: &str, input: PatchInput) -> ApiResult<ApiKey> {
     caller.require_scope("keys", "write")?;
-    let key = visible_key(state, caller, handle).await?;
+    let key = visible_key(svc, caller, handle).await?;
     if key.revoked_at.is_some() {
         return Err(ApiError::key_revoked());
     }
@@ -251,11 +248,11 @@ pub async fn patch(
         };
         let old_role = match &key.role_id {
             // A deleted role leaves the key with no permissions (fail closed): compare with that.
-            Some(r) => Some(role_permissions(state, &caller.account.id, r).await.unwrap_or_default()),
+            Some(r) => Some(role_permissions(svc, &caller.account.id, r).await.unwrap_or_default()),
             None => None,
         };
         let role = match &input.role_id {
-            Some(Some(r)) => Some(role_permissions(state, &caller.account.id, r).await?),
+            Some(Some(r)) => Some(role_permissions(svc, &caller.account.id, r).await?),
             Some(None) => None,
             None => old_role.clone(),
         };
@@ -270,7 +267,7 @@ pub async fn patch(
         }
         permissions = Some(((old_scopes, old_role), (scopes, role)));
     }
-    let plan = state.plans.access(&caller.account, now);
+    let plan = svc.plans.access(&caller.account, now);
     if let Some(r) = &input.rate_limit {
         let limit = r.as_ref().map(parse_rate_limit).transpose()?;
         within_plan(limit, plan.key_rate_limit_max)?;
@@ -306,8 +303,8 @@ pub async fn patch(
     }
     let entry =
         audit(&caller.account.id, &caller.actor, "key.updated", ("key", &key.id), ip, json!({ "fields": changed }));
-    let updated = state.store.update_key(&caller.account.id, &key.id, &patch, vec![entry]).await?;
-    state.invalidate(Invalidation::Account(caller.account.id.clone())).await;
+    let updated = svc.store.update_key(&caller.account.id, &key.id, &patch, vec![entry]).await?;
+    svc.invalidate(Invalidation::Account(caller.account.id.clone())).await;
     Ok(updated)
 }
 
@@ -356,10 +353,10 @@ fn within_plan(limit: Option<RateLimit>, ceiling: Option<RateLimit>) -> ApiResul
     }
 }
 
-/// Revoke now, for good. The key stays listed with status `revoked`.
-pub async fn revoke(state: &AppState, caller: &Caller, ip: IpAddr, handle: &str) -> ApiResult<ApiKey> {
+/// Revoke now, for good. The key stays listed with status `revoked`. `ip` as for `mint`.
+pub async fn revoke(svc: &Services, caller: &Caller, ip: Option<IpAddr>, handle: &str) -> ApiResult<ApiKey> {
     caller.require_scope("keys", "write")?;
-    let key = visible_key(state, caller, handle).await?;
+    let key = visible_key(svc, caller, handle).await?;
     let now = Utc::now();
     let entry = audit(
         &caller.account.id,
@@ -369,8 +366,8 @@ pub async fn revoke(state: &AppState, caller: &Caller, ip: IpAddr, handle: &str)
         ip,
         json!({ "key_part": key.key_part }),
     );
-    let revoked = state.store.revoke_key(&caller.account.id, &key.id, now, vec![entry]).await?;
-    state.invalidate(Invalidation::Account(caller.account.id.clone())).await;
+    let revoked = svc.store.revoke_key(&caller.account.id, &key.id, now, vec![entry]).await?;
+    svc.invalidate(Invalidation::Account(caller.account.id.clone())).await;
     Ok(revoked)
 }
 
@@ -379,14 +376,14 @@ pub async fn revoke(state: &AppState, caller: &Caller, ip: IpAddr, handle: &str)
 /// successor (also when it is still live through its overlap; the store decides races), 409
 /// `key_revoked` on a revoked key.
 pub async fn roll(
-    state: &AppState,
+    svc: &Services,
     caller: &Caller,
     ip: IpAddr,
     handle: &str,
     overlap_seconds: i64,
 ) -> ApiResult<Rolled> {
     caller.require_scope("keys", "write")?;
-    let old = visible_key(state, caller, handle).await?;
+    let old = visible_key(svc, caller, handle).await?;
     if old.rolled_to.is_some() {
         return Err(ApiError::key_rolled());
     }
@@ -398,7 +395,7 @@ pub async fn roll(
     }
     let now = Utc::now();
     let old_expires_at = (overlap_seconds > 0).then(|| now + chrono::Duration::seconds(overlap_seconds));
-    let generated = state.format().generate(credential_kind(old.class));
+    let generated = svc.format.generate(credential_kind(old.class));
     let successor = NewKey {
         id: new_id(IdKind::Key),
         digest: generated.digest.to_hex(),
@@ -429,18 +426,18 @@ pub async fn roll(
         json!({ "successor_id": successor.id, "old_expires_in_seconds": overlap_seconds }),
     );
     let (new, old) =
-        state.store.roll_key(&caller.account.id, &old.id, successor, old_expires_at, now, vec![entry]).await?;
-    state.invalidate(Invalidation::Account(caller.account.id.clone())).await;
+        svc.store.roll_key(&caller.account.id, &old.id, successor, old_expires_at, now, vec![entry]).await?;
+    svc.invalidate(Invalidation::Account(caller.account.id.clone())).await;
     Ok(Rolled { secret: generated.secret, new, old })
 }
 
 /// A data role's permissions; an unknown or foreign role is a field error, not a 404, since
 /// the key itself exists.
-pub async fn role_permissions(state: &AppState, account_id: &str, role_id: &str) -> ApiResult<ScopeSet> {
+pub async fn role_permissions(svc: &Services, account_id: &str, role_id: &str) -> ApiResult<ScopeSet> {
     if !keygate_core::id::looks_like(IdKind::Role, role_id) {
         return Err(ApiError::invalid_field("role_id", "no such role in this account"));
     }
-    let role = state
+    let role = svc
         .store
         .role(account_id, role_id)
         .await?
@@ -458,7 +455,12 @@ pub fn ensure_within(caller: &Caller, scopes: &ScopeSet, role: Option<&ScopeSet>
     Err(ApiError::insufficient_scope(&first))
 }
 
+/// Who made a key: the key that minted it, else the user, else the operator (also when the
+/// operator acts for a user).
 fn creator(caller: &Caller) -> String {
+    if caller.actor.kind == ActorType::Operator {
+        return "operator".into();
+    }
     caller.key_id.clone().or_else(|| caller.user_id.clone()).unwrap_or_else(|| "operator".into())
 }
 

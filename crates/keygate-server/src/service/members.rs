@@ -13,37 +13,37 @@ use keygate_core::Authority;
 use keygate_core::authority::may_grant;
 use keygate_core::id::IdKind;
 use keygate_core::validate::Email;
-use keygate_store::{Member, Page, PageRequest};
+use keygate_store::{Member, Membership, Page, PageRequest};
 use serde_json::json;
 
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::identity::common::check_id;
-use crate::state::{AppState, audit};
+use crate::service::{Services, audit};
 
 /// An authority named in a form or body.
 pub fn parse_authority(field: &str, s: &str) -> ApiResult<Authority> {
     Authority::parse(s).ok_or_else(|| ApiError::invalid_field(field, "must be user, administrator or owner"))
 }
 
-pub async fn list(state: &AppState, caller: &Caller, page: &PageRequest) -> ApiResult<Page<Member>> {
+pub async fn list(svc: &Services, caller: &Caller, page: &PageRequest) -> ApiResult<Page<Member>> {
     caller.require_scope("members", "read")?;
-    Ok(state.store.list_members(&caller.account.id, page).await?)
+    Ok(svc.store.list_members(&caller.account.id, page).await?)
+}
+
+/// One member's standing in the caller's account; a malformed id or a non-member is 404.
+pub async fn find(svc: &Services, caller: &Caller, user_id: &str) -> ApiResult<Membership> {
+    check_id(IdKind::User, user_id)?;
+    svc.store.membership(&caller.account.id, user_id).await?.ok_or_else(ApiError::not_found)
 }
 
 /// Adds an existing user (by email) with an authority no higher than the caller's.
-pub async fn add(
-    state: &AppState,
-    caller: &Caller,
-    ip: IpAddr,
-    email: &str,
-    authority: Authority,
-) -> ApiResult<Member> {
+pub async fn add(svc: &Services, caller: &Caller, ip: IpAddr, email: &str, authority: Authority) -> ApiResult<Member> {
     caller.require_scope("members", "write")?;
     caller.require_authority(Authority::Administrator)?;
     let email = Email::parse(email).map_err(|e| ApiError::invalid_field("email", e.to_string()))?;
     may_grant(caller.authority, authority).map_err(|_| ApiError::insufficient_authority())?;
-    let user = state.store.user_by_email(email.as_str()).await?.ok_or_else(|| {
+    let user = svc.store.user_by_email(email.as_str()).await?.ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "No user with this email: they must sign up first.")
     })?;
     let id = &caller.account.id;
@@ -55,15 +55,15 @@ pub async fn add(
         ip,
         json!({ "user_id": user.id, "email": user.email, "authority": authority }),
     );
-    let member = state.store.add_member(id, &user.id, authority, Utc::now(), vec![entry]).await?;
-    state.invalidate(Invalidation::Account(id.clone())).await;
-    state.invalidate(Invalidation::User(user.id.clone())).await;
+    let member = svc.store.add_member(id, &user.id, authority, Utc::now(), vec![entry]).await?;
+    svc.invalidate(Invalidation::Account(id.clone())).await;
+    svc.invalidate(Invalidation::User(user.id.clone())).await;
     Ok(member)
 }
 
 /// Changes a member's authority (administrator+).
 pub async fn change(
-    state: &AppState,
+    svc: &Services,
     caller: &Caller,
     ip: IpAddr,
     user_id: &str,
@@ -73,7 +73,7 @@ pub async fn change(
     caller.require_scope("members", "write")?;
     caller.require_authority(Authority::Administrator)?;
     let id = &caller.account.id;
-    let current = state.store.membership(id, user_id).await?.ok_or_else(ApiError::not_found)?;
+    let current = svc.store.membership(id, user_id).await?.ok_or_else(ApiError::not_found)?;
     let entry = audit(
         id,
         &caller.actor,
@@ -82,15 +82,15 @@ pub async fn change(
         ip,
         json!({ "user_id": user_id, "from": current.authority, "to": authority }),
     );
-    let member = state.store.change_member_authority(id, user_id, caller.authority, authority, vec![entry]).await?;
-    state.invalidate(Invalidation::Account(id.clone())).await;
-    state.invalidate(Invalidation::User(user_id.to_owned())).await;
+    let member = svc.store.change_member_authority(id, user_id, caller.authority, authority, vec![entry]).await?;
+    svc.invalidate(Invalidation::Account(id.clone())).await;
+    svc.invalidate(Invalidation::User(user_id.to_owned())).await;
     Ok(member)
 }
 
 /// Removes a member (administrator+, or the member themself). That user's keys in the
 /// account stop working at once.
-pub async fn remove(state: &AppState, caller: &Caller, ip: IpAddr, user_id: &str) -> ApiResult<()> {
+pub async fn remove(svc: &Services, caller: &Caller, ip: IpAddr, user_id: &str) -> ApiResult<()> {
     check_id(IdKind::User, user_id)?;
     caller.require_scope("members", "write")?;
     let is_self = caller.user_id.as_deref() == Some(user_id);
@@ -98,7 +98,7 @@ pub async fn remove(state: &AppState, caller: &Caller, ip: IpAddr, user_id: &str
         caller.require_authority(Authority::Administrator)?;
     }
     let id = &caller.account.id;
-    let target = state.store.membership(id, user_id).await?.ok_or_else(ApiError::not_found)?;
+    let target = svc.store.membership(id, user_id).await?.ok_or_else(ApiError::not_found)?;
     let how = if is_self { "left" } else { "removed" };
     let entry = audit(
         id,
@@ -108,8 +108,8 @@ pub async fn remove(state: &AppState, caller: &Caller, ip: IpAddr, user_id: &str
         ip,
         json!({ "user_id": user_id, "authority": target.authority, "how": how }),
     );
-    state.store.remove_member(id, user_id, caller.authority, is_self, vec![entry]).await?;
-    state.invalidate(Invalidation::Account(id.clone())).await;
-    state.invalidate(Invalidation::User(user_id.to_owned())).await;
+    svc.store.remove_member(id, user_id, caller.authority, is_self, vec![entry]).await?;
+    svc.invalidate(Invalidation::Account(id.clone())).await;
+    svc.invalidate(Invalidation::User(user_id.to_owned())).await;
     Ok(())
 }

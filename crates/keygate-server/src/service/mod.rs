@@ -1,8 +1,103 @@
-//! Management operations shared by the JSON API and the dashboard. Each takes the caller
-//! already resolved in its account (`Caller`) and answers domain values or an `ApiError`, so
-//! both front ends apply one set of rules and write one set of audit entries.
+//! The management rules, one home for each: who may do what, what a change writes, its audit
+//! entry and the cached decisions it drops. The JSON API (`routes/`), the dashboard
+//! (`dashboard/`) and the operator's shell (`keygate admin`) all call these functions; none of
+//! them touches the store itself. Each function takes the narrow [`Services`] context (not
+//! the HTTP server's state), the caller already resolved in its account (`Caller`) where there
+//! is one, and answers domain values or an `ApiError` that each front end renders its way.
 
+pub mod accounts;
 pub mod audit;
 pub mod identity;
+pub mod key_usage;
 pub mod keys;
 pub mod members;
+pub mod operator;
+pub mod roles;
+pub mod user;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use keygate_core::KeyFormat;
+use keygate_store::{Actor, NewAudit, Store};
+
+use crate::address_allowance::AddressAllowance;
+use crate::auth::invalidation::Epochs;
+use crate::auth::{Invalidation, Invalidator};
+use crate::config::{SessionSettings, Settings, SignupSettings};
+use crate::password::Passwords;
+use crate::plans::Plans;
+use crate::throttle::LoginThrottle;
+
+/// What the rules need, and nothing of HTTP: the server holds one in its state, the admin CLI
+/// builds its own beside no server at all (its invalidator relays through NOTIFY or the
+/// SQLite outbox, `cluster::outbox`).
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    /// Drops cached decisions here and tells the other nodes (or the server, from the CLI).
+    pub invalidator: Invalidator,
+    pub plans: Arc<Plans>,
+    pub passwords: Passwords,
+    /// Key and session prefixes: new secrets and the shape of a `key_part`.
+    pub format: KeyFormat,
+    pub signup: SignupSettings,
+    pub sessions: SessionSettings,
+    /// Sign-in and password-change guesses, per email and per client address.
+    pub throttle: LoginThrottle,
+    /// Sign-ups per client address (`signup.max_per_address_per_hour`).
+    pub signups: AddressAllowance,
+}
+
+impl Services {
+    /// Everything from the settings but the store and the invalidator, which the caller wires
+    /// (the server to its epochs and bus, the CLI to its relay).
+    pub fn new(settings: &Settings, store: Arc<dyn Store>, invalidator: Invalidator) -> anyhow::Result<Self> {
+        let format = KeyFormat::new(&settings.keys.user_prefix, &settings.keys.org_prefix, &settings.sessions.prefix)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Services {
+            passwords: Passwords::new().map_err(|e| anyhow::anyhow!("password hasher: {}", e.message))?,
+            throttle: LoginThrottle::new(settings.login.clone(), Arc::clone(&store)),
+            signups: AddressAllowance::new(settings.signup.max_per_address_per_hour, 3600),
+            plans: Arc::new(Plans::new(settings.plans.clone())),
+            signup: settings.signup.clone(),
+            sessions: settings.sessions.clone(),
+            format,
+            store,
+            invalidator,
+        })
+    }
+
+    /// The context of a process beside the servers (`keygate admin`): no cache of its own to
+    /// keep, its invalidations relayed to the running servers (`cluster::relay`).
+    pub fn standalone(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let relay = crate::cluster::relay(settings, &store)?;
+        let invalidator = Invalidator::new(Arc::new(Epochs::default())).with_bus(relay);
+        Self::new(settings, store, invalidator)
+    }
+
+    /// Call after every committed change that could make a cached decision stale.
+    pub async fn invalidate(&self, inv: Invalidation) {
+        self.invalidator.invalidate(inv).await;
+    }
+}
+
+/// Builds audit entries with the fields every entry shares. `ip` is the client's address;
+/// the operator's shell has none.
+pub fn audit(
+    account_id: &str,
+    actor: &Actor,
+    action: &str,
+    target: (&str, &str),
+    ip: impl Into<Option<IpAddr>>,
+    details: serde_json::Value,
+) -> NewAudit {
+    NewAudit {
+        account_id: account_id.to_owned(),
+        actor: actor.clone(),
+        action: action.to_owned(),
+        target_type: target.0.to_owned(),
+        target_id: target.1.to_owned(),
+        ip: ip.into().map(|ip| ip.to_string()),
+        details,
+    }
+}

@@ -15,17 +15,17 @@
 use sqlx::error::ErrorKind;
 use sqlx::migrate::MigrateError;
 
-use crate::error::StoreError;
+use crate::error::{Conflict, StoreError};
 
 /// Unique constraints that mean something to callers. Each entry: the name the store answers,
 /// then the needles that identify it (PostgreSQL constraint/index name; SQLite reports an
 /// expression index by name and a column index as `table.column, …`).
-const NAMED_CONFLICTS: &[(&str, &[&str])] = &[
-    ("email", &["users_email_key"]),
-    ("domain", &["accounts_domain_key"]),
-    ("member", &["memberships_pkey", "memberships.account_id, memberships.user_id"]),
-    ("role_name", &["roles_name_key", "roles.account_id, roles.name"]),
-    ("key_part", &["api_keys_key_part_key", "api_keys.key_part"]),
+const NAMED_CONFLICTS: &[(Conflict, &[&str])] = &[
+    (Conflict::Email, &["users_email_key"]),
+    (Conflict::Domain, &["accounts_domain_key"]),
+    (Conflict::Member, &["memberships_pkey", "memberships.account_id, memberships.user_id"]),
+    (Conflict::RoleName, &["roles_name_key", "roles.account_id, roles.name"]),
+    (Conflict::KeyPart, &["api_keys_key_part_key", "api_keys.key_part"]),
 ];
 
 /// PostgreSQL SQLSTATEs that mean the server cannot serve keygate right now, whatever the
@@ -48,7 +48,7 @@ fn sqlite_unavailable(code: &str) -> bool {
     code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
 }
 
-fn conflict_name(constraint: Option<&str>, message: &str) -> Option<&'static str> {
+fn conflict_name(constraint: Option<&str>, message: &str) -> Option<Conflict> {
     NAMED_CONFLICTS.iter().find_map(|(name, needles)| {
         let hit = needles.iter().any(|n| constraint.is_some_and(|c| c == *n) || message.contains(n));
         hit.then_some(*name)
@@ -108,11 +108,11 @@ mod tests {
 
     #[test]
     fn named_conflicts_match_both_backends() {
-        assert_eq!(conflict_name(Some("users_email_key"), "duplicate key"), Some("email"));
-        assert_eq!(conflict_name(None, "UNIQUE constraint failed: index 'users_email_key'"), Some("email"));
+        assert_eq!(conflict_name(Some("users_email_key"), "duplicate key"), Some(Conflict::Email));
+        assert_eq!(conflict_name(None, "UNIQUE constraint failed: index 'users_email_key'"), Some(Conflict::Email));
         assert_eq!(
             conflict_name(None, "UNIQUE constraint failed: memberships.account_id, memberships.user_id"),
-            Some("member")
+            Some(Conflict::Member)
         );
         assert_eq!(conflict_name(None, "UNIQUE constraint failed: api_keys.digest"), None);
     }

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::rows::{self, millis, opt_millis};
 use super::{SqlStore, Tx, audit, fetch_limit, lock_live_account, page_of};
-use crate::error::{StoreError, StoreResult};
+use crate::error::{Conflict, StoreError, StoreResult};
 use crate::model::*;
 
 /// Inserts a key and answers it as stored (times at millisecond precision).
@@ -148,7 +148,7 @@ pub(crate) async fn update_key(
     let mut tx = s.begin().await?;
     let mut k = lock_key(&mut tx, s, account_id, key_id).await?;
     if k.revoked_at.is_some() {
-        return Err(StoreError::Conflict("key_revoked"));
+        return Err(StoreError::Conflict(Conflict::KeyRevoked));
     }
     let p = patch.clone();
     if let Some(v) = p.name {
@@ -239,7 +239,7 @@ pub(crate) async fn revoke_key(
 ///
 /// A key is rolled once: the old key is claimed with a conditional UPDATE (`rolled_to IS
 /// NULL`) before the successor exists, so of two concurrent rolls exactly one wins, on every
-/// backend and whatever the isolation level; the other gets `Conflict("key_rolled")`.
+/// backend and whatever the isolation level; the other gets `Conflict::KeyRolled`.
 pub(crate) async fn roll_key(
     s: &SqlStore,
     account_id: &str,
@@ -255,10 +255,10 @@ pub(crate) async fn roll_key(
     let mut tx = s.begin().await?;
     let old = lock_key(&mut tx, s, account_id, key_id).await?;
     if old.rolled_to.is_some() {
-        return Err(StoreError::Conflict("key_rolled"));
+        return Err(StoreError::Conflict(Conflict::KeyRolled));
     }
     if old.revoked_at.is_some() {
-        return Err(StoreError::Conflict("key_revoked"));
+        return Err(StoreError::Conflict(Conflict::KeyRevoked));
     }
     let (revoked_at, expires_at) = match old_expires_at {
         None => (Some(at), old.expires_at),
@@ -282,7 +282,7 @@ pub(crate) async fn roll_key(
     .bind(old_spent)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(StoreError::Conflict("key_rolled"))?;
+    .ok_or(StoreError::Conflict(Conflict::KeyRolled))?;
     let old = rows::api_key(&row)?;
     let mut new = insert_key(&mut tx, &successor).await?;
     if successor.usage_limit.is_some() && spent > 0 {

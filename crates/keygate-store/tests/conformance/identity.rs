@@ -55,7 +55,7 @@ pub async fn email_and_domain_conflicts(db: TestDb) {
     let dup = user("GRACE@ACME.IO");
     let acc = account("other", None);
     let err = s.register(dup.clone(), acc.clone(), vec![audit(&acc.id, "user.registered", &dup.id)]).await;
-    assert!(matches!(err, Err(StoreError::Conflict("email"))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Conflict(Conflict::Email))), "{err:?}");
     assert_eq!(s.user_by_id(&dup.id).await.unwrap(), None);
     assert_eq!(s.account_by_id(&acc.id).await.unwrap(), None);
     assert!(s.list_audit(&acc.id, &AuditFilter::default(), &page(10, None)).await.unwrap().items.is_empty());
@@ -63,10 +63,10 @@ pub async fn email_and_domain_conflicts(db: TestDb) {
     // Same company domain (any case): refused, the user is not created either.
     let other = user("alan@acme.io");
     let err = s.register(other.clone(), account("x", Some("ACME.io")), vec![]).await;
-    assert!(matches!(err, Err(StoreError::Conflict("domain"))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Conflict(Conflict::Domain))), "{err:?}");
     assert_eq!(s.user_by_email("alan@acme.io").await.unwrap(), None);
     let err = s.create_account(account("y", Some("acme.io")), &first.user.id, vec![]).await;
-    assert!(matches!(err, Err(StoreError::Conflict("domain"))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Conflict(Conflict::Domain))), "{err:?}");
 
     // Accounts without a domain never conflict.
     register(s, "a@one.example", None).await;
@@ -181,7 +181,7 @@ pub async fn membership_rules(db: TestDb) {
     assert_eq!((m.email.as_str(), m.authority), ("admin@rules.example", Authority::Administrator));
     s.add_member(a, &plain.id, Authority::User, now(), vec![]).await.unwrap();
     let err = s.add_member(a, &plain.id, Authority::User, now(), vec![]).await;
-    assert!(matches!(err, Err(StoreError::Conflict("member"))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Conflict(Conflict::Member))), "{err:?}");
     assert!(matches!(s.add_member(a, "usr_nope", Authority::User, now(), vec![]).await, Err(StoreError::NotFound)));
     assert!(matches!(
         s.add_member("acc_nope", &plain.id, Authority::User, now(), vec![]).await,
@@ -290,7 +290,7 @@ pub async fn roles(db: TestDb) {
     assert_eq!(s.role(a, &r1.id).await.unwrap(), Some(r1.clone()));
     assert_eq!(s.role(&other.account.id, &r1.id).await.unwrap(), None, "another account's role");
     let err = s.create_role(mk("lead-intake"), vec![]).await;
-    assert!(matches!(err, Err(StoreError::Conflict("role_name"))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Conflict(Conflict::RoleName))), "{err:?}");
     let mut same_name_elsewhere = mk("lead-intake");
     same_name_elsewhere.account_id = other.account.id.clone();
     s.create_role(same_name_elsewhere, vec![]).await.unwrap();
@@ -314,7 +314,7 @@ pub async fn roles(db: TestDb) {
     let u = s.update_role(a, &r1.id, None, Some(&perms), later, vec![]).await.unwrap();
     assert_eq!((u.name.as_str(), &u.permissions, u.updated_at), ("lead-intake", &perms, later));
     let err = s.update_role(a, &r1.id, Some("role 0"), None, later, vec![]).await;
-    assert!(matches!(err, Err(StoreError::Conflict("role_name"))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Conflict(Conflict::RoleName))), "{err:?}");
     let err = s.update_role(&other.account.id, &r1.id, Some("x"), None, later, vec![]).await;
     assert!(matches!(err, Err(StoreError::NotFound)));
 

@@ -61,7 +61,7 @@ pub async fn keys_create_look_up_and_page(db: TestDb) {
     let mut dup = key(a, None);
     dup.key_part = nk.key_part.clone();
     let err = s.create_key(dup, None, vec![]).await;
-    assert!(matches!(err, Err(StoreError::Conflict("key_part"))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Conflict(Conflict::KeyPart))), "{err:?}");
 
     // Pages newest first, without gaps; class and user filters.
     let mut ids = vec![created.id.clone()];
@@ -187,9 +187,9 @@ pub async fn key_update_revoke_roll(db: TestDb) {
     let r2 = s.revoke_key(a, &k.id, t1 + ms(500), vec![]).await.unwrap();
     assert_eq!(r2.revoked_at, Some(t1));
     let err = s.update_key(a, &k.id, &patch, vec![]).await;
-    assert!(matches!(err, Err(StoreError::Conflict("key_revoked"))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Conflict(Conflict::KeyRevoked))), "{err:?}");
     let err = s.roll_key(a, &k.id, key(a, Some(&o.user.id)), None, now(), vec![]).await;
-    assert!(matches!(err, Err(StoreError::Conflict("key_revoked"))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Conflict(Conflict::KeyRevoked))), "{err:?}");
 
     // Roll without grace: the old key is revoked at `at`.
     let old = s.create_key(key(a, Some(&o.user.id)), None, vec![]).await.unwrap();
@@ -218,7 +218,7 @@ pub async fn key_update_revoke_roll(db: TestDb) {
     let mut ghost = key(a, None);
     ghost.key_part = k.key_part.clone();
     let err = s.roll_key(a, &old.id, ghost.clone(), None, at, vec![audit(a, "key.rolled", &o.user.id)]).await;
-    assert!(matches!(err, Err(StoreError::Conflict("key_part"))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Conflict(Conflict::KeyPart))), "{err:?}");
     assert_eq!(s.key_by_handle(a, &ghost.id).await.unwrap(), None);
     assert_eq!(s.key_by_handle(a, &old.id).await.unwrap().unwrap(), old_after);
     let err = s.roll_key(&other.account.id, &old.id, key(&other.account.id, None), None, at, vec![]).await;
@@ -268,7 +268,7 @@ pub async fn key_limit_holds_under_concurrency(db: TestDb) {
 }
 
 /// Issue 15, finding 11: a rolled key keeps working through its overlap, yet it is rolled
-/// once. Rolled again (a reloaded page, a retry) it answers `Conflict("key_rolled")` and mints
+/// once. Rolled again (a reloaded page, a retry) it answers `Conflict::KeyRolled` and mints
 /// nothing; of concurrent rolls from two nodes exactly one mints a successor.
 pub async fn a_key_is_rolled_once_even_under_concurrency(db: TestDb) {
     let s = &db.store;
@@ -283,11 +283,11 @@ pub async fn a_key_is_rolled_once_even_under_concurrency(db: TestDb) {
     let again = key(a, None);
     let audited = vec![audit(a, "key.rolled", &o.user.id)];
     let err = s.roll_key(a, &old.id, again.clone(), Some(at + Duration::hours(1)), at, audited).await;
-    assert!(matches!(err, Err(StoreError::Conflict("key_rolled"))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Conflict(Conflict::KeyRolled))), "{err:?}");
     assert_eq!(s.key_by_handle(a, &again.id).await.unwrap(), None, "no second successor");
     assert_eq!(s.key_by_handle(a, &old.id).await.unwrap().unwrap(), old_after, "the old key is untouched");
     let err = s.roll_key(a, &old.id, key(a, None), None, at, vec![]).await;
-    assert!(matches!(err, Err(StoreError::Conflict("key_rolled"))), "revoking through a second roll: {err:?}");
+    assert!(matches!(err, Err(StoreError::Conflict(Conflict::KeyRolled))), "revoking through a second roll: {err:?}");
     assert_eq!(verify_chain(s, a).await, 1, "the refused roll wrote no audit entry");
     // The successor itself may be rolled (once).
     s.roll_key(a, &new.id, key(a, None), None, at, vec![]).await.unwrap();
@@ -308,7 +308,7 @@ pub async fn a_key_is_rolled_once_even_under_concurrency(db: TestDb) {
         for t in tasks {
             match t.await.unwrap() {
                 Ok((n, _)) => won.push(n.id),
-                Err(StoreError::Conflict("key_rolled")) => {}
+                Err(StoreError::Conflict(Conflict::KeyRolled)) => {}
                 Err(e) => panic!("unexpected {e:?}"),
             }
         }

@@ -1,0 +1,112 @@
+//! The operator's tasks: every account of the deployment, an account's plan, acting in any
+//! account, and whether storage answers. Shared by the operator API (`/v1/admin/…`, behind
+//! the `admin_token`), `/readyz` and `keygate admin` (a shell on the host): the same checks
+//! and the same audit entries, actor `operator`, whichever way the operator came.
+
+use std::net::IpAddr;
+
+use keygate_core::id::IdKind;
+use keygate_core::{Authority, CredentialKind, Permissions};
+use keygate_store::{Account, Page, PageRequest};
+use serde_json::json;
+
+use super::identity::operator_actor;
+use crate::auth::{Caller, Invalidation};
+use crate::error::{ApiError, ApiResult};
+use crate::ratelimit::RateLimiter;
+use crate::routes::identity::common::check_id;
+use crate::service::{Services, audit};
+
+/// Ready (`/readyz`): every dependency the node needs to allow traffic answers — storage (a
+/// round trip), the invalidation feed (confirmed within 1 s, on PostgreSQL) and Redis (a PING,
+/// when shared limits are configured `fail_closed`). Otherwise 503 `unavailable`, whose
+/// `details` name what is down: `[{"dependency": "database" | "invalidation_feed" | "redis"}]`.
+pub async fn ready(svc: &Services, limiter: &RateLimiter) -> ApiResult<()> {
+    let (database, redis) = tokio::join!(svc.store.ping(), limiter.ready());
+    let mut down = Vec::new();
+    if let Err(cause) = database {
+        tracing::debug!(%cause, "not ready: database");
+        down.push("database");
+    }
+    if svc.invalidator.epochs().feed.is_stale() {
+        down.push("invalidation_feed");
+    }
+    if let Err(cause) = redis {
+        tracing::debug!(%cause, "not ready: redis");
+        down.push("redis");
+    }
+    if down.is_empty() {
+        return Ok(());
+    }
+    let mut e = ApiError::new(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("Not ready: {} down.", down.join(", ")),
+    );
+    e.details = Some(down.iter().map(|d| serde_json::json!({ "dependency": d })).collect());
+    Err(e)
+}
+
+/// Every account of the deployment, newest first.
+pub async fn list_accounts(svc: &Services, page: &PageRequest) -> ApiResult<Page<Account>> {
+    Ok(svc.store.list_accounts(page).await?)
+}
+
+/// Puts an account on one of the configured plans; its keys follow the new plan at once.
+/// `ip` is the operator API client's address (the shell has none).
+pub async fn set_plan(svc: &Services, ip: Option<IpAddr>, account_id: &str, plan: &str) -> ApiResult<Account> {
+    check_id(IdKind::Account, account_id)?;
+    if !svc.plans.exists(plan) {
+        let known = svc.plans.names().collect::<Vec<_>>().join(", ");
+        return Err(ApiError::invalid_field("plan", format!("is not a configured plan (known: {known})")));
+    }
+    let before = svc.store.account_by_id(account_id).await?.ok_or_else(ApiError::not_found)?;
+    let entry = audit(
+        account_id,
+        &operator_actor(),
+        "account.plan_changed",
+        ("account", account_id),
+        ip,
+        json!({ "from": before.plan, "to": plan }),
+    );
+    let account = svc.store.set_plan(account_id, plan, vec![entry]).await?;
+    svc.invalidate(Invalidation::Account(account_id.to_owned())).await;
+    tracing::info!(account_id = %account_id, plan = %account.plan, "operator set plan");
+    Ok(account)
+}
+
+/// The operator acting in an account, as a `Caller` the other services take. With `as_user`
+/// (a member) the operator acts for that user, with their authority: a user key minted so is
+/// theirs and may not exceed it. Without, the operator holds the owner's authority and no user.
+pub async fn in_account(svc: &Services, account_id: &str, as_user: Option<&str>) -> ApiResult<Caller> {
+    check_id(IdKind::Account, account_id)?;
+    let account = svc.store.account_by_id(account_id).await?.ok_or_else(ApiError::not_found)?;
+    let authority = match as_user {
+        None => Authority::Owner,
+        Some(user_id) => {
+            let not_member = || ApiError::invalid_field("user", format!("{user_id} is not a member of {account_id}"));
+            if !keygate_core::id::looks_like(IdKind::User, user_id) {
+                return Err(not_member());
+            }
+            svc.store.membership(account_id, user_id).await?.ok_or_else(not_member)?.authority
+        }
+    };
+    Ok(Caller {
+        account,
+        user_id: as_user.map(str::to_owned),
+        authority,
+        permissions: Permissions::full_access(),
+        kind: CredentialKind::Session,
+        key_id: None,
+        actor: operator_actor(),
+    })
+}
+
+/// The account's first owner (oldest membership), whom an operator's user key acts for when
+/// no user is named.
+pub async fn first_owner(svc: &Services, account_id: &str) -> ApiResult<Option<String>> {
+    check_id(IdKind::Account, account_id)?;
+    let members = svc.store.list_members(account_id, &PageRequest { limit: 100, cursor: None }).await?;
+    let owner = members.items.iter().filter(|m| m.authority == Authority::Owner).min_by_key(|m| m.created_at);
+    Ok(owner.map(|m| m.user_id.clone()))
+}
