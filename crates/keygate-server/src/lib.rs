@@ -2,7 +2,6 @@
 //! `serve` it until a shutdown future fires (tests bind port 0 and run many).
 #![forbid(unsafe_code)]
 
-pub mod address_allowance;
 pub mod auth;
 pub mod config;
 pub mod connections;
@@ -10,16 +9,15 @@ pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod limits;
 pub mod metrics;
 pub mod password;
 pub mod plans;
-pub mod ratelimit;
 pub mod request_id;
 pub mod routes;
 pub mod server;
 pub mod service;
 pub mod state;
-pub mod throttle;
 pub mod usage;
 pub mod views;
 
@@ -42,9 +40,9 @@ use crate::auth::authenticator::AuthenticatorParts;
 use crate::auth::invalidation::Epochs;
 use crate::auth::{Authenticator, Invalidator};
 pub use crate::config::Settings;
+use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
 use crate::plans::Plans;
-use crate::ratelimit::RateLimiter;
 pub use crate::server::Listeners;
 use crate::state::{AppState, Inner};
 use crate::usage::UsageRecorder;
@@ -107,8 +105,8 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
     let gateway = gateway::Gateway::from_settings(&settings.gateway.routes)?;
     let state = AppState::new(Inner {
         passwords: password::Passwords::new().map_err(|e| anyhow::anyhow!("password hasher: {}", e.message))?,
-        throttle: throttle::LoginThrottle::new(settings.login.clone(), Arc::clone(&store)),
-        signups: address_allowance::AddressAllowance::new(settings.signup.max_per_address_per_hour, 3600),
+        throttle: limits::LoginThrottle::new(settings.login.clone(), Arc::clone(&store)),
+        signups: limits::AddressAllowance::new(settings.signup.max_per_address_per_hour, 3600),
         verify_callers: auth::verifier::VerifyCallers::new(&settings.verify, &settings.admin_token),
         settings,
         store,

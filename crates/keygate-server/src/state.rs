@@ -8,10 +8,10 @@ use keygate_store::{NewAudit, Store};
 
 use crate::auth::{Authenticator, Invalidation, Invalidator};
 use crate::config::Settings;
+use crate::limits::{AddressAllowance, LoginThrottle};
 use crate::metrics::Metrics;
 use crate::password::Passwords;
 use crate::plans::Plans;
-use crate::throttle::LoginThrottle;
 use crate::usage::UsageRecorder;
 
 #[derive(Clone)]
@@ -25,7 +25,7 @@ pub struct Inner {
     pub passwords: Passwords,
     pub throttle: LoginThrottle,
     /// Sign-ups per client address (`signup.max_per_address_per_hour`).
-    pub signups: crate::address_allowance::AddressAllowance,
+    pub signups: AddressAllowance,
     pub usage: Arc<UsageRecorder>,
     pub metrics: Arc<Metrics>,
     pub plans: Arc<Plans>,
