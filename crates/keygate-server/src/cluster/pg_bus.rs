@@ -96,9 +96,15 @@ pub async fn spawn_listener(database_url: String, epochs: Arc<Epochs>, metrics: 
     tokio::spawn(run(database_url, first, epochs, metrics, stop));
 }
 
+/// The listening connection's `application_name`, so operators (and the tests) can tell it
+/// apart in `pg_stat_activity`: its last query is usually the health round trip, not `LISTEN`.
+pub const LISTENER_APPLICATION_NAME: &str = "keygate-listener";
+
 async fn subscribe(url: &str) -> Result<PgListener, String> {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}application_name={LISTENER_APPLICATION_NAME}");
     let attempt = async {
-        let mut listener = PgListener::connect(url).await?;
+        let mut listener = PgListener::connect(&url).await?;
         // A lost connection must come back to `run`, which clears the cache before anything
         // is cached again, rather than be reconnected silently inside sqlx.
         listener.eager_reconnect(false);
