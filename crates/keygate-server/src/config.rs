@@ -13,6 +13,8 @@ use keygate_core::RateLimit;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+pub mod routes;
+
 /// More serving threads than this is a typo, not a machine.
 const MAX_WORKERS: usize = 1024;
 
@@ -515,7 +517,7 @@ impl Settings {
         {
             return bad("redis_url must start with redis:// or rediss://".into());
         }
-        crate::gateway::routes::validate_routes(&self.gateway.routes).map_err(ConfigError::Invalid)?;
+        routes::validate_routes(&self.gateway.routes).map_err(ConfigError::Invalid)?;
         self.verify.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! What every handler shares.
+//! What every handler shares. It sits below the front ends (`routes/`, `dashboard/`,
+//! `gateway/`) that take it; what it holds is defined beside it or further down.
 
 use std::sync::Arc;
 
@@ -10,6 +11,8 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::service::Services;
 use crate::usage::UsageRecorder;
+
+pub mod submissions;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -25,7 +28,7 @@ pub struct Inner {
     pub trusted_proxies: Vec<IpNet>,
     pub gateway: Option<crate::gateway::Gateway>,
     /// The dashboard's one-time form tokens.
-    pub submissions: crate::dashboard::submissions::Submissions,
+    pub submissions: submissions::Submissions,
     /// Who may call verify (`[verify]` and the operator token).
     pub verify_callers: crate::auth::verifier::VerifyCallers,
 }

@@ -12,12 +12,12 @@ use keygate_store::{ApiKey, KeyClass, KeyStatus};
 use super::auth::field_messages;
 use super::pages::{self, Flash, Layout, PageError, PageResult, datetime, render};
 use super::session::{QueryFields, SignedForm, Viewer};
-use super::submissions::Submissions;
 use crate::auth::Caller;
 use crate::extract::page_request;
 use crate::service::keys as service;
 use crate::service::roles;
 use crate::state::AppState;
+use crate::state::submissions::Submissions;
 
 /// A key as a row of the list.
 #[derive(Debug)]
@@ -72,7 +72,7 @@ struct KeysPage {
 /// The caller inside the account of the path: 404 for an account the viewer is not in,
 /// exactly as the API answers.
 pub async fn caller(state: &AppState, viewer: &Viewer, account_id: &str) -> Result<Caller, PageError> {
-    crate::routes::identity::common::check_id(keygate_core::id::IdKind::Account, account_id)?;
+    crate::service::input::check_id(keygate_core::id::IdKind::Account, account_id)?;
     Ok(viewer.principal().in_account(state, Some(account_id)).await?)
 }
 

@@ -21,7 +21,6 @@ mod keys;
 mod members;
 mod pages;
 mod session;
-pub mod submissions;
 
 use axum::Router;
 use axum::extract::Request;

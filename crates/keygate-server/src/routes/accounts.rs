@@ -13,11 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::identity::common::{ErrorBody, PathIds, check_id, double_option};
+use super::identity::common::{ErrorBody, PathIds, double_option};
 use crate::auth::Principal;
 use crate::error::ApiResult;
 use crate::extract::{ClientIp, Json, Query, page_request};
 use crate::service::accounts as service;
+use crate::service::input::check_id;
 use crate::state::AppState;
 use crate::views::{AccountView, ListView};
 

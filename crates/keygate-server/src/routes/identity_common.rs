@@ -1,15 +1,16 @@
-//! What the identity half of the management API shares: id checks, path extraction with the
-//! contract's 404, field validation and small response shapes.
+//! What the management API's handlers share: path extraction with the contract's 404, the
+//! `?account_id=` query, PATCH's `null`-or-absent fields and the OpenAPI error shape. The input
+//! rules the services also need (ids, URLs, field errors) are `service::input`'s.
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use keygate_core::id::{IdKind, looks_like};
+use keygate_core::id::IdKind;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
+use crate::service::input::check_id;
 
 /// Path segments. A segment that cannot even be decoded answers 404 (like an unknown id), in
 /// the contract's shape rather than axum's plain text.
@@ -22,11 +23,6 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathIds
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         Path::<T>::from_request_parts(parts, state).await.map(|Path(t)| PathIds(t)).map_err(|_| ApiError::not_found())
     }
-}
-
-/// A malformed id is answered 404 at once, without asking storage.
-pub fn check_id(kind: IdKind, id: &str) -> Result<(), ApiError> {
-    if looks_like(kind, id) { Ok(()) } else { Err(ApiError::not_found()) }
 }
 
 /// `?account_id=` for account-scoped calls made with a session token.
@@ -44,45 +40,6 @@ pub fn check_account_param(account_id: Option<&str>) -> Result<(), ApiError> {
         Some(a) => check_id(IdKind::Account, a),
         None => Ok(()),
     }
-}
-
-/// Collects field problems so one answer lists all of them (`details`).
-#[derive(Debug, Default)]
-pub struct FieldErrors(Vec<(String, String)>);
-
-impl FieldErrors {
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push((field.to_owned(), message.into()));
-    }
-
-    pub fn into_result(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            return Ok(());
-        }
-        let summary = self.0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; ");
-        let mut e = ApiError::invalid_request(format!("Invalid request: {summary}."));
-        e.details = Some(json!(self.0.iter().map(|(f, m)| json!({ "field": f, "message": m })).collect::<Vec<_>>()));
-        Err(e)
-    }
-}
-
-/// An account's website: an `http(s)://` URL or a bare host with a company domain, at most
-/// 2048 characters, no spaces or control characters. Answers it trimmed.
-pub fn parse_url(raw: &str) -> Result<String, &'static str> {
-    let url = raw.trim();
-    let scheme_ok = match url.split_once("://") {
-        Some((scheme, _)) => scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"),
-        None => true,
-    };
-    if url.is_empty()
-        || url.len() > 2048
-        || !scheme_ok
-        || url.chars().any(|c| c.is_whitespace() || c.is_control())
-        || keygate_core::validate::company_domain(url).is_none()
-    {
-        return Err("must be an http(s) URL or a domain such as https://acme.com");
-    }
-    Ok(url.to_owned())
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent: lets a PATCH clear a field.

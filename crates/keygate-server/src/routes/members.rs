@@ -17,10 +17,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::identity::common::{ErrorBody, PathIds, check_id};
+use super::identity::common::{ErrorBody, PathIds};
 use crate::auth::Principal;
 use crate::error::ApiResult;
 use crate::extract::{ClientIp, Json, Query, page_request};
+use crate::service::input::check_id;
 use crate::service::members as service;
 use crate::state::AppState;
 use crate::views::{ListView, MemberView};

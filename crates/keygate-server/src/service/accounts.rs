@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::auth::{Caller, Invalidation, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::identity::common::{FieldErrors, parse_url};
+use crate::service::input::{FieldErrors, parse_url};
 use crate::service::{Services, audit};
 
 /// Creates an account (a session only); the caller becomes its owner. It gets the default

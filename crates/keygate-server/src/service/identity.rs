@@ -25,7 +25,7 @@ use serde_json::json;
 
 use crate::auth::Invalidation;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::identity::common::{FieldErrors, parse_url};
+use crate::service::input::{FieldErrors, parse_url};
 use crate::service::{Services, audit};
 
 /// Passwords longer than this are never hashed: the policy caps them at 256 characters

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::key_input::*;
+use crate::service::input::*;
 use crate::service::{Services, audit};
 
 /// Everything a new key is made of, as the person gave it (validated here).

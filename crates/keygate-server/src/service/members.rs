@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::identity::common::check_id;
+use crate::service::input::check_id;
 use crate::service::{Services, audit};
 
 /// An authority named in a form or body.

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod identity;
+pub mod input;
 pub mod key_usage;
 pub mod keys;
 pub mod members;

@@ -14,7 +14,7 @@ use super::identity::operator_actor;
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
 use crate::ratelimit::RateLimiter;
-use crate::routes::identity::common::check_id;
+use crate::service::input::check_id;
 use crate::service::{Services, audit};
 
 /// Ready (`/readyz`): every dependency the node needs to allow traffic answers — storage (a

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::page_request;
-use crate::routes::identity::common::{FieldErrors, check_id};
+use crate::service::input::{FieldErrors, check_id};
 use crate::service::{Services, audit};
 
 /// More than this many permissions in one role is a mistake, not a role.

@@ -17,8 +17,8 @@ use serde_json::json;
 use super::identity::{MAX_PASSWORD_BYTES, audit_in_each, new_session, user_actor};
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::identity::common::FieldErrors;
 use crate::service::Services;
+use crate::service::input::FieldErrors;
 
 /// The user's accounts with their authority in each, oldest membership first.
 pub async fn memberships(svc: &Services, user_id: &str) -> ApiResult<Vec<UserMembership>> {

@@ -5,6 +5,9 @@
 //! Per node and in memory: a re-post normally reaches the node that served the first one
 //! within seconds; behind a round-robin balancer it may reach another, which then mints
 //! (the secret of the first is already on the screen it replaced, so nothing is lost).
+//!
+//! The dashboard's, but held in the shared state (`Inner::submissions`), so it lives beside
+//! the state rather than in `dashboard/`: the state never imports a front end.
 
 use std::time::Duration;
 
