@@ -18,7 +18,7 @@ pub mod routes;
 /// More serving threads than this is a typo, not a machine.
 const MAX_WORKERS: usize = 1024;
 
-/// The commented example of SPEC §6, extended with keygate's own settings.
+/// The commented example of docs/api.md §6 Running it, extended with keygate's own settings.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
 
 #[derive(Clone, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
-//! One error type for every HTTP answer that is not a success, rendered in the SPEC §3 shape:
-//! `{"error": {"code", "message", "user_message"?, "details"?}, "request_id"}`.
+//! One error type for every HTTP answer that is not a success, rendered in the docs/api.md §3
+//! Errors shape: `{"error": {"code", "message", "user_message"?, "details"?}, "request_id"}`.
 //! 5xx bodies stay opaque; their cause is logged with the request id.
 
 use std::borrow::Cow;

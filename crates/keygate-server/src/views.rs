@@ -1,6 +1,6 @@
-//! The JSON shapes of SPEC §4, built from store rows. Times are RFC 3339 UTC, millisecond
-//! precision. Nothing secret is ever part of a view except the one-time `key`/`token` fields
-//! of creation responses, which are added by the handlers that create them.
+//! The JSON shapes of docs/api.md §4 Management API, built from store rows. Times are RFC 3339 UTC,
+//! millisecond precision. Nothing secret is ever part of a view except the one-time `key`/`token`
+//! fields of creation responses, which are added by the handlers that create them.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use keygate_core::RateLimit;

@@ -1,4 +1,5 @@
-//! Accounts (SPEC §4): create, list the caller's, read, rename, delete.
+//! Accounts (docs/api.md §4 Accounts, members, data roles): create, list the caller's, read,
+//! rename, delete.
 //!
 //! Another account's id answers 404 exactly like an unknown one, for every credential. The rules
 //! are `service::accounts`'.

@@ -1,4 +1,5 @@
-//! The operator API (SPEC §4): `/v1/admin/…` with the deployment's `admin_token`.
+//! The operator API (docs/api.md §4 Operator API): `/v1/admin/…` with the deployment's
+//! `admin_token`.
 //!
 //! The token is compared in constant time (SHA-256 of both sides, then `subtle`), so neither
 //! its content nor its length leaks through timing. With no `admin_token` configured the

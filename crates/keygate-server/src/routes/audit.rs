@@ -1,4 +1,4 @@
-//! The audit log (SPEC §4): read newest first, and verify the hash chain.
+//! The audit log (docs/api.md §4 Audit log): read newest first, and verify the hash chain.
 //!
 //! Who may read: a session or a user key of an administrator+ (a user key also needs the scope
 //! `audit:read`), or an org key whose scopes include `audit:read` (a `*:read` key does).

@@ -1,6 +1,6 @@
-//! Identity (SPEC §4): register, login, logout, and the user. Register, login and logout are
-//! `service::identity`'s operations (the dashboard's sign-up, sign-in and sign-out call them
-//! too); reading and changing the user are `service::user`'s.
+//! Identity (docs/api.md §4 Identity): register, login, logout, and the user. Register, login and
+//! logout are `service::identity`'s operations (the dashboard's sign-up, sign-in and sign-out call
+//! them too); reading and changing the user are `service::user`'s.
 //!
 //! Security notes, as the services keep them:
 //! - passwords live in `SecretString` from the moment the body is parsed, are hashed and

@@ -51,7 +51,7 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// The OpenAPI shape of every error answer (SPEC §3).
+/// The OpenAPI shape of every error answer (docs/api.md §3 Errors).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct ErrorBody {

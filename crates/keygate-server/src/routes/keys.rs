@@ -1,5 +1,5 @@
-//! API keys: mint (shown once), list, get, patch, revoke, roll, daily usage (SPEC §4).
-//! Every change is audited in the same transaction and invalidates cached decisions at once.
+//! API keys: mint (shown once), list, get, patch, revoke, roll, daily usage (docs/api.md §4 API
+//! keys). Every change is audited in the same transaction and invalidates cached decisions at once.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -1,7 +1,7 @@
-//! Members of an account (SPEC §4) under the authority rules of `keygate_core::authority`:
-//! nobody grants more than they have, administrators cannot touch owners, the last owner can
-//! neither leave nor be demoted. The store re-checks the rules inside its transaction, so two
-//! concurrent changes cannot together break them.
+//! Members of an account (docs/api.md §4 Accounts, members, data roles) under the authority rules
+//! of `keygate_core::authority`: nobody grants more than they have, administrators cannot touch
+//! owners, the last owner can neither leave nor be demoted. The store re-checks the rules inside
+//! its transaction, so two concurrent changes cannot together break them.
 //!
 //! After every change the account's and the user's cached decisions are dropped, so a removed
 //! member's keys stop at once and a demoted member's keys are capped at once. The rules live

@@ -1,6 +1,6 @@
-//! What every operation of the API answers besides its own statuses (SPEC §3), written into
-//! `/openapi.json` once rather than repeated on each handler: a client generated from the
-//! document then knows that any credentialed call may answer 401, 429 or 503, and that every
+//! What every operation of the API answers besides its own statuses (docs/api.md §3 Errors),
+//! written into `/openapi.json` once rather than repeated on each handler: a client generated from
+//! the document then knows that any credentialed call may answer 401, 429 or 503, and that every
 //! error has the same JSON shape.
 //!
 //! Statuses a handler documents itself keep its wording; only missing descriptions are filled.

@@ -1,7 +1,7 @@
-//! Data roles (SPEC §4): named permission sets over the company's own API. Read: any credential
-//! of the account (a key needs `roles:read`); write: administrator+ (a key needs `roles:write`).
-//! A change drops the account's cached decisions, so keys referencing the role follow at once.
-//! The rules are `service::roles`'.
+//! Data roles (docs/api.md §4 Accounts, members, data roles): named permission sets over the
+//! company's own API. Read: any credential of the account (a key needs `roles:read`); write:
+//! administrator+ (a key needs `roles:write`). A change drops the account's cached decisions, so
+//! keys referencing the role follow at once. The rules are `service::roles`'.
 
 use axum::extract::State;
 use axum::http::StatusCode;
