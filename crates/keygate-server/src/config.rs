@@ -13,7 +13,7 @@ use keygate_core::RateLimit;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-pub mod routes;
+pub(crate) mod routes;
 
 /// More serving threads than this is a typo, not a machine.
 const MAX_WORKERS: usize = 1024;
@@ -520,10 +520,6 @@ impl Settings {
         routes::validate_routes(&self.gateway.routes).map_err(ConfigError::Invalid)?;
         self.verify.validate().map_err(ConfigError::Invalid)?;
         Ok(())
-    }
-
-    pub fn plan(&self, name: &str) -> Option<&PlanSettings> {
-        self.plans.get(name)
     }
 }
 

@@ -9,7 +9,7 @@ use keygate_core::{CredentialKind, Scope};
 use super::RouteSettings;
 
 /// Paths the management API (and the dashboard) own; no route may overlap them.
-pub const RESERVED_PREFIXES: &[&str] = &[
+pub(crate) const RESERVED_PREFIXES: &[&str] = &[
     "/v1/register",
     "/v1/login",
     "/v1/logout",
@@ -28,7 +28,7 @@ pub const RESERVED_PREFIXES: &[&str] = &[
 
 /// Checks every route: a path prefix starting with `/`, an http upstream, a resource name,
 /// known credential classes and actions, no overlap with the management API or another route.
-pub fn validate_routes(routes: &[RouteSettings]) -> Result<(), String> {
+pub(crate) fn validate_routes(routes: &[RouteSettings]) -> Result<(), String> {
     for (i, r) in routes.iter().enumerate() {
         let at = format!("gateway.routes[{i}] (prefix `{}`)", r.prefix);
         if !r.prefix.starts_with('/') || r.prefix.len() < 2 || r.prefix.contains(['?', '#', ' ', '%', '\\']) {

@@ -14,20 +14,20 @@ use crate::config::routes::{kind_of, upstream_parts, validate_routes};
 
 /// One route, compiled: everything a request needs is computed here once, not per request.
 #[derive(Debug)]
-pub struct Route {
+pub(crate) struct Route {
     /// Without a trailing `/`.
-    pub prefix: String,
+    pub(crate) prefix: String,
     /// Where the upstream listens (`http://` only, see `upstream_parts`).
-    pub authority: Authority,
+    pub(crate) authority: Authority,
     /// `Host` for the upstream: its authority, without the port when that is 80.
-    pub host: HeaderValue,
+    pub(crate) host: HeaderValue,
     /// The upstream URL's own path (may be empty), prepended to the forwarded path.
-    pub base_path: String,
-    pub strip_prefix: bool,
-    pub timeout: Duration,
-    pub accepts_session: bool,
+    pub(crate) base_path: String,
+    pub(crate) strip_prefix: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) accepts_session: bool,
     /// The per-route limit with its bucket name (the prefix), as `AuthContext::extra_limit` wants it.
-    pub extra_limit: Option<(String, RateLimit)>,
+    pub(crate) extra_limit: Option<(String, RateLimit)>,
     read: Requirements,
     write: Requirements,
     overrides: Vec<(Method, Requirements)>,
@@ -70,7 +70,7 @@ impl Route {
 
     /// What a request with `method` needs: the route's own action for it, else `read` for the
     /// safe methods (GET/HEAD/OPTIONS) and `write` for every other.
-    pub fn requirements(&self, method: &Method) -> &Requirements {
+    pub(crate) fn requirements(&self, method: &Method) -> &Requirements {
         if let Some((_, r)) = self.overrides.iter().find(|(m, _)| m == method) {
             return r;
         }
@@ -88,7 +88,7 @@ impl Route {
 
     /// The path to ask the upstream for: its base path, then the request path (without the
     /// prefix when `strip_prefix`), always starting with `/`.
-    pub fn upstream_path_and_query(&self, path: &str, query: Option<&str>) -> String {
+    pub(crate) fn upstream_path_and_query(&self, path: &str, query: Option<&str>) -> String {
         let rest = if self.strip_prefix { &path[self.prefix.len().min(path.len())..] } else { path };
         let mut out = String::with_capacity(self.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
         out.push_str(&self.base_path);
@@ -111,7 +111,7 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn compile(routes: &[RouteSettings]) -> Result<Self, String> {
+    pub(crate) fn compile(routes: &[RouteSettings]) -> Result<Self, String> {
         validate_routes(routes)?;
         let mut compiled = routes
             .iter()
@@ -122,16 +122,16 @@ impl RouteTable {
         Ok(RouteTable { routes: compiled })
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
 
     /// The route a path belongs to (longest prefix first), by index for `get`.
-    pub fn position(&self, path: &str) -> Option<usize> {
+    pub(crate) fn position(&self, path: &str) -> Option<usize> {
         self.routes.iter().position(|r| r.matches(path))
     }
 
-    pub fn get(&self, index: usize) -> Option<&Route> {
+    pub(crate) fn get(&self, index: usize) -> Option<&Route> {
         self.routes.get(index)
     }
 }
@@ -139,7 +139,7 @@ impl RouteTable {
 /// A path an upstream could resolve differently than keygate matched it: dot segments
 /// (`/v1/companies/../lists` would leave a public route for a user-scoped one once the
 /// upstream normalises it), encoded dots or slashes, backslashes. Refused before any routing.
-pub fn is_ambiguous(path: &str) -> bool {
+pub(crate) fn is_ambiguous(path: &str) -> bool {
     // Most paths have none of the three bytes any of the cases below needs: one pass decides.
     if !path.bytes().any(|b| matches!(b, b'\\' | b'%' | b'.')) {
         return false;

@@ -15,7 +15,7 @@ use crate::service::input::check_id;
 /// Path segments. A segment that cannot even be decoded answers 404 (like an unknown id), in
 /// the contract's shape rather than axum's plain text.
 #[derive(Debug, Clone)]
-pub struct PathIds<T>(pub T);
+pub(crate) struct PathIds<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathIds<T> {
     type Rejection = ApiError;
@@ -29,13 +29,13 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathIds
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct AccountQuery {
+pub(crate) struct AccountQuery {
     /// The account to act in (sessions only; an API key carries its own).
-    pub account_id: Option<String>,
+    pub(crate) account_id: Option<String>,
 }
 
 /// Checks the shape of an `account_id` from a query or body: malformed → 404.
-pub fn check_account_param(account_id: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn check_account_param(account_id: Option<&str>) -> Result<(), ApiError> {
     match account_id {
         Some(a) => check_id(IdKind::Account, a),
         None => Ok(()),
@@ -43,7 +43,7 @@ pub fn check_account_param(account_id: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent: lets a PATCH clear a field.
-pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -54,9 +54,9 @@ where
 /// The OpenAPI shape of every error answer (docs/api.md §3 Errors).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// `{code, message, user_message?, details?}`
     #[schema(value_type = Object)]
-    pub error: serde_json::Value,
-    pub request_id: String,
+    pub(crate) error: serde_json::Value,
+    pub(crate) request_id: String,
 }

@@ -2,18 +2,18 @@
 //! Each module registers its handlers with their OpenAPI description (utoipa-axum), so the
 //! document at `/openapi.json` is generated from the code that serves it.
 
-pub mod accounts;
-pub mod admin;
-pub mod audit;
-pub mod docs;
-pub mod edge;
-pub mod health;
-pub mod identity;
-pub mod keys;
-pub mod members;
-pub mod openapi_common;
-pub mod roles;
-pub mod verify;
+pub(crate) mod accounts;
+pub(crate) mod admin;
+pub(crate) mod audit;
+pub(crate) mod docs;
+pub(crate) mod edge;
+pub(crate) mod health;
+pub(crate) mod identity;
+pub(crate) mod keys;
+pub(crate) mod members;
+pub(crate) mod openapi_common;
+pub(crate) mod roles;
+pub(crate) mod verify;
 
 use axum::extract::{Request, State};
 use axum::middleware;
@@ -27,11 +27,11 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::ApiError;
 
 /// The whole HTTP application as one cloneable service (each worker serves a clone).
-pub type HttpService = BoxCloneSyncService<Request, Response, std::convert::Infallible>;
+pub(crate) type HttpService = BoxCloneSyncService<Request, Response, std::convert::Infallible>;
 use crate::state::AppState;
 
 /// Every route behind the layers every request passes, as one service.
-pub fn service(state: AppState) -> HttpService {
+pub(crate) fn service(state: AppState) -> HttpService {
     let (api, mut openapi) = documented_routes().split_for_parts();
     openapi_common::complete(&mut openapi);
     let openapi = std::sync::Arc::new(openapi);

@@ -26,7 +26,7 @@ const OPEN: [&str; 3] = ["/v1/register", "/v1/login", "/v1/keys/verify"];
 
 /// Adds the shared statuses, security requirements and error bodies to every operation, and
 /// the shared field rules to every request body.
-pub fn complete(doc: &mut Document) {
+pub(crate) fn complete(doc: &mut Document) {
     for (path, item) in doc.paths.paths.iter_mut() {
         let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
         for op in ops.into_iter().flatten() {

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 
-pub const MAX_METADATA_BYTES: usize = 4096;
-pub const MAX_ALLOWLIST: usize = 100;
-pub const MAX_SCOPES: usize = 100;
+pub(crate) const MAX_METADATA_BYTES: usize = 4096;
+pub(crate) const MAX_ALLOWLIST: usize = 100;
+pub(crate) const MAX_SCOPES: usize = 100;
 
-pub fn parse_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn parse_name(name: &str) -> Result<String, ApiError> {
     let t = name.trim();
     let n = t.chars().count();
     if n == 0 || n > 100 || t.chars().any(char::is_control) {
@@ -23,21 +23,21 @@ pub fn parse_name(name: &str) -> Result<String, ApiError> {
     Ok(t.to_owned())
 }
 
-pub fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, ApiError> {
+pub(crate) fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, ApiError> {
     if scopes.is_empty() || scopes.len() > MAX_SCOPES {
         return Err(ApiError::invalid_field("scopes", "must list 1 to 100 scopes"));
     }
     ScopeSet::parse_all(scopes.iter().map(String::as_str)).map_err(|e| ApiError::invalid_field("scopes", e.to_string()))
 }
 
-pub fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| ApiError::invalid_field(field, "must be an RFC 3339 time like 2026-12-31T00:00:00Z"))
 }
 
 /// `end_date` (`YYYY-MM-DD`): the key stops at 00:00 UTC that day.
-pub fn parse_end_date(s: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_end_date(s: &str) -> Result<DateTime<Utc>, ApiError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
@@ -46,7 +46,7 @@ pub fn parse_end_date(s: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// The expiry from either `expires_at` or `end_date` (not both).
-pub fn expiry(expires_at: Option<&str>, end_date: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(crate) fn expiry(expires_at: Option<&str>, end_date: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     match (expires_at, end_date) {
         (Some(_), Some(_)) => Err(ApiError::invalid_field("end_date", "give expires_at or end_date, not both")),
         (Some(e), None) => parse_time("expires_at", e).map(Some),
@@ -55,12 +55,12 @@ pub fn expiry(expires_at: Option<&str>, end_date: Option<&str>) -> Result<Option
     }
 }
 
-pub fn parse_rate_limit(r: &RateLimit) -> Result<RateLimit, ApiError> {
+pub(crate) fn parse_rate_limit(r: &RateLimit) -> Result<RateLimit, ApiError> {
     r.validate().map_err(|m| ApiError::invalid_field("rate_limit", m))?;
     Ok(*r)
 }
 
-pub fn parse_usage_limit(n: i64) -> Result<i64, ApiError> {
+pub(crate) fn parse_usage_limit(n: i64) -> Result<i64, ApiError> {
     if n < 1 {
         return Err(ApiError::invalid_field("usage_limit", "must be a positive number"));
     }
@@ -68,7 +68,7 @@ pub fn parse_usage_limit(n: i64) -> Result<i64, ApiError> {
 }
 
 /// CIDRs normalised (`10.1.2.3/8` → `10.0.0.0/8`, a bare address → `/32` or `/128`).
-pub fn parse_allowlist(list: &[String]) -> Result<Vec<String>, ApiError> {
+pub(crate) fn parse_allowlist(list: &[String]) -> Result<Vec<String>, ApiError> {
     if list.len() > MAX_ALLOWLIST {
         return Err(ApiError::invalid_field("ip_allowlist", "at most 100 entries"));
     }
@@ -81,7 +81,7 @@ pub fn parse_allowlist(list: &[String]) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
-pub fn parse_metadata(v: &Value) -> Result<Value, ApiError> {
+pub(crate) fn parse_metadata(v: &Value) -> Result<Value, ApiError> {
     if !v.is_object() {
         return Err(ApiError::invalid_field("metadata", "must be a JSON object"));
     }
@@ -92,20 +92,20 @@ pub fn parse_metadata(v: &Value) -> Result<Value, ApiError> {
 }
 
 /// A malformed id is answered 404 at once, without asking storage.
-pub fn check_id(kind: IdKind, id: &str) -> Result<(), ApiError> {
+pub(crate) fn check_id(kind: IdKind, id: &str) -> Result<(), ApiError> {
     if looks_like(kind, id) { Ok(()) } else { Err(ApiError::not_found()) }
 }
 
 /// Collects field problems so one answer lists all of them (`details`).
 #[derive(Debug, Default)]
-pub struct FieldErrors(Vec<(String, String)>);
+pub(crate) struct FieldErrors(Vec<(String, String)>);
 
 impl FieldErrors {
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, field: &str, message: impl Into<String>) {
         self.0.push((field.to_owned(), message.into()));
     }
 
-    pub fn into_result(self) -> Result<(), ApiError> {
+    pub(crate) fn into_result(self) -> Result<(), ApiError> {
         if self.0.is_empty() {
             return Ok(());
         }
@@ -118,7 +118,7 @@ impl FieldErrors {
 
 /// An account's website: an `http(s)://` URL or a bare host with a company domain, at most
 /// 2048 characters, no spaces or control characters. Answers it trimmed.
-pub fn parse_url(raw: &str) -> Result<String, &'static str> {
+pub(crate) fn parse_url(raw: &str) -> Result<String, &'static str> {
     let url = raw.trim();
     let scheme_ok = match url.split_once("://") {
         Some((scheme, _)) => scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"),

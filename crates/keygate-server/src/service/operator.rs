@@ -21,7 +21,7 @@ use crate::service::{Services, audit};
 /// round trip), the invalidation feed (confirmed within 1 s, on PostgreSQL) and Redis (a PING,
 /// when shared limits are configured `fail_closed`). Otherwise 503 `unavailable`, whose
 /// `details` name what is down: `[{"dependency": "database" | "invalidation_feed" | "redis"}]`.
-pub async fn ready(svc: &Services, limiter: &RateLimiter) -> ApiResult<()> {
+pub(crate) async fn ready(svc: &Services, limiter: &RateLimiter) -> ApiResult<()> {
     let (database, redis) = tokio::join!(svc.store.ping(), limiter.ready());
     let mut down = Vec::new();
     if let Err(cause) = database {

@@ -18,7 +18,7 @@ const REMEMBERED_FOR: Duration = Duration::from_secs(3600);
 /// Tokens kept at most; the oldest go first.
 const CAPACITY: u64 = 100_000;
 
-pub struct Submissions(Cache<String, ()>);
+pub(crate) struct Submissions(Cache<String, ()>);
 
 impl Default for Submissions {
     fn default() -> Self {
@@ -28,17 +28,17 @@ impl Default for Submissions {
 
 impl Submissions {
     /// A token for a form about to be shown.
-    pub fn issue() -> String {
+    pub(crate) fn issue() -> String {
         keygate_core::base62::random(22)
     }
 
     /// `true` the first time `token` is sent, `false` on every later sending.
-    pub fn claim(&self, token: &str) -> bool {
+    pub(crate) fn claim(&self, token: &str) -> bool {
         self.0.entry(token.to_owned()).or_insert(()).is_fresh()
     }
 
     /// The form's action failed (bad input): sending it again is not a repeat.
-    pub fn release(&self, token: &str) {
+    pub(crate) fn release(&self, token: &str) {
         self.0.invalidate(token);
     }
 }
