@@ -1,5 +1,5 @@
-//! API keys: mint (shown once), list, get, patch, revoke, roll, daily usage (SPEC §4).
-//! Every change is audited in the same transaction and invalidates cached decisions at once.
+//! API keys: mint (shown once), list, get, patch, revoke, roll, daily usage (docs/api.md §4 API
+//! keys). Every change is audited in the same transaction and invalidates cached decisions at once.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::key_input::*;
+use super::identity::common::double_option;
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Json, OptionalJson, Query, page_request};
@@ -20,7 +20,7 @@ use crate::service::keys as service;
 use crate::state::AppState;
 use crate::views::{CreatedKeyView, KeyView, ListView};
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(mint, list))
         .routes(routes!(get_key, patch_key, revoke_key))
@@ -30,7 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct MintBody {
+pub(crate) struct MintBody {
     account_id: Option<String>,
     /// `user` (default) or `org`
     class: Option<String>,
@@ -53,7 +53,7 @@ pub struct MintBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PatchBody {
+pub(crate) struct PatchBody {
     account_id: Option<String>,
     name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
@@ -77,7 +77,7 @@ pub struct PatchBody {
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RollBody {
+pub(crate) struct RollBody {
     account_id: Option<String>,
     /// 0–604800: how long the old key keeps working (default 0: revoked now)
     old_expires_in_seconds: Option<i64>,
@@ -85,7 +85,7 @@ pub struct RollBody {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     account_id: Option<String>,
     /// `user` or `org`
     #[param(pattern = "^(user|org)$")]
@@ -99,13 +99,13 @@ pub struct ListQuery {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct AccountQuery {
+pub(crate) struct AccountQuery {
     account_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct UsageQuery {
+pub(crate) struct UsageQuery {
     account_id: Option<String>,
     /// YYYY-MM-DD, default 29 days before `to`
     from: Option<String>,

@@ -14,14 +14,14 @@ const MAX_DAYS: i64 = 366;
 
 /// A key's requests per UTC day, every day of the range listed (zeros included).
 #[derive(Debug, Clone)]
-pub struct DailyUsage {
-    pub key_id: String,
-    pub daily: Vec<(NaiveDate, i64)>,
+pub(crate) struct DailyUsage {
+    pub(crate) key_id: String,
+    pub(crate) daily: Vec<(NaiveDate, i64)>,
 }
 
 /// `from`/`to` as `YYYY-MM-DD`: `to` defaults to today (UTC), `from` to 29 days before `to`;
 /// at most 366 days apart. Needs `keys:read` and a key the caller may see.
-pub async fn daily(
+pub(crate) async fn daily(
     svc: &Services,
     caller: &Caller,
     handle: &str,
@@ -51,7 +51,7 @@ pub async fn daily(
 /// Which of the user's accounts holds the key behind `handle` (`id` or `key_part`): looked up
 /// in their own accounts only, never beyond. A malformed handle or a key in none of them is
 /// 404 like any other.
-pub async fn account_of(svc: &Services, user_id: &str, handle: &str) -> ApiResult<String> {
+pub(crate) async fn account_of(svc: &Services, user_id: &str, handle: &str) -> ApiResult<String> {
     if !keygate_core::id::looks_like(IdKind::Key, handle) && !svc.format.is_key_part(handle) {
         return Err(ApiError::not_found());
     }

@@ -393,7 +393,7 @@ async fn sign_in_failures_on_one_node_count_on_the_other() {
     let b = node_with(&db, &env.redis, FailurePolicy::FailClosed, slow_backoff).await;
     let u = a.register().await;
     let wrong = json!({ "email": u.email, "password": "not the password at all" });
-    // The email's threshold is 10 (SPEC §4): five wrong passwords on each node…
+    // The email's threshold is 10 (docs/api.md §4 Identity): five wrong passwords on each node…
     for node in [&a, &b, &a, &b, &a, &b, &a, &b, &a, &b] {
         assert_eq!(node.post("/v1/login", Cred::None, wrong.clone()).await.status, StatusCode::UNAUTHORIZED);
     }
