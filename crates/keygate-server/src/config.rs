@@ -191,7 +191,13 @@ pub struct PlanSettings {
     pub api_access: bool,
     /// Days of the trial after the account's creation; 0 = no end.
     pub trial_days: u32,
+    /// An account-wide limit, shared by every key of the account: the one unnamed entry of
+    /// `rate_limits` (named `default`; docs/api.md §7 "Plan limits").
     pub rate_limit: Option<RateLimit>,
+    /// Account-wide named limits, shared by every key of the account on every node.
+    pub rate_limits: Vec<keygate_core::ratelimit::NamedRateLimit>,
+    /// Account-wide requests per UTC day or month.
+    pub quota: Option<keygate_core::quota::Quota>,
     pub max_keys: Option<u32>,
     /// The loosest rate limit any one key may carry (docs/api.md §7 Keys); when unset,
     /// `rate_limit` is the ceiling.
@@ -254,6 +260,9 @@ pub struct RouteSettings {
     pub credentials: Vec<String>,
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// Units one request on the route spends of every rate limit and the quota (default 1).
+    #[serde(default = "default_cost")]
+    pub cost: u32,
     #[serde(default)]
     pub actions: BTreeMap<String, String>,
     #[serde(default = "default_timeout")]
@@ -271,6 +280,7 @@ impl RouteSettings {
             resource: resource.into(),
             credentials: all_credentials(),
             rate_limit: None,
+            cost: default_cost(),
             actions: BTreeMap::new(),
             timeout_seconds: default_timeout(),
             strip_prefix: false,
@@ -280,6 +290,10 @@ impl RouteSettings {
 
 fn all_credentials() -> Vec<String> {
     vec!["user_key".into(), "org_key".into(), "session".into()]
+}
+
+fn default_cost() -> u32 {
+    1
 }
 
 fn default_timeout() -> u64 {
@@ -296,7 +310,7 @@ impl Default for Settings {
                 trial_days: 14,
                 rate_limit: Some(RateLimit { limit: 600, window_seconds: 60, burst: None }),
                 max_keys: Some(100),
-                key_rate_limit_max: None,
+                ..PlanSettings::default()
             },
         );
         plans.insert("free".to_owned(), PlanSettings { api_access: false, ..PlanSettings::default() });
@@ -365,7 +379,15 @@ impl Default for LoginSettings {
 
 impl Default for PlanSettings {
     fn default() -> Self {
-        PlanSettings { api_access: true, trial_days: 0, rate_limit: None, max_keys: None, key_rate_limit_max: None }
+        PlanSettings {
+            api_access: true,
+            trial_days: 0,
+            rate_limit: None,
+            rate_limits: Vec::new(),
+            quota: None,
+            max_keys: None,
+            key_rate_limit_max: None,
+        }
     }
 }
 
@@ -461,6 +483,7 @@ impl Settings {
             return bad(format!("signup.default_plan: no plan named `{}` under [plans]", self.signup.default_plan));
         }
         for (name, plan) in &self.plans {
+            crate::plans::validate_limits(plan).map_err(|m| ConfigError::Invalid(format!("plans.{name}.{m}")))?;
             if let Some(rl) = &plan.rate_limit {
                 rl.validate().map_err(|m| ConfigError::Invalid(format!("plans.{name}.{m}")))?;
             }

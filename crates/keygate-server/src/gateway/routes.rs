@@ -69,6 +69,9 @@ pub fn validate_routes(routes: &[RouteSettings]) -> Result<(), String> {
         if let Some(rl) = &r.rate_limit {
             rl.validate().map_err(|m| format!("{at}: {m}"))?;
         }
+        if r.cost > 1000 {
+            return Err(format!("{at}: cost must be 0..=1000"));
+        }
         if r.timeout_seconds == 0 || r.timeout_seconds > 3600 {
             return Err(format!("{at}: timeout_seconds must be 1..=3600"));
         }
@@ -139,6 +142,8 @@ pub struct Route {
     pub accepts_session: bool,
     /// The per-route limit with its bucket name (the prefix), as `AuthContext::extra_limit` wants it.
     pub extra_limit: Option<(String, RateLimit)>,
+    /// Units one request spends of every limit and the quota (`cost`, default 1).
+    pub cost: u32,
     read: Requirements,
     write: Requirements,
     overrides: Vec<(Method, Requirements)>,
@@ -167,6 +172,7 @@ impl Route {
         Ok(Route {
             host,
             extra_limit: r.rate_limit.map(|l| (prefix.clone(), l)),
+            cost: r.cost,
             prefix,
             authority,
             base_path,
@@ -278,6 +284,7 @@ mod tests {
             resource: "things".into(),
             credentials: vec!["user_key".into()],
             rate_limit: None,
+            cost: 1,
             actions: Default::default(),
             timeout_seconds: 30,
             strip_prefix: false,

@@ -22,6 +22,8 @@ mod key_rules;
 mod keys;
 mod limits_in_use;
 mod partition;
+mod plan_limits;
+mod plan_limits_cluster;
 mod serving;
 mod slow_clients;
 mod unknown_credentials;
