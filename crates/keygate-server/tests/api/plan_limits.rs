@@ -240,3 +240,22 @@ async fn gateway_headers_describe_the_tightest_limit() {
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
     assert_eq!((ok.header("ratelimit-limit"), ok.header("ratelimit-remaining")), (Some("3"), Some("2")));
 }
+
+/// A quota that cannot be counted is not granted: with Redis unreachable under `fail_closed`,
+/// a key of an account whose plan has only a quota (no rate limit to fail first) gets 503.
+#[tokio::test]
+async fn a_quota_fails_closed_while_redis_is_down() {
+    let plan =
+        PlanSettings { quota: Some(Quota { requests: 100, period: QuotaPeriod::Day }), ..PlanSettings::default() };
+    let app = spawn_app_with(|s| {
+        metered(plan)(s);
+        s.redis_url = "redis://127.0.0.1:1".into();
+    })
+    .await;
+    let u = app.register().await;
+    let key = key_of(&app.mint(&u.token, &u.account_id, json!({})).await);
+    let v = app.post("/v1/keys/verify", Cred::None, json!({ "key": key })).await;
+    assert_eq!((v.status, v.code()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", v.text);
+    let g = app.get("/v1/user", Cred::ApiKey(&key)).await;
+    assert_eq!(g.status, StatusCode::SERVICE_UNAVAILABLE, "{}", g.text);
+}
