@@ -9,6 +9,7 @@ pub mod forwarded;
 pub mod id;
 pub mod loosening;
 pub mod net;
+pub mod quota;
 pub mod ratelimit;
 pub mod scope;
 pub mod validate;

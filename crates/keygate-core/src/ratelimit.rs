@@ -46,6 +46,34 @@ impl RateLimit {
     }
 }
 
+/// A rate limit with a name, one of several on a plan (account-wide) or a key: `{name, limit,
+/// window_seconds, burst?}`. The name tells a caller which limit refused or applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedRateLimit {
+    pub name: String,
+    pub limit: u32,
+    pub window_seconds: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+impl NamedRateLimit {
+    pub fn rate_limit(&self) -> RateLimit {
+        RateLimit { limit: self.limit, window_seconds: self.window_seconds, burst: self.burst }
+    }
+
+    /// The limit's own rules, and a name of 1–32 characters of `[A-Za-z0-9_-]`.
+    pub fn validate(&self) -> Result<(), String> {
+        let name_ok = (1..=32).contains(&self.name.len())
+            && self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !name_ok {
+            return Err(format!("rate limit name `{}` must be 1-32 characters of A-Z a-z 0-9 _ -", self.name));
+        }
+        self.rate_limit().validate().map_err(|m| format!("{}: {m}", self.name))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,

@@ -135,16 +135,19 @@ fn fixture(rt: &Runtime, n: u64) -> Fixture {
 fn authenticator(store: Arc<dyn Store>) -> Authenticator {
     let metrics = Arc::new(Metrics::new());
     let mut plans = BTreeMap::new();
-    plans.insert(
-        PLAN.to_owned(),
-        PlanSettings { api_access: true, trial_days: 0, rate_limit: None, max_keys: None, key_rate_limit_max: None },
-    );
+    plans.insert(PLAN.to_owned(), PlanSettings { api_access: true, ..PlanSettings::default() });
     Authenticator::new(AuthenticatorParts {
         format: format(),
         store: Arc::clone(&store),
         epochs: Arc::new(Epochs::default()),
         plans: Arc::new(Plans::new(plans)),
         limiter: Arc::new(RateLimiter::new(None, FailurePolicy::FailClosed, Arc::clone(&metrics))),
+        quotas: Arc::new(keygate_server::limits::QuotaCounter::new(
+            None,
+            FailurePolicy::FailClosed,
+            keygate_server::limits::quota::system_clock(),
+            Arc::clone(&metrics),
+        )),
         usage: Arc::new(UsageRecorder::new(store, Arc::clone(&metrics))),
         metrics,
         cache_max_entries: 1_000_000,
@@ -155,7 +158,13 @@ fn authenticator(store: Arc<dyn Store>) -> Authenticator {
 }
 
 fn ctx() -> AuthContext<'static> {
-    AuthContext { ip: IpAddr::from([127, 0, 0, 1]), requirements: &NO_REQUIREMENTS, cost: 1, extra_limit: None }
+    AuthContext {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        requirements: &NO_REQUIREMENTS,
+        cost: 1,
+        extra_limit: None,
+        report_limits: false,
+    }
 }
 
 /// A credential of the right shape whose last checksum character is wrong.

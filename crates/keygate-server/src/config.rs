@@ -13,6 +13,7 @@ use keygate_core::RateLimit;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod plan_limits;
 pub(crate) mod routes;
 
 /// More serving threads than this is a typo, not a machine.
@@ -193,7 +194,13 @@ pub struct PlanSettings {
     pub api_access: bool,
     /// Days of the trial after the account's creation; 0 = no end.
     pub trial_days: u32,
+    /// An account-wide limit, shared by every key of the account: the one unnamed entry of
+    /// `rate_limits` (named `default`; docs/api.md §7 "Plan limits").
     pub rate_limit: Option<RateLimit>,
+    /// Account-wide named limits, shared by every key of the account on every node.
+    pub rate_limits: Vec<keygate_core::ratelimit::NamedRateLimit>,
+    /// Account-wide requests per UTC day or month.
+    pub quota: Option<keygate_core::quota::Quota>,
     pub max_keys: Option<u32>,
     /// The loosest rate limit any one key may carry (docs/api.md §7 Keys); when unset,
     /// `rate_limit` is the ceiling.
@@ -256,6 +263,9 @@ pub struct RouteSettings {
     pub credentials: Vec<String>,
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// Units one request on the route spends of every rate limit and the quota (default 1).
+    #[serde(default = "default_cost")]
+    pub cost: u32,
     #[serde(default)]
     pub actions: BTreeMap<String, String>,
     #[serde(default = "default_timeout")]
@@ -273,6 +283,7 @@ impl RouteSettings {
             resource: resource.into(),
             credentials: all_credentials(),
             rate_limit: None,
+            cost: default_cost(),
             actions: BTreeMap::new(),
             timeout_seconds: default_timeout(),
             strip_prefix: false,
@@ -282,6 +293,10 @@ impl RouteSettings {
 
 fn all_credentials() -> Vec<String> {
     vec!["user_key".into(), "org_key".into(), "session".into()]
+}
+
+fn default_cost() -> u32 {
+    1
 }
 
 fn default_timeout() -> u64 {
@@ -298,7 +313,7 @@ impl Default for Settings {
                 trial_days: 14,
                 rate_limit: Some(RateLimit { limit: 600, window_seconds: 60, burst: None }),
                 max_keys: Some(100),
-                key_rate_limit_max: None,
+                ..PlanSettings::default()
             },
         );
         plans.insert("free".to_owned(), PlanSettings { api_access: false, ..PlanSettings::default() });
@@ -367,7 +382,15 @@ impl Default for LoginSettings {
 
 impl Default for PlanSettings {
     fn default() -> Self {
-        PlanSettings { api_access: true, trial_days: 0, rate_limit: None, max_keys: None, key_rate_limit_max: None }
+        PlanSettings {
+            api_access: true,
+            trial_days: 0,
+            rate_limit: None,
+            rate_limits: Vec::new(),
+            quota: None,
+            max_keys: None,
+            key_rate_limit_max: None,
+        }
     }
 }
 
@@ -463,6 +486,7 @@ impl Settings {
             return bad(format!("signup.default_plan: no plan named `{}` under [plans]", self.signup.default_plan));
         }
         for (name, plan) in &self.plans {
+            plan_limits::validate_limits(plan).map_err(|m| ConfigError::Invalid(format!("plans.{name}.{m}")))?;
             if let Some(rl) = &plan.rate_limit {
                 rl.validate().map_err(|m| ConfigError::Invalid(format!("plans.{name}.{m}")))?;
             }

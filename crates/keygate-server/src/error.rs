@@ -141,6 +141,18 @@ impl ApiError {
         e
     }
 
+    /// The account's plan quota is spent: `Retry-After` until its period resets, and the
+    /// quota's numbers in `RateLimit-*` (`limits::QuotaDecision::as_rate`).
+    pub(crate) fn quota_exceeded(quota: keygate_core::ratelimit::Decision) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota_exceeded",
+            "The account's request quota for this period is spent; retry after the time in Retry-After.",
+        );
+        e.rate = Some(quota);
+        e
+    }
+
     pub(crate) fn login_throttled(retry_after_seconds: u64) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -67,6 +67,16 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
 }
 
 pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::Store>) -> anyhow::Result<App> {
+    build_with_clock(settings, store, limits::quota::system_clock()).await
+}
+
+/// `build_with_store` with the wall clock that quota periods are counted by (tests drive it
+/// across a day or month without sleeping).
+pub async fn build_with_clock(
+    settings: Settings,
+    store: Arc<dyn keygate_store::Store>,
+    clock: limits::Clock,
+) -> anyhow::Result<App> {
     let metrics = Arc::new(Metrics::new());
     let epochs = Arc::new(Epochs::default());
     let stop = CancellationToken::new();
@@ -77,6 +87,13 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
         Arc::clone(&metrics),
     ));
     limiter.spawn_pruner();
+    let quotas = Arc::new(limits::QuotaCounter::new(
+        cluster.shared_quota,
+        settings.rate_limits.redis_failure_policy,
+        clock,
+        Arc::clone(&metrics),
+    ));
+    quotas.spawn_pruner();
     let usage = Arc::new(UsageRecorder::new(Arc::clone(&store), Arc::clone(&metrics)));
     let flusher = usage.spawn_flusher(Duration::from_millis(settings.usage.flush_interval_ms.max(10)), stop.clone());
     let mut invalidator = Invalidator::new(Arc::clone(&epochs));
@@ -90,6 +107,7 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
         epochs,
         plans: Arc::clone(&services.plans),
         limiter,
+        quotas,
         usage: Arc::clone(&usage),
         metrics: Arc::clone(&metrics),
         cache_max_entries: settings.cache.max_entries,

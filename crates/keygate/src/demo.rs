@@ -20,6 +20,28 @@ use crate::cli::DemoArgs;
 const EMAIL: &str = "ada@acme.example";
 /// The rate-limited key's allowance, small enough to hit by hand.
 const DEMO_LIMIT: u32 = 5;
+/// The demo plan's account-wide limit a minute, shared by every key of the account.
+const ACCOUNT_PER_MINUTE: u32 = 30;
+/// The sandbox plan's daily quota, small enough to spend by hand.
+const SANDBOX_QUOTA: u64 = 10;
+
+/// The demo's plans (docs/api.md §7 "Plan limits"): `demo` for Acme (a per-minute account
+/// limit and a daily quota), `sandbox` for a second account whose small quota a loop spends.
+fn plans(settings: &mut Settings) {
+    use keygate_core::quota::{Quota, QuotaPeriod};
+    use keygate_core::ratelimit::NamedRateLimit;
+    use keygate_server::config::PlanSettings;
+    let minute = NamedRateLimit { name: "minute".into(), limit: ACCOUNT_PER_MINUTE, window_seconds: 60, burst: None };
+    let plan = |requests| PlanSettings {
+        max_keys: Some(100),
+        rate_limits: vec![minute.clone()],
+        quota: Some(Quota { requests, period: QuotaPeriod::Day }),
+        ..PlanSettings::default()
+    };
+    settings.plans.insert("demo".into(), plan(1000));
+    settings.plans.insert("sandbox".into(), plan(SANDBOX_QUOTA));
+    settings.signup.default_plan = "demo".into();
+}
 
 fn route(prefix: &str, upstream: &str, resource: &str) -> RouteSettings {
     RouteSettings { timeout_seconds: 10, ..RouteSettings::new(prefix, upstream, resource) }
@@ -56,6 +78,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // the configuration holds its digest only, as a deployment's should.
     let (verifier_token, verifier_digest) = keygate_server::auth::verifier::new_token();
     settings.verify.tokens = vec![verifier_digest.into()];
+    plans(&mut settings);
+    // The operator token, only to put the sandbox account on its plan; never printed.
+    let operator = keygate_core::base62::random(40);
+    settings.admin_token = operator.clone().into();
     settings.validate()?;
 
     let listeners = crate::cli::bind(&settings)?;
@@ -71,7 +97,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }));
 
     let base = format!("http://{addr}");
-    match seed(&base).await {
+    match seed(&base, &operator).await {
         Ok(demo) => print(&base, &upstream.to_string(), &demo, verifier_token.expose()),
         Err(e) => {
             stop.cancel();
@@ -92,6 +118,8 @@ struct Demo {
     org_key: String,
     lead_key: Option<String>,
     limited_key: String,
+    /// Two keys of the sandbox account (its plan's daily quota is `SANDBOX_QUOTA`).
+    sandbox_keys: [String; 2],
 }
 
 /// A small JSON client for keygate's own API.
@@ -135,7 +163,7 @@ fn text(v: &Value, field: &str) -> anyhow::Result<String> {
     v[field].as_str().map(str::to_owned).with_context(|| format!("the answer has no `{field}`: {v}"))
 }
 
-async fn seed(base: &str) -> anyhow::Result<Demo> {
+async fn seed(base: &str, operator: &str) -> anyhow::Result<Demo> {
     let api = Api { base: base.to_owned(), client: Client::builder(TokioExecutor::new()).build_http() };
     let password = keygate_core::base62::random(20);
     let reg = api
@@ -175,7 +203,26 @@ async fn seed(base: &str) -> anyhow::Result<Demo> {
             None
         }
     };
-    Ok(Demo { password, token, account_id, user_key, org_key, lead_key, limited_key })
+    let sandbox_keys = sandbox(&api, &token, operator).await?;
+    Ok(Demo { password, token, account_id, user_key, org_key, lead_key, limited_key, sandbox_keys })
+}
+
+/// A second account, "Acme Sandbox", on the `sandbox` plan, with two keys.
+async fn sandbox(api: &Api, token: &str, operator: &str) -> anyhow::Result<[String; 2]> {
+    let account = api.created("/v1/accounts", Some(token), json!({ "name": "Acme Sandbox" })).await?;
+    let id = text(&account, "id")?;
+    let path = format!("/v1/admin/accounts/{id}");
+    let (status, answer) = api.call(Method::PATCH, &path, Some(operator), json!({ "plan": "sandbox" })).await?;
+    if status != StatusCode::OK {
+        bail!("PATCH /v1/admin/accounts answered {status}: {answer}");
+    }
+    let mut keys = Vec::new();
+    for name in ["sandbox key 1", "sandbox key 2"] {
+        let minted = api.created("/v1/keys", Some(token), json!({ "account_id": id, "name": name })).await?;
+        keys.push(text(&minted, "key")?);
+    }
+    let [a, b]: [String; 2] = keys.try_into().map_err(|_| anyhow::anyhow!("two sandbox keys"))?;
+    Ok([a, b])
 }
 
 fn print(base: &str, upstream: &str, d: &Demo, verifier_token: &str) {
@@ -191,6 +238,7 @@ fn print(base: &str, upstream: &str, d: &Demo, verifier_token: &str) {
         "rate-limited key: {}\naccount id: {}\nsession token: {}\nverifier token: {verifier_token}\n",
         d.limited_key, d.account_id, d.token
     ));
+    out.push_str(&format!("sandbox keys: {} {}\n", d.sandbox_keys[0], d.sandbox_keys[1]));
     out.push_str(&format!(
         "\nThe sample API listens on http://{upstream} (no auth of its own); keygate guards it at {base}.\n\
          Routes: /v1/companies (any credential), /v1/lists (user-scoped), /v1/leads (POST = create).\n\
@@ -216,6 +264,11 @@ fn print(base: &str, upstream: &str, d: &Demo, verifier_token: &str) {
     out.push_str(&format!(
         "# A rate limit of {DEMO_LIMIT} a minute: the next requests get 429 with Retry-After (RateLimit-* on every answer)\n\
          for i in $(seq 1 {n}); do curl -s -o /dev/null -w '%{{http_code}}\\n' {base}/v1/companies -H 'X-API-Key: {limited}'; done\n\n\
+         # Plan limits are the account's: its {per_minute} a minute are shared by all its keys (429 rate_limited past them)\n\
+         for i in $(seq 1 {half}); do for k in {user} {org}; do curl -s -o /dev/null -w '%{{http_code}} ' {base}/v1/companies -H \"X-API-Key: $k\"; done; done; echo\n\n\
+         # The sandbox account's plan allows {quota} requests a day across its keys: then 429 quota_exceeded, Retry-After until 00:00 UTC\n\
+         for i in $(seq 1 {quota_half}); do for k in {sandbox_a} {sandbox_b}; do curl -s -o /dev/null -w '%{{http_code}} ' {base}/v1/companies -H \"X-API-Key: $k\"; done; done; echo\n\
+         curl -s -i {base}/v1/companies -H 'X-API-Key: {sandbox_a}' | grep -iE '^(HTTP|retry-after)|quota_exceeded'\n\n\
          # A session token at the gateway names its account with X-Account-Id\n\
          curl -s -w '\\n' {base}/v1/lists -H 'Authorization: Bearer {token}' -H 'X-Account-Id: {acc}'\n\n\
          # Or ask keygate directly, for an API that does not sit behind the gateway\n\
@@ -224,6 +277,13 @@ fn print(base: &str, upstream: &str, d: &Demo, verifier_token: &str) {
          curl -s -w '\\n' -X POST {base}/v1/keys/verify -H 'Authorization: Bearer {verifier_token}' {json_h} -d '{{\"key\":\"{user}\",\"ip\":\"203.0.113.7\"}}'\n\n\
          Everything lives in a temporary database that is deleted on exit. Stop with ctrl-c.\n",
         n = DEMO_LIMIT + 2,
+        per_minute = ACCOUNT_PER_MINUTE,
+        half = ACCOUNT_PER_MINUTE / 2 + 1,
+        quota = SANDBOX_QUOTA,
+        quota_half = SANDBOX_QUOTA / 2 + 1,
+        sandbox_a = d.sandbox_keys[0],
+        sandbox_b = d.sandbox_keys[1],
+        org = d.org_key,
         limited = d.limited_key,
         token = d.token,
         acc = d.account_id,

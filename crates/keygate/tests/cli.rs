@@ -113,6 +113,18 @@ fn the_demo_prints_its_lines_and_guards_the_sample_api() {
         lines.iter().any(|l| l.starts_with("curl ") && l.contains("/v1/keys/verify") && l.contains(&verifier)),
         "a curl line uses the verifier token: {lines:#?}"
     );
+    // The sandbox account's plan: its daily quota of 10 is shared by its two keys, then
+    // 429 quota_exceeded (the printed loop); the printed lines name both limits.
+    let sandbox = value("sandbox keys: ");
+    let (first, second) = sandbox.split_once(' ').expect("two sandbox keys");
+    for i in 0..10 {
+        let (status, body) = get(&base, "/v1/companies", if i % 2 == 0 { first } else { second });
+        assert!(status.contains(" 200 "), "request {i}: {status} {body}");
+    }
+    let (status, body) = get(&base, "/v1/companies", second);
+    assert!(status.contains(" 429 ") && body.contains("quota_exceeded"), "{status} {body}");
+    assert!(lines.iter().any(|l| l.contains("429 rate_limited")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("curl ") && l.contains(first)), "{lines:#?}");
 }
 
 #[test]

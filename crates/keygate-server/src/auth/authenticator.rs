@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use keygate_core::ratelimit::Decision;
-use keygate_core::{CredentialKind, Digest, KeyFormat, Parsed, RateLimit};
+use keygate_core::{CredentialKind, Digest, KeyFormat, Parsed};
 use keygate_store::{Account, SessionAuth, Store};
 use moka::sync::Cache;
 
@@ -23,10 +23,11 @@ use super::cache::{FoundMembership, StampedCache};
 use super::cached_key::CachedKey;
 use super::checks::{Refusal, check_key};
 use super::invalidation::Epochs;
+use super::spend;
 use super::verdict::{Accept, AuthContext, Authenticated, Granted, Refused, Verdict};
 use crate::FastHash;
 use crate::error::ApiError;
-use crate::limits::{AddressAllowance, RateLimiter, tighter};
+use crate::limits::{AddressAllowance, QuotaCounter, RateLimiter};
 use crate::metrics::Metrics;
 use crate::plans::Plans;
 use crate::usage::UsageRecorder;
@@ -46,7 +47,8 @@ pub struct Authenticator {
     accounts: Cache<String, Arc<Account>, FastHash>,
     pub(super) epochs: Arc<Epochs>,
     pub(super) plans: Arc<Plans>,
-    limiter: Arc<RateLimiter>,
+    pub(super) limiter: Arc<RateLimiter>,
+    pub(super) quotas: Arc<QuotaCounter>,
     usage: Arc<UsageRecorder>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) session_idle: chrono::Duration,
@@ -58,6 +60,7 @@ pub struct AuthenticatorParts {
     pub epochs: Arc<Epochs>,
     pub plans: Arc<Plans>,
     pub limiter: Arc<RateLimiter>,
+    pub quotas: Arc<QuotaCounter>,
     pub usage: Arc<UsageRecorder>,
     pub metrics: Arc<Metrics>,
     pub cache_max_entries: u64,
@@ -85,6 +88,7 @@ impl Authenticator {
             epochs: p.epochs,
             plans: p.plans,
             limiter: p.limiter,
+            quotas: p.quotas,
             usage: p.usage,
             metrics: p.metrics,
             session_idle: p.session_idle,
@@ -134,7 +138,7 @@ impl Authenticator {
 
     fn refused(&self, refusal: Refusal, key: Option<Arc<CachedKey>>) -> Verdict {
         self.metrics.decision(refusal.verify_code());
-        Verdict::Refused(Refused { refusal, key })
+        Verdict::Refused(Refused { refusal, key, limit: None })
     }
 
     /// The whole hot path for a parsed API key.
@@ -152,45 +156,55 @@ impl Authenticator {
                 return Ok(self.refused(r, Some(key)));
             }
         };
-        let own = key.key.rate_limit.or(plan.rate_limit);
-        let route_bucket = ctx.extra_limit.map(|(name, _)| format!("r:{name}:{}", key.key.id));
-        let limits = [
-            own.as_ref().map(|limit| (key.rate_bucket(), limit)),
-            ctx.extra_limit.zip(route_bucket.as_deref()).map(|((_, limit), bucket)| (bucket, limit)),
-        ];
-        let rate = match self.spend(&limits, ctx.cost).await? {
-            Ok(rate) => rate,
-            Err(d) => return Ok(self.refused(Refusal::RateLimited(d), Some(key))),
+        // Every limit of the key, its route and its account, then the account's quota
+        // (docs/api.md §7 "Plan limits"); a refusal gives back what was already spent.
+        // The limits borrow the key while the verdict takes it: one more reference, no copy.
+        let held = Arc::clone(&key);
+        let fresh;
+        let buckets = match held.account_buckets(plan.account_limits) {
+            Some(kept) => kept,
+            None => {
+                fresh = spend::account_buckets(&key.key.account_id, plan.account_limits);
+                &fresh[..]
+            }
+        };
+        let route = ctx.extra_limit.map(|(name, limit)| (name.as_str(), limit));
+        let route_bucket = route.map(|(name, _)| format!("r:{name}:{}", key.key.id));
+        let route = route.zip(route_bucket.as_deref()).map(|((_, limit), bucket)| (bucket, limit));
+        let limits = spend::key_limits(&held, &plan, route, buckets);
+        let quota = plan.quota.as_ref().map(|q| (key.key.account_id.as_str(), q));
+        let spent = match self.spend(limits.clone(), quota, ctx.cost, ctx.report_limits).await? {
+            Ok(spent) => spent,
+            Err(refused) => {
+                self.metrics.decision(refused.refusal.verify_code());
+                return Ok(Verdict::Refused(Refused {
+                    refusal: refused.refusal,
+                    key: Some(key),
+                    limit: refused.applied,
+                }));
+            }
         };
         let mut usage_remaining = None;
         if key.key.usage_limit.is_some() {
-            match self.store.consume_usage(&key.key.id, i64::from(ctx.cost)).await? {
+            let consumed = self.store.consume_usage(&key.key.id, i64::from(ctx.cost)).await;
+            if !matches!(consumed, Ok(Some(_))) {
+                let quota_spent = quota.zip(spent.quota.as_ref()).map(|((account, _), q)| (account, q));
+                self.give_back(limits, quota_spent, ctx.cost).await;
+            }
+            match consumed? {
                 Some(left) => usage_remaining = Some(left),
                 None => return Ok(self.refused(Refusal::UsageExceeded, Some(key))),
             }
         }
         self.usage.record(&key.key.id, ctx.ip, now);
         self.metrics.decision("VALID");
-        Ok(Verdict::Granted(Granted { key, rate, usage_remaining }))
-    }
-
-    /// `cost` spent against each limit that applies, one `RateLimiter::check` per limit, in
-    /// order: `Ok(the tightest decision)` when every one allows (`None`: no limit applied),
-    /// else the first refusal (later limits are not spent).
-    pub(super) async fn spend(
-        &self,
-        limits: &[Option<(&str, &RateLimit)>],
-        cost: u32,
-    ) -> Result<Result<Option<Decision>, Decision>, ApiError> {
-        let mut rate = None;
-        for (bucket, limit) in limits.iter().flatten() {
-            let d = self.limiter.check(bucket, limit, cost).await?;
-            if !d.allowed {
-                return Ok(Err(d));
-            }
-            rate = Some(tighter(rate, d));
-        }
-        Ok(Ok(rate))
+        Ok(Verdict::Granted(Granted {
+            key,
+            rate: spent.rate,
+            usage_remaining,
+            limits: spent.applied,
+            quota: spent.quota,
+        }))
     }
 
     /// The key behind `digest`: from the cache, else from storage unless `sender` has spent
@@ -252,6 +266,10 @@ impl Authenticator {
 
     pub fn limiter(&self) -> &RateLimiter {
         &self.limiter
+    }
+
+    pub fn quotas(&self) -> &QuotaCounter {
+        &self.quotas
     }
 
     pub fn plans(&self) -> &Plans {

@@ -24,6 +24,9 @@ pub struct CachedKey {
     pub member_authority: Option<Authority>,
     /// The key's own rate-limit bucket (`k:<id>`), named on first use by a limited key.
     pub rate_bucket: OnceLock<Box<str>>,
+    /// The buckets of its account's plan limits (`a:<account>:<name>`), named on first use: a
+    /// cached key's account, hence its plan, never changes (a change makes a new cached key).
+    pub account_buckets: OnceLock<Box<[Box<str>]>>,
     /// Verify's JSON for the fields that depend only on this key (`key_id` … `expires_at`),
     /// rendered by `routes::verify` on the key's first verify: a cached key is immutable, and
     /// rendering them per request was the largest part of verify's own work.
@@ -91,6 +94,7 @@ impl CachedKey {
             account: auth.account.map(share),
             member_authority: auth.member_authority,
             rate_bucket: OnceLock::new(),
+            account_buckets: OnceLock::new(),
             verify_fields: OnceLock::new(),
             gateway_identity: OnceLock::new(),
         })
@@ -102,6 +106,17 @@ impl CachedKey {
             (KeyClass::User, Some(member)) => self.key.authority.min(member),
             _ => self.key.authority,
         }
+    }
+
+    /// The buckets of `limits` (its account's plan limits), kept after the first use; `None`
+    /// if the kept ones are for other limits (then the caller names them for this request).
+    pub fn account_buckets(&self, limits: &[crate::plans::AccountLimit]) -> Option<&[Box<str>]> {
+        let kept = self.account_buckets.get_or_init(|| {
+            limits.iter().map(|l| super::spend::account_bucket(&self.key.account_id, &l.name)).collect()
+        });
+        let same = kept.len() == limits.len()
+            && kept.iter().zip(limits).all(|(b, l)| b.strip_suffix(&*l.name).is_some_and(|p| p.ends_with(':')));
+        same.then_some(&**kept)
     }
 
     /// The bucket of the key's own rate limit.

@@ -26,6 +26,8 @@ pub enum Refusal {
     CredentialNotAccepted,
     InsufficientScope(String),
     RateLimited(keygate_core::ratelimit::Decision),
+    /// The account's plan quota for the period is spent (docs/api.md §7 "Plan limits").
+    QuotaExceeded(crate::limits::QuotaDecision),
     UsageExceeded,
 }
 
@@ -42,6 +44,7 @@ impl Refusal {
             Refusal::CredentialNotAccepted => "CREDENTIAL_NOT_ACCEPTED",
             Refusal::InsufficientScope(_) => "INSUFFICIENT_SCOPE",
             Refusal::RateLimited(_) => "RATE_LIMITED",
+            Refusal::QuotaExceeded(_) => "QUOTA_EXCEEDED",
             Refusal::UsageExceeded => "USAGE_EXCEEDED",
         }
     }
@@ -63,6 +66,7 @@ impl Refusal {
             ),
             Refusal::InsufficientScope(s) => ApiError::insufficient_scope(s),
             Refusal::RateLimited(d) => ApiError::rate_limited(*d),
+            Refusal::QuotaExceeded(q) => ApiError::quota_exceeded(q.as_rate()),
             Refusal::UsageExceeded => ApiError::usage_exceeded(),
         }
     }
@@ -98,13 +102,13 @@ impl Requirements {
 
 /// Status, account, plan, address, class and permissions, in the order a caller would want
 /// to learn about them. Answers the plan in force for the rate limit that follows.
-pub fn check_key(
+pub fn check_key<'p>(
     key: &CachedKey,
-    plans: &Plans,
+    plans: &'p Plans,
     now: DateTime<Utc>,
     ip: IpAddr,
     req: &Requirements,
-) -> Result<PlanAccess, Refusal> {
+) -> Result<PlanAccess<'p>, Refusal> {
     match key.key.status(now) {
         KeyStatus::Revoked => return Err(Refusal::Revoked),
         KeyStatus::Expired => return Err(Refusal::Expired),
@@ -176,7 +180,7 @@ mod tests {
                 trial_days: 0,
                 rate_limit: None,
                 max_keys: None,
-                key_rate_limit_max: None,
+                ..PlanSettings::default()
             };
             Plans::new(BTreeMap::from([("free".to_owned(), plan(true)), ("closed".to_owned(), plan(false))]))
         }

@@ -10,6 +10,7 @@ pub mod headers;
 pub mod invalidation;
 pub mod principal;
 pub mod sessions;
+pub mod spend;
 pub mod verdict;
 pub mod verifier;
 

@@ -138,7 +138,7 @@ pub async fn rate_headers(mut req: axum::extract::Request, next: axum::middlewar
 
 pub async fn authenticate(headers: &HeaderMap, ip: std::net::IpAddr, state: &AppState) -> Result<Principal, ApiError> {
     let credential = super::headers::credential(headers)?;
-    let ctx = AuthContext { ip, requirements: &NO_REQUIREMENTS, cost: 1, extra_limit: None };
+    let ctx = AuthContext { ip, requirements: &NO_REQUIREMENTS, cost: 1, extra_limit: None, report_limits: false };
     match state.auth.authenticate(credential, Accept::KeysAndSessions, &ctx).await? {
         Authenticated::Key(verdict) => verdict.admit().map(Principal::Key),
         Authenticated::Session(session) => Ok(Principal::Session(session)),

@@ -11,6 +11,7 @@ use keygate_store::{Account, SessionAuth};
 
 use super::authenticator::Authenticator;
 use super::cache::FoundMembership;
+use super::spend::{self, LimitScope, LimitUse, UNNAMED};
 use crate::error::ApiError;
 
 impl Authenticator {
@@ -92,23 +93,37 @@ impl Authenticator {
         Ok(found)
     }
 
-    /// Rate limit for a session at the gateway: per user and route, on top of the plan's.
+    /// Limits for a session at the gateway, spending `cost`: per user, the plan's per-key
+    /// default (`key_rate_limit_max`) and the route's limit; then the account's limits and
+    /// quota, which every key and session of the account share (docs/api.md §7 "Plan limits").
     pub async fn limit_session(
         &self,
         user_id: &str,
         account: &Account,
         extra: Option<&(String, keygate_core::RateLimit)>,
+        cost: u32,
     ) -> Result<Option<Decision>, ApiError> {
         let plan = self.plans.access(account, Utc::now());
-        let plan_bucket = plan.rate_limit.map(|_| format!("s:{}:{user_id}", account.id));
+        let user_bucket = plan.key_default.map(|_| format!("s:{}:{user_id}", account.id));
         let route_bucket = extra.map(|(name, _)| format!("r:{name}:{user_id}"));
-        let limits = [
-            plan.rate_limit.as_ref().zip(plan_bucket.as_deref()).map(|(limit, bucket)| (bucket, limit)),
-            extra.zip(route_bucket.as_deref()).map(|((_, limit), bucket)| (bucket, limit)),
-        ];
-        match self.spend(&limits, 1).await? {
-            Ok(rate) => Ok(rate),
-            Err(d) => Err(ApiError::rate_limited(d)),
+        let own = plan.key_default.zip(user_bucket.as_deref()).map(|(limit, bucket)| LimitUse {
+            name: &UNNAMED,
+            scope: LimitScope::Key,
+            bucket,
+            limit,
+        });
+        let route = extra.zip(route_bucket.as_deref()).map(|((_, limit), bucket)| LimitUse {
+            name: &UNNAMED,
+            scope: LimitScope::Route,
+            bucket,
+            limit: *limit,
+        });
+        let buckets = spend::account_buckets(&account.id, plan.account_limits);
+        let limits = own.into_iter().chain(route).chain(spend::account_limit_uses(plan.account_limits, &buckets));
+        let quota = plan.quota.as_ref().map(|q| (account.id.as_str(), q));
+        match self.spend(limits, quota, cost, false).await? {
+            Ok(spent) => Ok(spent.rate),
+            Err(refused) => Err(refused.refusal.to_api_error()),
         }
     }
 }

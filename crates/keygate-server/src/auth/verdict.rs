@@ -11,7 +11,9 @@ use keygate_store::SessionAuth;
 
 use super::cached_key::CachedKey;
 use super::checks::{Refusal, Requirements};
+use super::spend::Applied;
 use crate::error::ApiError;
+use crate::limits::QuotaDecision;
 
 /// What a request brings besides its credential. Borrowed, not owned: a gateway request's
 /// requirements and limit are its route's, compiled once, and must not be copied per request.
@@ -25,6 +27,9 @@ pub struct AuthContext<'a> {
     pub cost: u32,
     /// An extra limit on top of the key's own: (bucket name, limit), e.g. a gateway route's.
     pub extra_limit: Option<&'a (String, keygate_core::RateLimit)>,
+    /// Collect every limit that applied (`Granted::limits`), for verify's `ratelimits`; the
+    /// gateway wants only the tightest and allocates nothing for it.
+    pub report_limits: bool,
 }
 
 /// Which credentials a caller decides.
@@ -77,6 +82,10 @@ pub struct Granted {
     /// The tightest limit that applied (for `RateLimit-*` headers); `None` when unlimited.
     pub rate: Option<Decision>,
     pub usage_remaining: Option<i64>,
+    /// Every rate limit that applied (only with `AuthContext::report_limits`).
+    pub limits: Vec<Applied>,
+    /// The account's quota after this request, when its plan has one.
+    pub quota: Option<QuotaDecision>,
 }
 
 /// A refusal, with the key when it was found (verify reports its id and account).
@@ -84,4 +93,6 @@ pub struct Granted {
 pub struct Refused {
     pub refusal: Refusal,
     pub key: Option<Arc<CachedKey>>,
+    /// The rate limit that refused (only with `AuthContext::report_limits`).
+    pub limit: Option<Applied>,
 }

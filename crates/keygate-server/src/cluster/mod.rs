@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 pub(crate) struct Cluster {
     pub(crate) bus: Option<Arc<dyn InvalidationBus>>,
     pub(crate) shared_limiter: Option<Arc<dyn SharedLimiter>>,
+    pub(crate) shared_quota: Option<Arc<dyn crate::limits::quota::SharedQuota>>,
 }
 
 /// Wires what the settings ask for. Fails only on settings that can never work (a malformed
@@ -49,6 +50,7 @@ pub(crate) async fn start(
                 tracing::warn!(%redis, ?policy, %cause, "Redis unreachable at start; the failure policy applies until it answers")
             }
         }
+        cluster.shared_quota = Some(Arc::new(crate::limits::redis_quota::RedisQuota::new(limiter.connection())));
         cluster.shared_limiter = Some(Arc::new(limiter));
     }
     if is_postgres(&settings.database_url) {

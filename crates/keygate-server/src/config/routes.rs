@@ -66,6 +66,9 @@ pub(crate) fn validate_routes(routes: &[RouteSettings]) -> Result<(), String> {
         if let Some(rl) = &r.rate_limit {
             rl.validate().map_err(|m| format!("{at}: {m}"))?;
         }
+        if r.cost > 1000 {
+            return Err(format!("{at}: cost must be 0..=1000"));
+        }
         if r.timeout_seconds == 0 || r.timeout_seconds > 3600 {
             return Err(format!("{at}: timeout_seconds must be 1..=3600"));
         }
@@ -132,6 +135,7 @@ mod tests {
             credentials: vec!["user_key".into()],
             rate_limit: None,
             actions: Default::default(),
+            cost: 1,
             timeout_seconds: 30,
             strip_prefix: false,
         }

@@ -168,8 +168,9 @@ async fn authorize(state: &AppState, route: &Route, parts: &Parts) -> Result<All
     let ctx = AuthContext {
         ip: client_ip(parts, state),
         requirements: route.requirements(&parts.method),
-        cost: 1,
+        cost: route.cost,
         extra_limit: route.extra_limit.as_ref(),
+        report_limits: false,
     };
     match state.auth.authenticate(credential, Accept::KeysAndSessions, &ctx).await? {
         Authenticated::Key(verdict) => verdict.admit().map(|granted| key_identity(&granted)),
@@ -206,7 +207,7 @@ async fn authorize_session(
     let user_id = &session.user.id;
     let found = state.auth.membership(account_id, user_id).await?.ok_or_else(ApiError::not_found)?;
     let account = &found.0;
-    let rate = state.auth.limit_session(user_id, account, route.extra_limit.as_ref()).await?;
+    let rate = state.auth.limit_session(user_id, account, route.extra_limit.as_ref(), route.cost).await?;
     Ok(Allowed {
         identity: Identity {
             account_id: header_value(&account.id),

@@ -28,6 +28,8 @@ pub(crate) struct Route {
     pub(crate) accepts_session: bool,
     /// The per-route limit with its bucket name (the prefix), as `AuthContext::extra_limit` wants it.
     pub(crate) extra_limit: Option<(String, RateLimit)>,
+    /// Units one request spends of every limit and the quota (`cost`, default 1).
+    pub(crate) cost: u32,
     read: Requirements,
     write: Requirements,
     overrides: Vec<(Method, Requirements)>,
@@ -56,6 +58,7 @@ impl Route {
         Ok(Route {
             host,
             extra_limit: r.rate_limit.map(|l| (prefix.clone(), l)),
+            cost: r.cost,
             prefix,
             authority,
             base_path,
@@ -167,6 +170,7 @@ mod tests {
             resource: "things".into(),
             credentials: vec!["user_key".into()],
             rate_limit: None,
+            cost: 1,
             actions: Default::default(),
             timeout_seconds: 30,
             strip_prefix: false,

@@ -5,19 +5,24 @@
 //!   shared through [`redis`]. The authenticator calls `RateLimiter::check(bucket, limit,
 //!   cost)` once per limit that applies to a request; a new kind of limit (account-wide, a
 //!   quota) is one more bucket name and one more call there.
+//! - [`quota`]: an account's requests per UTC day or month, in memory or exact across nodes
+//!   through [`redis_quota`], which also gives back what a refused request spent.
 //! - [`address`]: allowances per client address (unknown credentials, sign-ups).
 //! - [`login`]: the login throttle (consecutive failures per email and per address, in the
 //!   database every node shares).
 
 pub mod address;
 pub mod login;
+pub mod quota;
 pub mod rate;
 pub mod redis;
+pub mod redis_quota;
 
 use keygate_core::ratelimit::Decision;
 
 pub use self::address::AddressAllowance;
 pub use self::login::LoginThrottle;
+pub use self::quota::{Clock, QuotaCounter, QuotaDecision};
 pub use self::rate::{RateLimiter, SharedLimiter};
 
 /// The decision with less room left: its numbers go into the `RateLimit-*` headers.

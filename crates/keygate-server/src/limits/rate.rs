@@ -28,6 +28,11 @@ pub trait SharedLimiter: Send + Sync {
     async fn ping(&self) -> Result<(), String> {
         Ok(())
     }
+
+    /// Gives back `cost` units a check spent (a later limit refused the request).
+    async fn refund(&self, _bucket: &str, _limit: &RateLimit, _cost: u32) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 pub struct RateLimiter {
@@ -111,6 +116,21 @@ impl RateLimiter {
             *entry = (t, limit.emission_interval_ns());
         }
         decision
+    }
+
+    /// Gives back `cost` units that `check` allowed on `bucket`, because a later limit refused
+    /// the request (docs/api.md §7 "Plan limits": a refused request spends nothing). Best
+    /// effort: a refund Redis does not take leaves the units spent, never more let through.
+    pub async fn refund(&self, bucket: &str, limit: &RateLimit, cost: u32) {
+        if let Some(shared) = &self.shared
+            && shared.refund(bucket, limit, cost).await.is_ok()
+        {
+            return;
+        }
+        if let Some(mut entry) = self.local.get_mut(bucket) {
+            let back = limit.emission_interval_ns().saturating_mul(u64::from(cost));
+            entry.0 = entry.0.saturating_sub(back).max(1);
+        }
     }
 
     /// Drops buckets whose allowance is whole again; keeps memory bounded by active keys.

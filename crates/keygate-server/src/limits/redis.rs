@@ -38,7 +38,7 @@ use super::rate::SharedLimiter;
 use crate::config::redact_url;
 
 /// Longest a request waits for a shared decision before the failure policy applies.
-const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 /// Every key keygate writes in Redis starts with this (`v2`: the value carries its interval).
 pub const KEY_PREFIX: &str = "kg:rl:v2:";
 
@@ -113,6 +113,11 @@ impl RedisLimiter {
         Ok(RedisLimiter { conn, script: Script::new(GCRA_LUA) })
     }
 
+    /// Quotas and refunds over the same connection (`redis_quota`).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     /// One round trip, for a startup log line; never fails the caller.
     pub async fn ping(&self) -> Result<(), String> {
         let mut conn = self.conn.clone();
@@ -159,11 +164,15 @@ impl SharedLimiter for RedisLimiter {
     async fn ping(&self) -> Result<(), String> {
         RedisLimiter::ping(self).await
     }
+
+    async fn refund(&self, bucket: &str, limit: &RateLimit, cost: u32) -> Result<(), String> {
+        super::redis_quota::refund_rate(&self.conn, bucket, limit, cost).await
+    }
 }
 
 /// `kg:rl:v2:{bucket}`: the braces make the whole bucket the Redis Cluster hash tag, so any
 /// further key a bucket ever needs lands in the same slot as its TAT.
-fn redis_key(bucket: &str) -> String {
+pub(super) fn redis_key(bucket: &str) -> String {
     format!("{KEY_PREFIX}{{{bucket}}}")
 }
 

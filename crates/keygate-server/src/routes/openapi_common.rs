@@ -159,7 +159,9 @@ fn meaning(status: &str) -> &'static str {
         "404" => "not_found: no such resource, or one in an account the caller does not belong to",
         "409" => "conflict: the resource's state forbids the change (see `code`)",
         "413" => "payload_too_large: the body is over `max_body_bytes`",
-        "429" => "rate_limited (`Retry-After` says when to retry) or usage_exceeded",
+        "429" => {
+            "rate_limited (`Retry-After` says when to retry), quota_exceeded (the account's plan quota for the period; `Retry-After` until it resets) or usage_exceeded"
+        }
         "503" => "unavailable: storage cannot be reached, so nothing is decided (fails closed)",
         _ => "see docs/api.md",
     }

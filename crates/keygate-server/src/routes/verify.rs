@@ -15,10 +15,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::spend::Applied;
 use crate::auth::verifier::VerifyCaller;
 use crate::auth::{Accept, AuthContext, Authenticated, CachedKey, Requirements, Verdict};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, request_client_ip};
+use crate::limits::QuotaDecision;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -34,7 +36,7 @@ pub struct VerifyBody {
     permissions: Option<Vec<String>>,
     /// Only user keys pass (org keys get USER_CREDENTIAL_REQUIRED).
     user_scoped: Option<bool>,
-    /// Units of rate limit and usage to spend (0–1000, default 1).
+    /// Units of rate limits, quota and usage to spend (0–1000, default 1).
     cost: Option<u32>,
     /// The end client's address, when the caller forwards requests: for IP allowlists and the
     /// throttle of unknown keys. Believed only from a caller with a verifier (or operator)
@@ -46,13 +48,16 @@ pub struct VerifyBody {
 pub const PATH: &str = "/v1/keys/verify";
 
 /// The decision for a key: `{valid, code, key_id, account_id, user_id, class, authority,
-/// scopes, role_id, expires_at, ratelimit, usage_remaining}`.
+/// scopes, role_id, expires_at, plan, ratelimit, ratelimits, quota, usage_remaining}`.
+/// `ratelimit` is the tightest limit that applied; `ratelimits` every one
+/// (`[{name, scope, limit, remaining, reset}]`), `quota` the account's (`{limit, remaining,
+/// reset}`, null without one).
 ///
 /// Callers from `[verify] anonymous_from` (default loopback) need no credential; any other
 /// sends `Authorization: Bearer <verifier token>`. Only a token's caller's `ip` is believed.
 #[utoipa::path(post, path = "/v1/keys/verify", tag = "keys", request_body = VerifyBody,
     security((), ("verifier_token" = [])),
-    responses((status = 200, description = "the decision; `code` is VALID, NOT_FOUND, REVOKED, EXPIRED, INACTIVE, RATE_LIMITED, USAGE_EXCEEDED, IP_NOT_ALLOWED, INSUFFICIENT_SCOPE, USER_CREDENTIAL_REQUIRED or PLAN_REQUIRED"),
+    responses((status = 200, description = "the decision; `code` is VALID, NOT_FOUND, REVOKED, EXPIRED, INACTIVE, RATE_LIMITED, QUOTA_EXCEEDED, USAGE_EXCEEDED, IP_NOT_ALLOWED, INSUFFICIENT_SCOPE, USER_CREDENTIAL_REQUIRED or PLAN_REQUIRED"),
         (status = 400, description = "malformed request"),
         (status = 401, description = "missing_credentials: no verifier token from outside `[verify] anonymous_from`; invalid_credentials: a wrong one"),
         (status = 503, description = "storage unreachable: no decision")))]
@@ -101,18 +106,22 @@ async fn decide(state: &AppState, peer: IpAddr, caller: VerifyCaller, body: Veri
         _ => peer,
     };
     let requirements = Requirements { permissions, user_scoped: body.user_scoped.unwrap_or(false), kinds: Vec::new() };
-    let ctx = AuthContext { ip, requirements: &requirements, cost, extra_limit: None };
+    let ctx = AuthContext { ip, requirements: &requirements, cost, extra_limit: None, report_limits: true };
     let verdict = match state.auth.authenticate(body.key.trim(), Accept::KeysOnly, &ctx).await? {
         Authenticated::Key(verdict) => verdict,
         Authenticated::Session(_) | Authenticated::Unreadable => state.auth.refused_offline(),
     };
-    let (code, key, rate, usage_remaining) = match verdict {
-        Verdict::Granted(g) => ("VALID", Some(g.key), g.rate, g.usage_remaining),
+    let (code, key, rate, usage_remaining, limits) = match verdict {
+        Verdict::Granted(g) => {
+            ("VALID", Some(g.key), g.rate, g.usage_remaining, Limits { all: g.limits, quota: g.quota })
+        }
         Verdict::Refused(refused) => {
-            let rate = match &refused.refusal {
-                crate::auth::Refusal::RateLimited(d) => Some(*d),
-                _ => None,
+            let (rate, quota) = match &refused.refusal {
+                crate::auth::Refusal::RateLimited(d) => (Some(*d), None),
+                crate::auth::Refusal::QuotaExceeded(q) => (Some(q.as_rate()).filter(|d| d.limit > 0), Some(*q)),
+                _ => (None, None),
             };
+            let limits = Limits { all: refused.limit.into_iter().collect(), quota };
             let code = refused.refusal.verify_code();
             // Exact at the time of the answer (docs/api.md, "Verify"): a refusal spent nothing,
             // so the count is read, for keys that have one (not from the cached key).
@@ -120,10 +129,11 @@ async fn decide(state: &AppState, peer: IpAddr, caller: VerifyCaller, body: Veri
                 Some(k) if code != "NOT_FOUND" => state.auth.usage_remaining_now(k).await,
                 _ => None,
             };
-            (code, refused.key, rate, usage_remaining)
+            (code, refused.key, rate, usage_remaining, limits)
         }
     };
-    let mut resp = Response::new(Body::from(answer(code, key.as_deref(), rate.as_ref(), usage_remaining)));
+    let body = answer(code, key.as_deref(), rate.as_ref(), &limits, usage_remaining);
+    let mut resp = Response::new(Body::from(body));
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(d) = &rate {
         crate::auth::headers::insert_rate_headers(resp.headers_mut(), d);
@@ -131,15 +141,24 @@ async fn decide(state: &AppState, peer: IpAddr, caller: VerifyCaller, body: Veri
     Ok(resp)
 }
 
+/// The limits an answer lists: every rate limit that applied (`ratelimits`; for a refusal,
+/// the one that refused) and the account's quota.
+#[derive(Default)]
+struct Limits {
+    all: Vec<Applied>,
+    quota: Option<QuotaDecision>,
+}
+
 /// The answer's body: `{valid, code, key_id, account_id, user_id, class, authority, scopes,
-/// role_id, expires_at, ratelimit, usage_remaining}`, every field always present, `null` when it
-/// does not apply. A NOT_FOUND decision names no key, even when the lookup found one to refuse.
+/// role_id, expires_at, plan, ratelimit, ratelimits, quota, usage_remaining}`, every field
+/// always present, `null` (`[]` for `ratelimits`) when it does not apply. A NOT_FOUND decision names no key, even when the lookup found one to refuse.
 /// The key's own fields are rendered once per cached key (`CachedKey::verify_fields`); only
 /// the decision, the limit and the count are written per request.
 fn answer(
     code: &'static str,
     key: Option<&CachedKey>,
     rate: Option<&ratelimit::Decision>,
+    limits: &Limits,
     usage_remaining: Option<i64>,
 ) -> Vec<u8> {
     let key = key.filter(|_| code != "NOT_FOUND");
@@ -158,6 +177,26 @@ fn answer(
     out.extend_from_slice(fields.as_bytes());
     out.extend_from_slice(br#","ratelimit":"#);
     write_json(&mut out, &ratelimit);
+    let named: Vec<NamedLimitView> = limits
+        .all
+        .iter()
+        .map(|a| NamedLimitView {
+            name: &a.name,
+            scope: a.scope.as_str(),
+            limit: a.decision.limit,
+            remaining: a.decision.remaining,
+            reset: a.decision.reset_seconds,
+        })
+        .collect();
+    out.extend_from_slice(br#","ratelimits":"#);
+    write_json(&mut out, &named);
+    let quota = limits.quota.filter(|_| key.is_some()).map(|q| QuotaView {
+        limit: q.limit,
+        remaining: q.remaining,
+        reset: q.reset_seconds,
+    });
+    out.extend_from_slice(br#","quota":"#);
+    write_json(&mut out, &quota);
     out.extend_from_slice(br#","usage_remaining":"#);
     write_json(&mut out, &usage_remaining);
     out.push(b'}');
@@ -178,6 +217,8 @@ struct KeyFields<'a> {
     scopes: Option<&'a [String]>,
     role_id: Option<&'a str>,
     expires_at: Option<String>,
+    /// The account's plan: a cached key's account never changes, so it renders once too.
+    plan: Option<&'a str>,
 }
 
 impl<'a> KeyFields<'a> {
@@ -192,6 +233,7 @@ impl<'a> KeyFields<'a> {
             scopes: Some(&k.scopes),
             role_id: k.role_id.as_deref(),
             expires_at: k.expires_at.map(crate::views::time),
+            plan: resolved.account.as_deref().map(|a| a.plan.as_str()),
         }
     }
 
@@ -209,6 +251,24 @@ fn write_json(out: &mut Vec<u8>, value: &impl Serialize) {
         out.truncate(start);
         out.extend_from_slice(b"null");
     }
+}
+
+/// One entry of `ratelimits`.
+#[derive(Serialize)]
+struct NamedLimitView<'a> {
+    name: &'a str,
+    /// `key`, `route` or `account`: whose limit it is.
+    scope: &'static str,
+    limit: u32,
+    remaining: u32,
+    reset: u64,
+}
+
+#[derive(Serialize)]
+struct QuotaView {
+    limit: u64,
+    remaining: u64,
+    reset: u64,
 }
 
 #[derive(Serialize)]
@@ -243,23 +303,27 @@ mod tests {
         let expected = json!({
             "valid": true, "code": "VALID", "key_id": "key_1", "account_id": "acc_1", "user_id": null,
             "class": "org", "authority": "user", "scopes": ["leads:read", "lists:*"], "role_id": null,
-            "expires_at": null, "ratelimit": { "limit": 100, "remaining": 99, "reset": 60 }, "usage_remaining": 5,
+            "expires_at": null, "plan": "free", "ratelimit": { "limit": 100, "remaining": 99, "reset": 60 },
+            "ratelimits": [], "quota": null, "usage_remaining": 5,
         });
-        assert_eq!(parsed(answer("VALID", Some(&key), Some(&rate), Some(5))), expected);
+        assert_eq!(parsed(answer("VALID", Some(&key), Some(&rate), &Limits::default(), Some(5))), expected);
         assert!(key.verify_fields.get().is_some(), "rendered on first use");
         // A refusal reuses the rendering, and the count it was given, not the cached key's 6.
-        let revoked = parsed(answer("REVOKED", Some(&key), None, Some(2)));
+        let revoked = parsed(answer("REVOKED", Some(&key), None, &Limits::default(), Some(2)));
         assert_eq!(revoked["valid"], false);
         assert_eq!(revoked["key_id"], "key_1");
         assert_eq!((revoked["ratelimit"].clone(), revoked["usage_remaining"].clone()), (Value::Null, json!(2)));
-        assert_eq!(parsed(answer("REVOKED", Some(&key), None, None))["usage_remaining"], Value::Null);
+        assert_eq!(
+            parsed(answer("REVOKED", Some(&key), None, &Limits::default(), None))["usage_remaining"],
+            Value::Null
+        );
     }
 
     #[test]
     fn not_found_names_no_key_even_when_one_was_refused() {
         let key = CachedKey::from_auth(sample_auth("key_1"), Arc::new);
         for key in [None, Some(&*key)] {
-            let got = parsed(answer("NOT_FOUND", key, None, Some(3)));
+            let got = parsed(answer("NOT_FOUND", key, None, &Limits::default(), Some(3)));
             let fields = [
                 "key_id",
                 "account_id",
@@ -269,14 +333,17 @@ mod tests {
                 "scopes",
                 "role_id",
                 "expires_at",
+                "plan",
                 "ratelimit",
+                "quota",
                 "usage_remaining",
             ];
             for f in fields {
                 assert_eq!(got[f], Value::Null, "{f}");
             }
             assert_eq!((got["valid"].clone(), got["code"].clone()), (json!(false), json!("NOT_FOUND")));
-            assert_eq!(got.as_object().map(|o| o.len()), Some(fields.len() + 2), "every field present");
+            assert_eq!(got["ratelimits"], json!([]));
+            assert_eq!(got.as_object().map(|o| o.len()), Some(fields.len() + 3), "every field present");
         }
     }
 }

@@ -89,6 +89,22 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_with_settings(settings, dir, db_path).await
 }
 
+/// `spawn_app_with`, with the wall clock quota periods are counted by (`limits::Clock`).
+pub async fn spawn_app_with_clock(
+    configure: impl FnOnce(&mut Settings),
+    clock: keygate_server::limits::Clock,
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_path = dir.path().join("keygate.db");
+    let mut settings = sqlite_settings(&db_path);
+    settings.listen = "127.0.0.1:0".into();
+    settings.usage.flush_interval_ms = 100;
+    configure(&mut settings);
+    let store = keygate_store::open(&settings.database_url).await.expect("open store");
+    let app = keygate_server::build_with_clock(settings, store, clock).await.expect("build app");
+    serve(app, dir, db_path).await
+}
+
 pub async fn spawn_with_settings(settings: Settings, dir: tempfile::TempDir, db_path: std::path::PathBuf) -> TestApp {
     let app = keygate_server::build(settings).await.expect("build app");
     serve(app, dir, db_path).await
@@ -354,7 +370,7 @@ pub struct Signals {
 /// An upstream that echoes what it receives as JSON, with a few special paths:
 /// `…/upload` hashes the body, `…/download` streams 8 MiB, `…/trickle` sends one chunk and waits,
 /// `…/hang` never answers, `…/status/NNN` answers NNN.
-async fn upstream() -> (String, Arc<Signals>) {
+pub async fn upstream() -> (String, Arc<Signals>) {
     let signals = Arc::new(Signals::default());
     let app = axum::Router::new().fallback(echo).with_state(Arc::clone(&signals));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");

@@ -23,6 +23,8 @@ mod keys;
 mod layers;
 mod limits_in_use;
 mod partition;
+mod plan_limits;
+mod plan_limits_cluster;
 mod serving;
 mod slow_clients;
 mod unknown_credentials;
