@@ -197,22 +197,7 @@ impl Paging {
     }
 }
 
-/// For list queries that carry filters beside `limit` and `cursor` (serde's `flatten` does not
-/// mix with query strings, so each query struct holds the two fields and calls this).
-pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<keygate_store::PageRequest, ApiError> {
-    {
-        let limit = limit.unwrap_or(50);
-        if !(1..=100).contains(&limit) {
-            return Err(ApiError::invalid_field("limit", "must be between 1 and 100"));
-        }
-        if let Some(c) = cursor
-            && (c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'))
-        {
-            return Err(ApiError::invalid_field("cursor", "is not a cursor from a previous page"));
-        }
-        Ok(keygate_store::PageRequest { limit, cursor: cursor.map(str::to_owned) })
-    }
-}
+pub(crate) use crate::service::input::page_request;
 
 /// A JSON body that may be absent: an empty body is `None`, anything else must be valid JSON.
 #[derive(Debug, Clone, Copy, Default)]

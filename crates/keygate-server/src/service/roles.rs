@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::page_request;
+use crate::service::input::page_request;
 use crate::service::input::{FieldErrors, check_id};
 use crate::service::{Services, audit};
 

@@ -43,8 +43,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("config.rs", "auth", "VerifySettings lives in auth::verifier"),
     // The error's rate headers are written by auth::headers; that writer belongs to error.rs.
     ("error.rs", "auth", "ApiError writes rate headers with auth::headers"),
-    // `page_request` lives in extract.rs; it belongs in service/input.rs with the other input.
-    ("service/roles.rs", "extract", "service::roles checks paging with extract::page_request"),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
