@@ -241,7 +241,7 @@ impl Authenticator {
                 }
             }
         }
-        self.usage.record(&key.key.id, ctx.ip, now);
+        self.usage.record(&key.key.id, keygate_store::Outcome::Valid, ctx.ip, now);
         self.metrics.decision("VALID");
         Ok(Granted { key, rate, usage_remaining })
     }

@@ -14,6 +14,8 @@ pub mod keys;
 pub mod members;
 pub mod openapi_common;
 pub mod roles;
+pub mod usage;
+pub mod usage_csv;
 pub mod verify;
 
 use axum::extract::{Request, State};
@@ -86,6 +88,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(roles::routes())
         .merge(keys::routes())
         .merge(audit::routes())
+        .merge(usage::routes())
         .merge(admin::routes())
         .layer(middleware::from_fn(crate::auth::principal::rate_headers));
     OpenApiRouter::with_openapi(docs::base()).merge(health::routes()).merge(verify::routes()).merge(management)

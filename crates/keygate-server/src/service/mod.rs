@@ -13,6 +13,8 @@ pub mod keys;
 pub mod members;
 pub mod operator;
 pub mod roles;
+pub mod usage;
+pub mod usage_range;
 pub mod user;
 
 use std::net::IpAddr;
