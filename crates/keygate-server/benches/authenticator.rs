@@ -38,9 +38,9 @@ use keygate_server::auth::authenticator::AuthenticatorParts;
 use keygate_server::auth::invalidation::Epochs;
 use keygate_server::auth::{AuthContext, Authenticator, NO_REQUIREMENTS};
 use keygate_server::config::{FailurePolicy, PlanSettings};
+use keygate_server::limits::RateLimiter;
 use keygate_server::metrics::Metrics;
 use keygate_server::plans::Plans;
-use keygate_server::ratelimit::RateLimiter;
 use keygate_server::usage::UsageRecorder;
 use keygate_store::Store;
 use tokio::runtime::Runtime;
@@ -180,7 +180,7 @@ fn miss_percentiles(rt: &Runtime, counting: &Arc<CountingStore>, bulk: &[String]
             let t = Instant::now();
             let r = auth.authenticate_key(black_box(secret), &c).await;
             out.push(t.elapsed().as_nanos() as u64);
-            assert!(r.is_ok(), "a seeded key must be valid");
+            assert!(r.is_ok_and(|v| v.is_granted()), "a seeded key must be valid");
         }
         out
     });
@@ -220,13 +220,14 @@ fn benches(c: &mut Criterion) {
 
     // Warm the cache for the found keys, then measure hits (no store call expected either).
     rt.block_on(async {
-        assert!(auth.authenticate_key(&fx.hit, &context).await.is_ok());
-        assert!(auth.authenticate_key(&fx.limited, &context).await.is_ok());
-        assert!(auth.authenticate_key(&fx.revoked, &context).await.is_err());
+        assert!(auth.authenticate_key(&fx.hit, &context).await.is_ok_and(|v| v.is_granted()));
+        assert!(auth.authenticate_key(&fx.limited, &context).await.is_ok_and(|v| v.is_granted()));
+        // A refusal is a verdict; `Err` would mean no decision could be made.
+        assert!(auth.authenticate_key(&fx.revoked, &context).await.is_ok_and(|v| !v.is_granted()));
     });
     let unknown = f.generate(CredentialKind::OrgKey);
     let unknown = unknown.secret.expose().to_owned();
-    rt.block_on(async { assert!(auth.authenticate_key(&unknown, &context).await.is_err()) });
+    rt.block_on(async { assert!(auth.authenticate_key(&unknown, &context).await.is_ok_and(|v| !v.is_granted())) });
     let warm_calls = counting.calls();
     g.bench_function("cache_hit", |b| b.to_async(&rt).iter(|| auth.authenticate_key(black_box(&fx.hit), &context)));
     g.bench_function("cache_hit_rate_limited_key", |b| {

@@ -2,7 +2,6 @@
 //! `serve` it until a shutdown future fires (tests bind port 0 and run many).
 #![forbid(unsafe_code)]
 
-pub mod address_allowance;
 pub mod auth;
 pub mod config;
 pub mod connections;
@@ -10,16 +9,15 @@ pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod limits;
 pub mod metrics;
 pub mod password;
 pub mod plans;
-pub mod ratelimit;
 pub mod request_id;
 pub mod routes;
 pub mod server;
 pub mod service;
 pub mod state;
-pub mod throttle;
 pub mod usage;
 pub mod views;
 
@@ -41,8 +39,8 @@ use crate::auth::authenticator::AuthenticatorParts;
 use crate::auth::invalidation::Epochs;
 use crate::auth::{Authenticator, Invalidator};
 pub use crate::config::Settings;
+use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
 pub use crate::server::Listeners;
 use crate::state::{AppState, Inner};
 use crate::usage::UsageRecorder;

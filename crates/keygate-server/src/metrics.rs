@@ -27,7 +27,7 @@ pub struct Metrics {
     pub shared_limit_failures: Counter,
     pub invalidations_received: Counter,
     /// Cache misses refused without a storage read: their sender had spent its allowance of
-    /// unknown credentials (`address_allowance`). A rising rate is someone guessing.
+    /// unknown credentials (`limits::address`). A rising rate is someone guessing.
     pub unknown_credentials_throttled: Counter,
     pub usage_flush_seconds: Histogram,
     pub upstream_seconds: Histogram,

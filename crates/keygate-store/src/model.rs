@@ -126,6 +126,20 @@ pub enum KeyStatus {
 }
 
 impl KeyStatus {
+    /// The rule of `ApiKey::status`, for holders of only these fields (the authenticator's
+    /// cached keys).
+    pub fn at(revoked: bool, staged: bool, starts_at: Option<Time>, expires_at: Option<Time>, now: Time) -> Self {
+        if revoked {
+            KeyStatus::Revoked
+        } else if staged || starts_at.is_some_and(|s| s > now) {
+            KeyStatus::Inactive
+        } else if expires_at.is_some_and(|e| e <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             KeyStatus::Active => "active",
@@ -189,15 +203,7 @@ impl ApiKey {
     /// Status at `now`, by the rules of SPEC §4: revoked is final; a staged key or one whose
     /// `starts_at` lies ahead is inactive; past `expires_at` it is expired.
     pub fn status(&self, now: Time) -> KeyStatus {
-        if self.revoked_at.is_some() {
-            KeyStatus::Revoked
-        } else if self.staged || self.starts_at.is_some_and(|s| s > now) {
-            KeyStatus::Inactive
-        } else if self.expires_at.is_some_and(|e| e <= now) {
-            KeyStatus::Expired
-        } else {
-            KeyStatus::Active
-        }
+        KeyStatus::at(self.revoked_at.is_some(), self.staged, self.starts_at, self.expires_at, now)
     }
 
     pub fn usage_remaining(&self) -> Option<i64> {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use keygate_core::{CredentialKind, Scope};
 use keygate_store::{KeyClass, KeyStatus};
 
-use super::resolved::ResolvedKey;
+use super::cached_key::CachedKey;
 use crate::plans::{PlanAccess, Plans};
 
 /// Why a credential was refused. Each maps to one verify `code` and one HTTP error.
@@ -99,7 +99,7 @@ impl Requirements {
 /// Status, account, plan, address, class and permissions, in the order a caller would want
 /// to learn about them. Answers the plan in force for the rate limit that follows.
 pub fn check_key(
-    key: &ResolvedKey,
+    key: &CachedKey,
     plans: &Plans,
     now: DateTime<Utc>,
     ip: IpAddr,
@@ -150,5 +150,134 @@ mod tests {
         let verify = Requirements { user_scoped: true, ..Default::default() };
         assert_eq!(verify.check_kind(CredentialKind::OrgKey), Err(Refusal::UserCredentialRequired));
         assert_eq!(Requirements::default().check_kind(CredentialKind::OrgKey), Ok(()));
+    }
+
+    /// The decision table of `check_key` (kanidm's access tests, as rows): each row changes the
+    /// sample key (an active org key of account `acc_1` on plan `free`, scopes `*:read`,
+    /// allowlist 10.0.0.0/8), presents it from an address on a route, and names the answer.
+    mod table {
+        use std::collections::BTreeMap;
+        use std::sync::Arc;
+
+        use chrono::{Duration, TimeZone};
+        use keygate_store::KeyAuth;
+
+        use super::*;
+        use crate::auth::cached_key::{CachedKey, sample_auth};
+        use crate::config::PlanSettings;
+
+        fn now() -> DateTime<Utc> {
+            Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).single().expect("a valid time")
+        }
+
+        fn plans() -> Plans {
+            let plan = |api_access| PlanSettings {
+                api_access,
+                trial_days: 0,
+                rate_limit: None,
+                max_keys: None,
+                key_rate_limit_max: None,
+            };
+            Plans::new(BTreeMap::from([("free".to_owned(), plan(true)), ("closed".to_owned(), plan(false))]))
+        }
+
+        /// What a route asks.
+        enum Route {
+            Any,
+            UserScoped,
+            OrgKeysOnly,
+            Needs(&'static str),
+        }
+
+        impl Route {
+            fn requirements(&self) -> Requirements {
+                match self {
+                    Route::Any => Requirements::default(),
+                    Route::UserScoped => Requirements { user_scoped: true, ..Default::default() },
+                    Route::OrgKeysOnly => Requirements { kinds: vec![CredentialKind::OrgKey], ..Default::default() },
+                    Route::Needs(p) => {
+                        Requirements { permissions: vec![Scope::parse(p).expect("a permission")], ..Default::default() }
+                    }
+                }
+            }
+        }
+
+        fn as_user_key(a: &mut KeyAuth) {
+            a.key.class = KeyClass::User;
+            a.key.user_id = Some("usr_1".to_owned());
+            a.member_authority = Some(keygate_core::Authority::User);
+        }
+
+        type Change = fn(&mut KeyAuth);
+        /// (what the row shows, the change to the sample key, the sender, the route, the answer)
+        type Row = (&'static str, Change, &'static str, Route, Result<(), Refusal>);
+        const INSIDE: &str = "10.1.2.3";
+        const OUTSIDE: &str = "192.0.2.1";
+
+        #[test]
+        fn status_checks_decide_by_the_table() {
+            use Route::*;
+            let not_allowed = Err(Refusal::IpNotAllowed);
+            #[rustfmt::skip]
+            let rows: Vec<Row> = vec![
+                ("active", |_| {}, INSIDE, Any, Ok(())),
+                ("expired", |a| a.key.expires_at = Some(now() - Duration::seconds(1)), INSIDE, Any, Err(Refusal::Expired)),
+                ("expires later", |a| a.key.expires_at = Some(now() + Duration::days(1)), INSIDE, Any, Ok(())),
+                ("not yet started", |a| a.key.starts_at = Some(now() + Duration::hours(1)), INSIDE, Any, Err(Refusal::Inactive)),
+                ("started", |a| a.key.starts_at = Some(now() - Duration::hours(1)), INSIDE, Any, Ok(())),
+                ("staged", |a| a.key.staged = true, INSIDE, Any, Err(Refusal::Inactive)),
+                ("revoked", |a| a.key.revoked_at = Some(now()), INSIDE, Any, Err(Refusal::Revoked)),
+                ("revoked beats expired", |a| {
+                    a.key.revoked_at = Some(now());
+                    a.key.expires_at = Some(now() - Duration::days(1));
+                }, INSIDE, Any, Err(Refusal::Revoked)),
+                ("revoked beats the address", |a| a.key.revoked_at = Some(now()), OUTSIDE, Any, Err(Refusal::Revoked)),
+                ("account deleted", |a| a.account = None, INSIDE, Any, Err(Refusal::NotFound)),
+                ("user left the account", |a| {
+                    as_user_key(a);
+                    a.member_authority = None;
+                }, INSIDE, Any, Err(Refusal::NotFound)),
+                ("plan without api access", |a| {
+                    if let Some(acc) = &mut a.account { acc.plan = "closed".to_owned() }
+                }, INSIDE, Any, Err(Refusal::PlanRequired)),
+                ("plan unknown", |a| {
+                    if let Some(acc) = &mut a.account { acc.plan = "gone".to_owned() }
+                }, INSIDE, Any, Err(Refusal::PlanRequired)),
+                ("plan beats the address", |a| {
+                    if let Some(acc) = &mut a.account { acc.plan = "closed".to_owned() }
+                }, OUTSIDE, Any, Err(Refusal::PlanRequired)),
+                ("address inside the allowlist", |_| {}, INSIDE, Any, Ok(())),
+                ("address outside the allowlist", |_| {}, OUTSIDE, Any, not_allowed.clone()),
+                ("ipv4-mapped address inside", |_| {}, "::ffff:10.9.9.9", Any, Ok(())),
+                ("no allowlist: any address", |a| a.key.ip_allowlist.clear(), OUTSIDE, Any, Ok(())),
+                ("address beats the class", |_| {}, OUTSIDE, UserScoped, not_allowed),
+                ("org key on a user-scoped route", |_| {}, INSIDE, UserScoped, Err(Refusal::UserCredentialRequired)),
+                ("user key on a user-scoped route", as_user_key, INSIDE, UserScoped, Ok(())),
+                ("user key on an org-keys route", as_user_key, INSIDE, OrgKeysOnly, Err(Refusal::CredentialNotAccepted)),
+                ("org key on an org-keys route", |_| {}, INSIDE, OrgKeysOnly, Ok(())),
+                ("permission held", |_| {}, INSIDE, Needs("leads:read"), Ok(())),
+                ("permission not held", |_| {}, INSIDE, Needs("leads:write"), Err(Refusal::InsufficientScope("leads:write".into()))),
+                ("class beats permissions", |_| {}, INSIDE, UserScoped, Err(Refusal::UserCredentialRequired)),
+                ("role narrows the scopes: outside the role", |a| {
+                    a.key.scopes = vec!["*:*".into()];
+                    a.role_permissions = Some(vec!["leads:read".into()]);
+                }, INSIDE, Needs("leads:write"), Err(Refusal::InsufficientScope("leads:write".into()))),
+                ("role narrows the scopes: inside the role", |a| {
+                    a.key.scopes = vec!["*:*".into()];
+                    a.role_permissions = Some(vec!["leads:read".into()]);
+                }, INSIDE, Needs("leads:read"), Ok(())),
+                ("role cannot widen the scopes", |a| a.role_permissions = Some(vec!["*:*".into()]), INSIDE, Needs("leads:write"), Err(Refusal::InsufficientScope("leads:write".into()))),
+                ("deleted role grants nothing", |a| a.role_permissions = Some(Vec::new()), INSIDE, Needs("leads:read"), Err(Refusal::InsufficientScope("leads:read".into()))),
+            ];
+            let plans = plans();
+            for (name, change, ip, route, want) in rows {
+                let mut auth = sample_auth("key_1");
+                change(&mut auth);
+                let key = CachedKey::from_auth(auth, Arc::new);
+                let ip: IpAddr = ip.parse().expect("an address");
+                let got = check_key(&key, &plans, now(), ip, &route.requirements()).map(|_| ());
+                assert_eq!(got, want, "{name}");
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Where credentials travel (SPEC §2) and the `RateLimit-*` answer headers.
+//! Where credentials travel (SPEC §2), the `RateLimit-*` answer headers, and the values of
+//! the identity headers a granted credential is forwarded with.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use keygate_core::ratelimit::Decision;
@@ -38,6 +39,27 @@ pub fn presented(headers: &HeaderMap) -> Presented<'_> {
         };
     }
     Presented::None
+}
+
+/// The credential presented in `headers`, or the contract's 401: none sent is
+/// `missing_credentials`, one that cannot be read `invalid_credentials`.
+pub fn credential(headers: &HeaderMap) -> Result<&str, crate::error::ApiError> {
+    match presented(headers) {
+        Presented::None => Err(crate::error::ApiError::missing_credentials()),
+        Presented::Malformed => Err(crate::error::ApiError::invalid_credentials()),
+        Presented::Credential(c) => Ok(c),
+    }
+}
+
+/// Who a granted request acts as, as the gateway's `X-Keygate-*` header values. Made once per
+/// cached key (`CachedKey::gateway_identity`), per request for a session.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub account_id: HeaderValue,
+    pub user_id: Option<HeaderValue>,
+    pub key_id: Option<HeaderValue>,
+    pub credential: &'static str,
+    pub scopes: HeaderValue,
 }
 
 pub fn insert_rate_headers(h: &mut HeaderMap, d: &Decision) {

@@ -12,9 +12,8 @@ use axum::http::request::Parts;
 use keygate_core::{Authority, CredentialKind, Permissions, Scope};
 use keygate_store::{Account, Actor, ActorType, SessionAuth};
 
-use super::authenticator::{AuthContext, Granted};
 use super::checks::NO_REQUIREMENTS;
-use super::headers::{Presented, presented};
+use super::verdict::{Accept, AuthContext, Authenticated, Granted};
 use crate::error::ApiError;
 use crate::extract::client_ip;
 use crate::state::AppState;
@@ -138,18 +137,12 @@ pub async fn rate_headers(mut req: axum::extract::Request, next: axum::middlewar
 }
 
 pub async fn authenticate(headers: &HeaderMap, ip: std::net::IpAddr, state: &AppState) -> Result<Principal, ApiError> {
-    let credential = match presented(headers) {
-        Presented::None => return Err(ApiError::missing_credentials()),
-        Presented::Malformed => return Err(ApiError::invalid_credentials()),
-        Presented::Credential(c) => c,
-    };
-    let parsed = state.auth.parse(credential).ok_or_else(ApiError::invalid_credentials)?;
-    match parsed.kind {
-        CredentialKind::Session => state.auth.authenticate_parsed_session(&parsed, ip).await.map(Principal::Session),
-        CredentialKind::UserKey | CredentialKind::OrgKey => {
-            let ctx = AuthContext { ip, requirements: &NO_REQUIREMENTS, cost: 1, extra_limit: None };
-            state.auth.admit_key(&parsed, &ctx).await.map(Principal::Key)
-        }
+    let credential = super::headers::credential(headers)?;
+    let ctx = AuthContext { ip, requirements: &NO_REQUIREMENTS, cost: 1, extra_limit: None };
+    match state.auth.authenticate(credential, Accept::KeysAndSessions, &ctx).await? {
+        Authenticated::Key(verdict) => verdict.admit().map(Principal::Key),
+        Authenticated::Session(session) => Ok(Principal::Session(session)),
+        Authenticated::Unreadable => Err(ApiError::invalid_credentials()),
     }
 }
 

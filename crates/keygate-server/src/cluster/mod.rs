@@ -3,7 +3,7 @@
 //! - **Cross-node invalidation** when `database_url` is PostgreSQL: `LISTEN/NOTIFY` on the
 //!   database the nodes already share ([`pg_bus`]).
 //! - **Shared rate limits** when `redis_url` is set: one atomic Lua script per decision
-//!   ([`redis_limiter`]).
+//!   (`limits::redis`).
 //!
 //! On SQLite there is no bus, even with `redis_url`: SQLite is the single-node store (several
 //! servers on one file are not a supported topology), and a lone node invalidates its own
@@ -12,7 +12,6 @@
 
 pub mod outbox;
 pub mod pg_bus;
-pub mod redis_limiter;
 
 use std::sync::Arc;
 
@@ -20,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::invalidation::{Epochs, Invalidation, InvalidationBus};
 use crate::config::{Settings, redact_url};
+use crate::limits::SharedLimiter;
+use crate::limits::redis::RedisLimiter;
 use crate::metrics::Metrics;
-use crate::ratelimit::SharedLimiter;
 
 #[derive(Default)]
 pub struct Cluster {
@@ -40,7 +40,7 @@ pub async fn start(
 ) -> anyhow::Result<Cluster> {
     let mut cluster = Cluster::default();
     if !settings.redis_url.is_empty() {
-        let limiter = redis_limiter::RedisLimiter::new(&settings.redis_url)?;
+        let limiter = RedisLimiter::new(&settings.redis_url)?;
         let redis = redact_url(&settings.redis_url);
         let policy = settings.rate_limits.redis_failure_policy;
         match limiter.ping().await {

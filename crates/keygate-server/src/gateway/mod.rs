@@ -25,8 +25,8 @@ use keygate_store::KeyClass;
 
 use self::proxy::{Identity, IdleTimeout, Origin};
 use self::routes::{Route, RouteTable};
-use crate::auth::headers::{Presented, insert_rate_headers, presented};
-use crate::auth::{AuthContext, Granted};
+use crate::auth::headers::insert_rate_headers;
+use crate::auth::{Accept, AuthContext, Authenticated, Granted};
 use crate::error::ApiError;
 use crate::extract::client_ip;
 use crate::state::AppState;
@@ -164,23 +164,17 @@ impl Gateway {
 
 /// The credential decision for one request on `route`.
 async fn authorize(state: &AppState, route: &Route, parts: &Parts) -> Result<Allowed, ApiError> {
-    let credential = match presented(&parts.headers) {
-        Presented::None => return Err(ApiError::missing_credentials()),
-        Presented::Malformed => return Err(ApiError::invalid_credentials()),
-        Presented::Credential(c) => c,
+    let credential = crate::auth::headers::credential(&parts.headers)?;
+    let ctx = AuthContext {
+        ip: client_ip(parts, state),
+        requirements: route.requirements(&parts.method),
+        cost: 1,
+        extra_limit: route.extra_limit.as_ref(),
     };
-    let parsed = state.auth.parse(credential).ok_or_else(ApiError::invalid_credentials)?;
-    match parsed.kind {
-        CredentialKind::Session => authorize_session(state, route, parts, &parsed).await,
-        CredentialKind::UserKey | CredentialKind::OrgKey => {
-            let ctx = AuthContext {
-                ip: client_ip(parts, state),
-                requirements: route.requirements(&parts.method),
-                cost: 1,
-                extra_limit: route.extra_limit.as_ref(),
-            };
-            state.auth.admit_key(&parsed, &ctx).await.map(|granted| key_identity(&granted))
-        }
+    match state.auth.authenticate(credential, Accept::KeysAndSessions, &ctx).await? {
+        Authenticated::Key(verdict) => verdict.admit().map(|granted| key_identity(&granted)),
+        Authenticated::Session(session) => authorize_session(state, route, parts, &session).await,
+        Authenticated::Unreadable => Err(ApiError::invalid_credentials()),
     }
 }
 
@@ -190,9 +184,8 @@ async fn authorize_session(
     state: &AppState,
     route: &Route,
     parts: &Parts,
-    parsed: &keygate_core::Parsed,
+    session: &keygate_store::SessionAuth,
 ) -> Result<Allowed, ApiError> {
-    let session = state.auth.authenticate_parsed_session(parsed, client_ip(parts, state)).await?;
     if !route.accepts_session {
         return Err(ApiError::new(
             http::StatusCode::FORBIDDEN,

@@ -94,15 +94,9 @@ fn never_forwarded(k: &HeaderName, trusted: bool) -> bool {
         || (!trusted && [&X_FORWARDED_FOR, &X_FORWARDED_PROTO, &X_FORWARDED_HOST, &FORWARDED].contains(&k))
 }
 
-/// Who the request was authenticated as, for the upstream.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub account_id: HeaderValue,
-    pub user_id: Option<HeaderValue>,
-    pub key_id: Option<HeaderValue>,
-    pub credential: &'static str,
-    pub scopes: HeaderValue,
-}
+/// Who the request was authenticated as, for the upstream (the authenticator's type: a cached
+/// key keeps its values).
+pub use crate::auth::headers::Identity;
 
 /// Where the request came from, for the forwarding headers.
 pub struct Origin {

@@ -15,9 +15,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::resolved::ResolvedKey;
 use crate::auth::verifier::VerifyCaller;
-use crate::auth::{AuthContext, Requirements};
+use crate::auth::{Accept, AuthContext, Authenticated, CachedKey, Requirements, Verdict};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, request_client_ip};
 use crate::state::AppState;
@@ -103,9 +102,13 @@ async fn decide(state: &AppState, peer: IpAddr, caller: VerifyCaller, body: Veri
     };
     let requirements = Requirements { permissions, user_scoped: body.user_scoped.unwrap_or(false), kinds: Vec::new() };
     let ctx = AuthContext { ip, requirements: &requirements, cost, extra_limit: None };
-    let (code, key, rate, usage_remaining) = match state.auth.authenticate_key(body.key.trim(), &ctx).await {
-        Ok(g) => ("VALID", Some(g.key), g.rate, g.usage_remaining),
-        Err(Ok(refused)) => {
+    let verdict = match state.auth.authenticate(body.key.trim(), Accept::KeysOnly, &ctx).await? {
+        Authenticated::Key(verdict) => verdict,
+        Authenticated::Session(_) | Authenticated::Unreadable => state.auth.refused_offline(),
+    };
+    let (code, key, rate, usage_remaining) = match verdict {
+        Verdict::Granted(g) => ("VALID", Some(g.key), g.rate, g.usage_remaining),
+        Verdict::Refused(refused) => {
             let rate = match &refused.refusal {
                 crate::auth::Refusal::RateLimited(d) => Some(*d),
                 _ => None,
@@ -119,7 +122,6 @@ async fn decide(state: &AppState, peer: IpAddr, caller: VerifyCaller, body: Veri
             };
             (code, refused.key, rate, usage_remaining)
         }
-        Err(Err(e)) => return Err(e),
     };
     let mut resp = Response::new(Body::from(answer(code, key.as_deref(), rate.as_ref(), usage_remaining)));
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -132,11 +134,11 @@ async fn decide(state: &AppState, peer: IpAddr, caller: VerifyCaller, body: Veri
 /// The answer's body: `{valid, code, key_id, account_id, user_id, class, authority, scopes,
 /// role_id, expires_at, ratelimit, usage_remaining}`, every field always present, `null` when it
 /// does not apply. A NOT_FOUND decision names no key, even when the lookup found one to refuse.
-/// The key's own fields are rendered once per cached key (`ResolvedKey::verify_fields`); only
+/// The key's own fields are rendered once per cached key (`CachedKey::verify_fields`); only
 /// the decision, the limit and the count are written per request.
 fn answer(
     code: &'static str,
-    key: Option<&ResolvedKey>,
+    key: Option<&CachedKey>,
     rate: Option<&ratelimit::Decision>,
     usage_remaining: Option<i64>,
 ) -> Vec<u8> {
@@ -179,7 +181,7 @@ struct KeyFields<'a> {
 }
 
 impl<'a> KeyFields<'a> {
-    fn of(resolved: &'a ResolvedKey) -> Self {
+    fn of(resolved: &'a CachedKey) -> Self {
         let k = &resolved.key;
         KeyFields {
             key_id: Some(&k.id),
@@ -223,7 +225,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::auth::resolved::sample_auth;
+    use crate::auth::cached_key::sample_auth;
 
     fn parsed(body: Vec<u8>) -> Value {
         serde_json::from_slice(&body).expect("the answer is JSON")
@@ -235,7 +237,7 @@ mod tests {
         stored.key.scopes = vec!["leads:read".into(), "lists:*".into()];
         stored.key.usage_limit = Some(10);
         stored.key.usage_used = 4;
-        let key = ResolvedKey::from_auth(stored, Arc::new);
+        let key = CachedKey::from_auth(stored, Arc::new);
         let rate =
             ratelimit::Decision { allowed: true, limit: 100, remaining: 99, reset_seconds: 60, retry_after_seconds: 0 };
         let expected = json!({
@@ -255,7 +257,7 @@ mod tests {
 
     #[test]
     fn not_found_names_no_key_even_when_one_was_refused() {
-        let key = ResolvedKey::from_auth(sample_auth("key_1"), Arc::new);
+        let key = CachedKey::from_auth(sample_auth("key_1"), Arc::new);
         for key in [None, Some(&*key)] {
             let got = parsed(answer("NOT_FOUND", key, None, Some(3)));
             let fields = [

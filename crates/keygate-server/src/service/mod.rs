@@ -23,13 +23,13 @@ use std::sync::Arc;
 use keygate_core::KeyFormat;
 use keygate_store::{Actor, NewAudit, Store};
 
-use crate::address_allowance::AddressAllowance;
 use crate::auth::invalidation::Epochs;
 use crate::auth::{Invalidation, Invalidator};
 use crate::config::{SessionSettings, Settings, SignupSettings};
+use crate::limits::AddressAllowance;
+use crate::limits::LoginThrottle;
 use crate::password::Passwords;
 use crate::plans::Plans;
-use crate::throttle::LoginThrottle;
 
 /// What the rules need, and nothing of HTTP: the server holds one in its state, the admin CLI
 /// builds its own beside no server at all (its invalidator relays through NOTIFY or the

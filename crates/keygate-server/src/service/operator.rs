@@ -13,7 +13,7 @@ use serde_json::json;
 use super::identity::operator_actor;
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
-use crate::ratelimit::RateLimiter;
+use crate::limits::RateLimiter;
 use crate::routes::identity::common::check_id;
 use crate::service::{Services, audit};
 

@@ -1,35 +1,65 @@
-//! A key as the hot path wants it: parsed once when it enters the cache, not on every request.
+//! A key as the hot path wants it: parsed once when it enters the cache, not on every request,
+//! and holding only what decisions and answers read.
 
 use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
-use keygate_core::{Authority, Permissions, ScopeSet};
-use keygate_store::{Account, ApiKey, KeyAuth};
+use keygate_core::{Authority, Permissions, RateLimit, ScopeSet};
+use keygate_store::{Account, KeyAuth, KeyClass, KeyStatus, Time};
 
-/// One cached key. Memory per cached key is the cache's cost (BENCHMARKS.md), so `key` keeps
-/// what decisions and answers read and drops the rest of the stored row: `digest`,
-/// `key_part`, `name`, `created_by`, `metadata`, `last_used_ip` and `ip_allowlist` (parsed
-/// into `allowlist`) are empty here — read the key from storage to show them. The account is
-/// shared by every cached key of that account.
+use super::headers::Identity;
+
+/// One cached key. Memory per cached key is the cache's cost (BENCHMARKS.md), so it keeps what
+/// the status checks, limits and answers read and nothing else of the stored row (its name,
+/// metadata, digest… are read from storage by whoever shows them). The account is shared by
+/// every cached key of that account.
 #[derive(Debug)]
-pub struct ResolvedKey {
-    pub key: ApiKey,
+pub struct CachedKey {
+    pub key: KeyFacts,
     pub permissions: Permissions,
     pub allowlist: Vec<IpNet>,
     /// `None`: the account was deleted.
     pub account: Option<Arc<Account>>,
     /// The user's current authority in the account (user keys); `None`: no longer a member.
     pub member_authority: Option<Authority>,
+    /// The key's own rate-limit bucket (`k:<id>`), named on first use by a limited key.
+    pub rate_bucket: OnceLock<Box<str>>,
     /// Verify's JSON for the fields that depend only on this key (`key_id` … `expires_at`),
     /// rendered by `routes::verify` on the key's first verify: a cached key is immutable, and
     /// rendering them per request was the largest part of verify's own work.
     pub verify_fields: OnceLock<Box<str>>,
     /// The `X-Keygate-*` header values the gateway sends for this key, made on first use.
     /// Boxed: an empty slot costs a pointer, not five header values, on keys never proxied.
-    pub gateway_identity: OnceLock<Box<crate::gateway::proxy::Identity>>,
+    pub gateway_identity: OnceLock<Box<Identity>>,
 }
 
-impl ResolvedKey {
+/// The stored key's fields that decisions and answers read (the names of `ApiKey`'s).
+#[derive(Debug)]
+pub struct KeyFacts {
+    pub id: String,
+    pub account_id: String,
+    pub user_id: Option<String>,
+    pub class: KeyClass,
+    pub authority: Authority,
+    /// As stored, for verify's answer; `CachedKey::permissions` is what decisions read.
+    pub scopes: Vec<String>,
+    pub role_id: Option<String>,
+    pub expires_at: Option<Time>,
+    pub starts_at: Option<Time>,
+    pub staged: bool,
+    pub revoked: bool,
+    pub usage_limit: Option<i64>,
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl KeyFacts {
+    /// `ApiKey::status`, by the same rule.
+    pub fn status(&self, now: Time) -> KeyStatus {
+        KeyStatus::at(self.revoked, self.staged, self.starts_at, self.expires_at, now)
+    }
+}
+
+impl CachedKey {
     /// `share` turns the stored account into the one `Arc` every key of it points to.
     pub fn from_auth(auth: KeyAuth, share: impl FnOnce(Account) -> Arc<Account>) -> Arc<Self> {
         // Stored scopes were validated when written; anything unparsable is dropped, which
@@ -39,19 +69,28 @@ impl ResolvedKey {
             .role_permissions
             .map(|p| ScopeSet::new(p.iter().filter_map(|s| keygate_core::Scope::parse(s).ok()).collect()));
         let allowlist = auth.key.ip_allowlist.iter().filter_map(|c| keygate_core::net::parse_cidr(c)).collect();
-        let mut key = auth.key;
-        for unread in [&mut key.digest, &mut key.key_part, &mut key.name, &mut key.created_by] {
-            *unread = String::new();
-        }
-        key.metadata = serde_json::Value::Null;
-        key.last_used_ip = None;
-        key.ip_allowlist = Vec::new();
-        Arc::new(ResolvedKey {
+        let k = auth.key;
+        Arc::new(CachedKey {
+            key: KeyFacts {
+                id: k.id,
+                account_id: k.account_id,
+                user_id: k.user_id,
+                class: k.class,
+                authority: k.authority,
+                scopes: k.scopes,
+                role_id: k.role_id,
+                expires_at: k.expires_at,
+                starts_at: k.starts_at,
+                staged: k.staged,
+                revoked: k.revoked_at.is_some(),
+                usage_limit: k.usage_limit,
+                rate_limit: k.rate_limit,
+            },
             permissions: Permissions { scopes, role },
             allowlist,
             account: auth.account.map(share),
             member_authority: auth.member_authority,
-            key,
+            rate_bucket: OnceLock::new(),
             verify_fields: OnceLock::new(),
             gateway_identity: OnceLock::new(),
         })
@@ -60,9 +99,14 @@ impl ResolvedKey {
     /// The key's authority, capped for a user key by its user's current authority.
     pub fn effective_authority(&self) -> Authority {
         match (self.key.class, self.member_authority) {
-            (keygate_store::KeyClass::User, Some(member)) => self.key.authority.min(member),
+            (KeyClass::User, Some(member)) => self.key.authority.min(member),
             _ => self.key.authority,
         }
+    }
+
+    /// The bucket of the key's own rate limit.
+    pub fn rate_bucket(&self) -> &str {
+        self.rate_bucket.get_or_init(|| format!("k:{}", self.key.id).into())
     }
 }
 
@@ -70,7 +114,7 @@ impl ResolvedKey {
 #[cfg(test)]
 pub(crate) fn sample_auth(key_id: &str) -> KeyAuth {
     use chrono::{TimeZone, Utc};
-    use keygate_store::KeyClass;
+    use keygate_store::ApiKey;
     let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).single().expect("a valid time");
     KeyAuth {
         key: ApiKey {
@@ -116,26 +160,40 @@ pub(crate) fn sample_auth(key_id: &str) -> KeyAuth {
 
 #[cfg(test)]
 mod tests {
+    use keygate_store::ApiKey;
+
     use super::*;
 
     #[test]
     fn a_cached_key_keeps_what_decisions_read_and_shares_its_account() {
         let shared = Arc::new(sample_auth("key_0").account.expect("account"));
         let share = |a: Account| if a == *shared { Arc::clone(&shared) } else { Arc::new(a) };
-        let a = ResolvedKey::from_auth(sample_auth("key_1"), share);
-        let b = ResolvedKey::from_auth(sample_auth("key_2"), share);
+        let a = CachedKey::from_auth(sample_auth("key_1"), share);
+        let b = CachedKey::from_auth(sample_auth("key_2"), share);
         assert!(Arc::ptr_eq(a.account.as_ref().expect("a"), b.account.as_ref().expect("b")));
-        // What decisions and answers read survives…
+        // What decisions and answers read survives; the rest of the row has no field here.
         assert_eq!((a.key.id.as_str(), a.key.account_id.as_str()), ("key_1", "acc_1"));
         assert_eq!(a.key.scopes, ["*:read"]);
         assert_eq!(a.allowlist.len(), 1, "the allowlist is kept parsed");
-        // …the rest of the row is not held per cached key.
-        assert!(
-            a.key.digest.is_empty()
-                && a.key.name.is_empty()
-                && a.key.key_part.is_empty()
-                && a.key.created_by.is_empty()
-        );
-        assert!(a.key.metadata.is_null() && a.key.ip_allowlist.is_empty() && a.key.last_used_ip.is_none());
+        assert_eq!(a.rate_bucket(), "k:key_1");
+    }
+
+    #[test]
+    fn the_status_rule_is_the_stored_keys() {
+        let now = chrono::Utc::now();
+        type Change = fn(&mut ApiKey);
+        let cases: [(Change, KeyStatus); 5] = [
+            (|_| {}, KeyStatus::Active),
+            (|k| k.revoked_at = Some(chrono::Utc::now()), KeyStatus::Revoked),
+            (|k| k.staged = true, KeyStatus::Inactive),
+            (|k| k.starts_at = Some(chrono::Utc::now() + chrono::Duration::hours(1)), KeyStatus::Inactive),
+            (|k| k.expires_at = Some(chrono::Utc::now() - chrono::Duration::hours(1)), KeyStatus::Expired),
+        ];
+        for (i, (change, want)) in cases.into_iter().enumerate() {
+            let mut auth = sample_auth("key_1");
+            change(&mut auth.key);
+            assert_eq!(auth.key.status(now), want, "row {i}");
+            assert_eq!(CachedKey::from_auth(auth, Arc::new).key.status(now), want, "row {i}");
+        }
     }
 }

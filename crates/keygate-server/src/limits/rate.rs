@@ -1,4 +1,5 @@
-//! Rate limiting per bucket (a key, or a key on a route) with GCRA from keygate-core.
+//! Rate limiting per bucket (a key, a key on a route, a session user) with GCRA from
+//! keygate-core.
 //! In memory by default; with `redis_url`, one shared limit for every node through a
 //! `SharedLimiter`, and the operator's policy decides while Redis is unreachable.
 //!
@@ -98,7 +99,11 @@ impl RateLimiter {
 
     fn check_local(&self, bucket: &str, limit: &RateLimit, cost: u32) -> Decision {
         let now = self.now_ns();
-        let mut entry = self.local.entry(bucket.to_owned()).or_insert((0, 0));
+        // A bucket in use is found by `&str`; only a new one costs its name's allocation.
+        let mut entry = match self.local.get_mut(bucket) {
+            Some(entry) => entry,
+            None => self.local.entry(bucket.to_owned()).or_insert((0, 0)),
+        };
         let (tat, written) = *entry;
         let tat = (tat > 0).then(|| carry_over(tat, now, written, limit));
         let (decision, new_tat) = check(tat, now, limit, cost);

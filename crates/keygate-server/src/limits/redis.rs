@@ -34,8 +34,8 @@ use keygate_core::ratelimit::{Decision, check};
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::rate::SharedLimiter;
 use crate::config::redact_url;
-use crate::ratelimit::SharedLimiter;
 
 /// Longest a request waits for a shared decision before the failure policy applies.
 const CALL_TIMEOUT: Duration = Duration::from_millis(250);
