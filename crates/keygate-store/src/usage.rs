@@ -6,8 +6,9 @@ use std::fmt;
 
 use crate::model::Time;
 
-/// What became of a request made with a known key: its verify code. Unknown keys are not
-/// counted (there is no key to count them against).
+/// What became of a request made with a known key: its verify code (or the gateway's
+/// `CREDENTIAL_NOT_ACCEPTED`). Unknown keys are not counted (there is no key to count them
+/// against).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Outcome {
     Valid,
@@ -21,11 +22,13 @@ pub enum Outcome {
     Inactive,
     PlanRequired,
     UserCredentialRequired,
+    /// The gateway only: a key of a class the route does not take (not a verify code).
+    CredentialNotAccepted,
 }
 
 impl Outcome {
     /// How many outcomes there are: the length of [`OutcomeCounts`].
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
 
     /// Every outcome, in the order answers and CSV columns list them.
     pub const ALL: [Outcome; Outcome::COUNT] = [
@@ -40,6 +43,7 @@ impl Outcome {
         Outcome::Inactive,
         Outcome::PlanRequired,
         Outcome::UserCredentialRequired,
+        Outcome::CredentialNotAccepted,
     ];
 
     /// The verify code, as stored and answered.
@@ -56,6 +60,7 @@ impl Outcome {
             Outcome::Inactive => "INACTIVE",
             Outcome::PlanRequired => "PLAN_REQUIRED",
             Outcome::UserCredentialRequired => "USER_CREDENTIAL_REQUIRED",
+            Outcome::CredentialNotAccepted => "CREDENTIAL_NOT_ACCEPTED",
         }
     }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::Utc;
 use keygate_core::ratelimit::Decision;
 use keygate_core::{CredentialKind, Digest, KeyFormat, Parsed, RateLimit};
-use keygate_store::{Account, SessionAuth, Store};
+use keygate_store::{Account, Outcome, SessionAuth, Store};
 use moka::sync::Cache;
 
 use super::cache::{FoundMembership, StampedCache};
@@ -137,6 +137,15 @@ impl Authenticator {
         Verdict::Refused(Refused { refusal, key })
     }
 
+    /// A refusal of a known key, which its usage counts (docs/api.md, "Usage"): in memory,
+    /// like a grant, so refusing costs no storage write either.
+    fn refused_key(&self, refusal: Refusal, key: Arc<CachedKey>, ip: IpAddr) -> Verdict {
+        if let Some(outcome) = refusal.outcome() {
+            self.usage.record(&key.key.id, outcome, ip, Utc::now());
+        }
+        self.refused(refusal, Some(key))
+    }
+
     /// The whole hot path for a parsed API key.
     async fn decide_key(&self, parsed: &Parsed, ctx: &AuthContext<'_>) -> Result<Verdict, ApiError> {
         let key = match self.lookup_key(&parsed.digest, ctx.ip).await? {
@@ -149,7 +158,7 @@ impl Authenticator {
             Ok(plan) => plan,
             Err(r) => {
                 tracing::debug!(key_id = %key.key.id, refusal = r.verify_code(), "key refused");
-                return Ok(self.refused(r, Some(key)));
+                return Ok(self.refused_key(r, key, ctx.ip));
             }
         };
         let own = key.key.rate_limit.or(plan.rate_limit);
@@ -160,16 +169,16 @@ impl Authenticator {
         ];
         let rate = match self.spend(&limits, ctx.cost).await? {
             Ok(rate) => rate,
-            Err(d) => return Ok(self.refused(Refusal::RateLimited(d), Some(key))),
+            Err(d) => return Ok(self.refused_key(Refusal::RateLimited(d), key, ctx.ip)),
         };
         let mut usage_remaining = None;
         if key.key.usage_limit.is_some() {
             match self.store.consume_usage(&key.key.id, i64::from(ctx.cost)).await? {
                 Some(left) => usage_remaining = Some(left),
-                None => return Ok(self.refused(Refusal::UsageExceeded, Some(key))),
+                None => return Ok(self.refused_key(Refusal::UsageExceeded, key, ctx.ip)),
             }
         }
-        self.usage.record(&key.key.id, keygate_store::Outcome::Valid, ctx.ip, now);
+        self.usage.record(&key.key.id, Outcome::Valid, ctx.ip, now);
         self.metrics.decision("VALID");
         Ok(Verdict::Granted(Granted { key, rate, usage_remaining }))
     }

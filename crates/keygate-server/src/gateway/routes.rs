@@ -20,6 +20,7 @@ pub const RESERVED_PREFIXES: &[&str] = &[
     "/v1/accounts",
     "/v1/keys",
     "/v1/audit",
+    "/v1/usage",
     "/v1/admin",
     "/healthz",
     "/readyz",

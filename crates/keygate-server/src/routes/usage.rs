@@ -28,7 +28,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(account_usage))
 }
 
-/// Requests by outcome: every verify code a request with a known key can get.
+/// Requests by outcome: every verify code a request with a known key can get (and the
+/// gateway's `CREDENTIAL_NOT_ACCEPTED`).
 #[derive(Debug, Default, Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct OutcomesView {
@@ -43,6 +44,8 @@ pub struct OutcomesView {
     pub inactive: i64,
     pub plan_required: i64,
     pub user_credential_required: i64,
+    /// The gateway only: a key of a class the route does not take
+    pub credential_not_accepted: i64,
 }
 
 impl From<&OutcomeCounts> for OutcomesView {
@@ -59,6 +62,7 @@ impl From<&OutcomeCounts> for OutcomesView {
             inactive: c.get(Outcome::Inactive),
             plan_required: c.get(Outcome::PlanRequired),
             user_credential_required: c.get(Outcome::UserCredentialRequired),
+            credential_not_accepted: c.get(Outcome::CredentialNotAccepted),
         }
     }
 }
@@ -165,7 +169,7 @@ pub struct AccountUsageQuery {
 
 /// The account's requests by outcome, per UTC day or per key.
 #[utoipa::path(get, path = "/v1/usage", tag = "usage", security(("bearer" = []), ("api_key" = [])), params(AccountUsageQuery), responses(
-    (status = 200, description = "JSON, or with `format=csv` a CSV file: header `start,key_id,requests,VALID,…,USER_CREDENTIAL_REQUIRED,name`, one line per row of `series`",
+    (status = 200, description = "JSON, or with `format=csv` a CSV file: header `start,key_id,requests,VALID,…,CREDENTIAL_NOT_ACCEPTED,name`, one line per row of `series`",
         content((AccountUsageView = "application/json"), (String = "text/csv"))),
     (status = 400, description = "account_id_required or invalid_request (a range longer than 366 days, `from` after `to`, an unknown `group_by` or `format`)", body = ErrorBody),
     (status = 403, description = "insufficient_authority or insufficient_scope", body = ErrorBody),
