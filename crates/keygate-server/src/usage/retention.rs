@@ -58,3 +58,39 @@ pub async fn prune(store: &dyn Store, now: DateTime<Utc>, stop: &CancellationTok
         tokio::time::sleep(PAUSE).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use sqlx::Row;
+
+    use super::*;
+
+    /// More old rows than two batches, and some recent ones: every old row goes, batch after
+    /// batch, and nothing recent.
+    #[tokio::test]
+    async fn a_backlog_of_old_hours_is_pruned_in_batches_and_recent_hours_stay() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let url = format!("sqlite://{}", dir.path().join("prune.db").display());
+        let store = keygate_store::open(&url).await.expect("store");
+        let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.expect("pool");
+        let now = Utc.with_ymd_and_hms(2026, 3, 20, 12, 0, 0).single().expect("now");
+        let old = (now - chrono::Duration::days(HOURLY_KEEP_DAYS + 1)).timestamp_millis();
+        let recent = (now - chrono::Duration::days(HOURLY_KEEP_DAYS - 1)).timestamp_millis();
+        let old_rows = i64::from(BATCH) * 2 + 17;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i WHERE n < {old_rows} - 1)
+             INSERT INTO usage_hourly (key_id, start, outcome, account_id, n)
+             SELECT printf('key_%08d', n), {old} - (n % 24) * 3600000, 'VALID', 'acc_x', 1 FROM i;
+             INSERT INTO usage_hourly (key_id, start, outcome, account_id, n)
+             VALUES ('key_recent', {recent}, 'VALID', 'acc_x', 5);"
+        )))
+        .execute(&pool)
+        .await
+        .expect("seed");
+        assert_eq!(prune(store.as_ref(), now, &CancellationToken::new()).await, old_rows as u64);
+        let left = sqlx::query("SELECT key_id FROM usage_hourly").fetch_all(&pool).await.expect("left");
+        let left: Vec<String> = left.iter().map(|r| r.get("key_id")).collect();
+        assert_eq!(left, ["key_recent"]);
+    }
+}
