@@ -1,5 +1,5 @@
 //! Management authority: `user` < `administrator` < `owner`, and the rules of who may grant,
-//! change or remove whom (SPEC §4, "Accounts, members").
+//! change or remove whom (docs/api.md §4 Accounts, members, data roles).
 
 use serde::{Deserialize, Serialize};
 

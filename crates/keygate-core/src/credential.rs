@@ -1,5 +1,5 @@
-//! The credential format of SPEC §2, shared by API keys and session tokens:
-//! `<prefix><32 base62 random chars><6 base62 chars of CRC32(prefix + random)>`.
+//! The credential format of docs/api.md §2 Credentials on the wire, shared by API keys and session
+//! tokens: `<prefix><32 base62 random chars><6 base62 chars of CRC32(prefix + random)>`.
 //!
 //! Parsing is the first gate of the hot path: anything that is not one of our credentials —
 //! wrong prefix, length, alphabet or checksum — is refused here, before any storage access.

@@ -1,4 +1,5 @@
-//! Scopes (`resource:action`, `*` on either side) and the permission algebra of SPEC §1.
+//! Scopes (`resource:action`, `*` on either side) and the permission algebra of docs/api.md §1
+//! Concepts.
 //!
 //! One decision is ours: the action `write` is the umbrella of every action that is not
 //! `read`, so a `lists:write` key may also call a route whose `POST` is named `create`. The
@@ -128,7 +129,7 @@ impl ScopeSet {
 }
 
 /// Effective permissions of a credential: its scopes, intersected with its data role's
-/// permissions when it has one (SPEC §1). A session token has `*:*` and no role.
+/// permissions when it has one (docs/api.md §1 Concepts). A session token has `*:*` and no role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Permissions {
     pub scopes: ScopeSet,

@@ -102,8 +102,8 @@ pub fn company_domain(url_or_host: &str) -> Option<String> {
         .then(|| host.to_owned())
 }
 
-/// Free-webmail and disposable-address domains refused at sign-up (SPEC §4) unless the
-/// deployment turns `block_free_email` off. Operators extend it with `extra_blocked_domains`.
+/// Free-webmail and disposable-address domains refused at sign-up (docs/api.md §4 Identity) unless
+/// the deployment turns `block_free_email` off. Operators extend it with `extra_blocked_domains`.
 pub const BLOCKED_SIGNUP_DOMAINS: &[&str] = &[
     // free webmail
     "gmail.com",

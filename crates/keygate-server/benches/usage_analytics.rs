@@ -20,8 +20,6 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use criterion::{Criterion, criterion_group, criterion_main};
 use keygate_core::id::{IdKind, new_id};
-use keygate_server::auth::Invalidator;
-use keygate_server::auth::invalidation::Epochs;
 use keygate_server::service::{self, Services};
 use keygate_store::Granularity;
 use sqlx::Row;
@@ -34,6 +32,7 @@ const LAST_DAY: (i32, u32, u32) = (2026, 3, 1);
 struct Seeded {
     _dir: tempfile::TempDir,
     services: Services,
+    store: Arc<dyn keygate_store::Store>,
     account_id: String,
     key_id: String,
 }
@@ -109,8 +108,8 @@ async fn seed() -> Seeded {
     );
     pool.close().await;
     let settings = keygate_server::Settings::default();
-    let services = Services::new(&settings, store, Invalidator::new(Arc::new(Epochs::default()))).expect("services");
-    Seeded { _dir: dir, services, account_id, key_id: "key_bench00000000042".to_owned() }
+    let services = Services::standalone(&settings, Arc::clone(&store)).expect("services");
+    Seeded { _dir: dir, services, store, account_id, key_id: "key_bench00000000042".to_owned() }
 }
 
 fn usage_analytics(c: &mut Criterion) {
@@ -141,7 +140,7 @@ fn usage_analytics(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(20));
     group.bench_function("account_by_day_366_days", |b| b.iter(|| rt.block_on(account("day"))));
     group.bench_function("account_by_key_366_days", |b| b.iter(|| rt.block_on(account("key"))));
-    let store = Arc::clone(&seeded.services.store);
+    let store = Arc::clone(&seeded.store);
     let (key_from, key_to) = (
         (last_day() - chrono::Duration::days(DAYS - 1)).and_hms_opt(0, 0, 0).expect("t").and_utc(),
         last_day().and_hms_opt(0, 0, 0).expect("t").and_utc(),

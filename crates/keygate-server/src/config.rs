@@ -13,10 +13,12 @@ use keygate_core::RateLimit;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod routes;
+
 /// More serving threads than this is a typo, not a machine.
 const MAX_WORKERS: usize = 1024;
 
-/// The commented example of SPEC §6, extended with keygate's own settings.
+/// The commented example of docs/api.md §6 Running it, extended with keygate's own settings.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -515,13 +517,9 @@ impl Settings {
         {
             return bad("redis_url must start with redis:// or rediss://".into());
         }
-        crate::gateway::routes::validate_routes(&self.gateway.routes).map_err(ConfigError::Invalid)?;
+        routes::validate_routes(&self.gateway.routes).map_err(ConfigError::Invalid)?;
         self.verify.validate().map_err(ConfigError::Invalid)?;
         Ok(())
-    }
-
-    pub fn plan(&self, name: &str) -> Option<&PlanSettings> {
-        self.plans.get(name)
     }
 }
 

@@ -32,14 +32,14 @@ const EVICTION_SAMPLE: usize = 512;
 
 /// The three settings, resolved.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub header_read: Duration,
-    pub idle: Duration,
-    pub max_connections: usize,
+pub(crate) struct Limits {
+    pub(crate) header_read: Duration,
+    pub(crate) idle: Duration,
+    pub(crate) max_connections: usize,
 }
 
 impl Limits {
-    pub fn for_settings(s: &crate::Settings) -> Self {
+    pub(crate) fn for_settings(s: &crate::Settings) -> Self {
         Limits {
             header_read: Duration::from_secs(s.header_read_timeout_seconds),
             idle: Duration::from_secs(s.idle_timeout_seconds),
@@ -53,14 +53,14 @@ impl Limits {
 
 /// Half of the open-files limit (soft) less `RESERVED_FDS`: a gateway request holds a client
 /// connection and an upstream one. At least 16; 1,048,576 when unlimited.
-pub fn default_max_connections() -> usize {
+pub(crate) fn default_max_connections() -> usize {
     let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(2 << 20);
     usize::try_from((soft.saturating_sub(RESERVED_FDS) / 2).clamp(16, 1 << 20)).unwrap_or(1 << 20)
 }
 
 /// Every open client connection of the process (all workers share one cap: file descriptors
 /// are the process's).
-pub struct Connections {
+pub(crate) struct Connections {
     limits: Limits,
     epoch: Instant,
     open: Mutex<Registry>,
@@ -74,7 +74,7 @@ struct Registry {
 }
 
 /// One connection's state, shared by its task, its requests and its socket.
-pub struct Conn {
+pub(crate) struct Conn {
     /// `Connections::epoch`, copied: a request reads the clock without the registry.
     epoch: Instant,
     /// Its index in `Registry::conns`; `usize::MAX` once removed.
@@ -90,11 +90,11 @@ pub struct Conn {
 }
 
 impl Connections {
-    pub fn new(limits: Limits) -> Arc<Self> {
+    pub(crate) fn new(limits: Limits) -> Arc<Self> {
         Arc::new(Connections { limits, epoch: Instant::now(), open: Mutex::new(Registry::default()) })
     }
 
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         self.limits
     }
 
@@ -109,7 +109,7 @@ impl Connections {
 
     /// A slot for a connection just accepted, or `None`: the cap is reached and every open
     /// connection is busy (close the new one at once).
-    pub fn admit(self: &Arc<Self>) -> Option<Arc<Conn>> {
+    pub(crate) fn admit(self: &Arc<Self>) -> Option<Arc<Conn>> {
         let now = self.now_ms();
         let mut reg = self.registry();
         if reg.conns.len() >= self.limits.max_connections && !reg.evict_one_idle() {
@@ -128,12 +128,12 @@ impl Connections {
     }
 
     /// Closes one idle connection, if any: for when `accept` failed for want of descriptors.
-    pub fn evict_one_idle(&self) -> bool {
+    pub(crate) fn evict_one_idle(&self) -> bool {
         self.registry().evict_one_idle()
     }
 
     /// Forgets a connection that ended.
-    pub fn remove(&self, conn: &Conn) {
+    pub(crate) fn remove(&self, conn: &Conn) {
         self.registry().remove(conn);
     }
 
@@ -192,7 +192,7 @@ impl Registry {
 
 impl Conn {
     /// A request head arrived: no timeout while it is served.
-    pub fn request_started(&self) {
+    pub(crate) fn request_started(&self) {
         self.busy.fetch_add(1, Ordering::AcqRel);
         self.head_since.store(0, Ordering::Release);
     }
@@ -213,12 +213,12 @@ impl Conn {
 
 /// Ends the connection's request when dropped: held by the response body, so a response that
 /// streams for minutes keeps its connection busy until its last byte.
-pub struct RequestGuard {
+pub(crate) struct RequestGuard {
     conn: Arc<Conn>,
 }
 
 impl RequestGuard {
-    pub fn new(conn: &Arc<Conn>) -> Self {
+    pub(crate) fn new(conn: &Arc<Conn>) -> Self {
         conn.request_started();
         RequestGuard { conn: Arc::clone(conn) }
     }
@@ -232,7 +232,7 @@ impl Drop for RequestGuard {
 
 pin_project_lite::pin_project! {
     /// A response body that keeps its connection busy until it is done.
-    pub struct GuardedBody<B> {
+    pub(crate) struct GuardedBody<B> {
         #[pin]
         inner: B,
         guard: RequestGuard,
@@ -240,7 +240,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> GuardedBody<B> {
-    pub fn new(inner: B, guard: RequestGuard) -> Self {
+    pub(crate) fn new(inner: B, guard: RequestGuard) -> Self {
         GuardedBody { inner, guard }
     }
 }
@@ -266,13 +266,13 @@ impl<B: http_body::Body> http_body::Body for GuardedBody<B> {
 }
 
 /// The socket, noting when bytes arrive (the start of a request head on an idle connection).
-pub struct WatchedIo<S> {
+pub(crate) struct WatchedIo<S> {
     inner: S,
     conn: Arc<Conn>,
 }
 
 impl<S> WatchedIo<S> {
-    pub fn new(inner: S, conn: &Arc<Conn>) -> Self {
+    pub(crate) fn new(inner: S, conn: &Arc<Conn>) -> Self {
         WatchedIo { inner, conn: Arc::clone(conn) }
     }
 }
@@ -320,7 +320,7 @@ fn ms_since(epoch: Instant) -> u64 {
 }
 
 /// Why a connection's task should stop waiting on it.
-pub enum Wake {
+pub(crate) enum Wake {
     /// A deadline passed while idle: close it.
     TimedOut,
     /// Another connection needed its slot: close it if still idle, else finish the request.
@@ -329,7 +329,7 @@ pub enum Wake {
 
 /// Resolves when `conn` must close (its timeout) or was evicted. Cancel-safe: select on it
 /// beside the connection itself.
-pub async fn closing(connections: &Connections, conn: &Conn) -> Wake {
+pub(crate) async fn closing(connections: &Connections, conn: &Conn) -> Wake {
     let mut at = connections.deadline(conn).unwrap_or_else(|| connections.now_ms() + 1000);
     loop {
         tokio::select! {
@@ -348,12 +348,12 @@ pub async fn closing(connections: &Connections, conn: &Conn) -> Wake {
 }
 
 /// Whether `busy` requests are still being served on `conn`.
-pub fn is_busy(conn: &Conn) -> bool {
+pub(crate) fn is_busy(conn: &Conn) -> bool {
     conn.busy.load(Ordering::Acquire) > 0
 }
 
 /// `accept` failed because the client gave up first: just accept the next one.
-pub fn is_connection_error(e: &io::Error) -> bool {
+pub(crate) fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset

@@ -1,5 +1,5 @@
-//! One error type for every HTTP answer that is not a success, rendered in the SPEC §3 shape:
-//! `{"error": {"code", "message", "user_message"?, "details"?}, "request_id"}`.
+//! One error type for every HTTP answer that is not a success, rendered in the docs/api.md §3
+//! Errors shape: `{"error": {"code", "message", "user_message"?, "details"?}, "request_id"}`.
 //! 5xx bodies stay opaque; their cause is logged with the request id.
 
 use std::borrow::Cow;
@@ -21,16 +21,16 @@ pub struct ApiError(Box<ErrorFields>);
 /// What an `ApiError` says (see `ApiError`).
 #[derive(Debug, Clone)]
 pub struct ErrorFields {
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     pub code: &'static str,
     pub message: Cow<'static, str>,
-    pub user_message: Option<Cow<'static, str>>,
+    pub(crate) user_message: Option<Cow<'static, str>>,
     pub details: Option<Value>,
     /// Set on rate-limit answers: `Retry-After` and `RateLimit-*` headers.
-    pub rate: Option<Decision>,
+    pub(crate) rate: Option<Decision>,
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 impl std::ops::Deref for ApiError {
     type Target = ErrorFields;
@@ -53,7 +53,7 @@ macro_rules! simple {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         ApiError(Box::new(ErrorFields {
             status,
             code,
@@ -91,19 +91,19 @@ impl ApiError {
         signup_disabled => FORBIDDEN, "signup_disabled", "Sign-up is disabled on this deployment.";
     }
 
-    pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
     /// 400 with `details: [{field, message}]`.
-    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         let mut e = Self::invalid_request(format!("{field}: {message}"));
         e.details = Some(json!([{ "field": field, "message": message }]));
         e
     }
 
-    pub fn insufficient_scope(required: &str) -> Self {
+    pub(crate) fn insufficient_scope(required: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "insufficient_scope",
@@ -112,7 +112,7 @@ impl ApiError {
     }
 
     /// 400: a key's rate limit looser than the plan's ceiling (docs/api.md §7 Keys).
-    pub fn limit_exceeds_plan(ceiling: &keygate_core::RateLimit) -> Self {
+    pub(crate) fn limit_exceeds_plan(ceiling: &keygate_core::RateLimit) -> Self {
         let mut e = Self::new(
             StatusCode::BAD_REQUEST,
             "limit_exceeds_plan",
@@ -127,11 +127,11 @@ impl ApiError {
         e
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
-    pub fn rate_limited(decision: Decision) -> Self {
+    pub(crate) fn rate_limited(decision: Decision) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -141,7 +141,7 @@ impl ApiError {
         e
     }
 
-    pub fn login_throttled(retry_after_seconds: u64) -> Self {
+    pub(crate) fn login_throttled(retry_after_seconds: u64) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -157,13 +157,13 @@ impl ApiError {
         e
     }
 
-    pub fn with_user_message(mut self, m: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn with_user_message(mut self, m: impl Into<Cow<'static, str>>) -> Self {
         self.user_message = Some(m.into());
         self
     }
 
     /// An unexpected failure: logged here with its cause, answered as an opaque 500.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(request_id = %request_id::current(), error = %cause, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side.")
     }

@@ -106,7 +106,6 @@ pub async fn build_with_store(settings: Settings, store: Arc<dyn keygate_store::
         settings,
         services,
         auth,
-        usage,
         metrics,
         trusted_proxies,
         gateway,

@@ -8,29 +8,29 @@ use prometheus_client::registry::Registry;
 use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CodeLabel {
-    pub code: String,
+pub(crate) struct CodeLabel {
+    pub(crate) code: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabel {
-    pub status: u16,
+pub(crate) struct StatusLabel {
+    pub(crate) status: u16,
 }
 
 pub struct Metrics {
     registry: Registry,
-    pub http_responses: Family<StatusLabel, Counter>,
+    pub(crate) http_responses: Family<StatusLabel, Counter>,
     /// Decisions of the authenticator (verify codes: VALID, REVOKED, …).
-    pub decisions: Family<CodeLabel, Counter>,
-    pub cache_hits: Counter,
-    pub cache_misses: Counter,
-    pub shared_limit_failures: Counter,
-    pub invalidations_received: Counter,
+    pub(crate) decisions: Family<CodeLabel, Counter>,
+    pub(crate) cache_hits: Counter,
+    pub(crate) cache_misses: Counter,
+    pub(crate) shared_limit_failures: Counter,
+    pub(crate) invalidations_received: Counter,
     /// Cache misses refused without a storage read: their sender had spent its allowance of
     /// unknown credentials (`limits::address`). A rising rate is someone guessing.
-    pub unknown_credentials_throttled: Counter,
-    pub usage_flush_seconds: Histogram,
-    pub upstream_seconds: Histogram,
+    pub(crate) unknown_credentials_throttled: Counter,
+    pub(crate) usage_flush_seconds: Histogram,
+    pub(crate) upstream_seconds: Histogram,
     /// Handles on `decisions` for every known code, created once: the hot path increments
     /// one without allocating a label or taking the family's lock (BENCHMARKS.md).
     decision_counters: Vec<(&'static str, Counter)>,
@@ -117,7 +117,7 @@ impl Metrics {
     }
 
     /// Counts one answer with `status`.
-    pub fn response(&self, status: http::StatusCode) {
+    pub(crate) fn response(&self, status: http::StatusCode) {
         let code = status.as_u16();
         let slot = usize::from(code.saturating_sub(*STATUS_RANGE.start()));
         match self.response_counters.get(slot) {
@@ -128,7 +128,7 @@ impl Metrics {
         };
     }
 
-    pub fn decision(&self, code: &str) {
+    pub(crate) fn decision(&self, code: &str) {
         match self.decision_counters.iter().find(|(c, _)| *c == code) {
             Some((_, counter)) => {
                 counter.inc();
@@ -139,7 +139,7 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

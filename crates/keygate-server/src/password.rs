@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 
-pub struct Passwords {
+pub(crate) struct Passwords {
     permits: Arc<Semaphore>,
     /// A real hash of a random password: verified when the email is unknown, so both answers
     /// take the same time.
@@ -37,7 +37,7 @@ fn verify_now(password: &str, phc: &str) -> bool {
 }
 
 impl Passwords {
-    pub fn new() -> Result<Self, ApiError> {
+    pub(crate) fn new() -> Result<Self, ApiError> {
         let dummy_hash = hash_now(&keygate_core::base62::random(24))?;
         Ok(Passwords { permits: Arc::new(Semaphore::new(num_cpus::get().max(1))), dummy_hash })
     }
@@ -56,13 +56,13 @@ impl Passwords {
         Ok(out)
     }
 
-    pub async fn hash(&self, password: &SecretString) -> Result<String, ApiError> {
+    pub(crate) async fn hash(&self, password: &SecretString) -> Result<String, ApiError> {
         let pw = password.expose_secret().to_owned();
         self.run(move || hash_now(&pw)).await?
     }
 
     /// Verifies against `phc`, or against the dummy hash when there is no user (answering false).
-    pub async fn verify(&self, password: &SecretString, phc: Option<&str>) -> Result<bool, ApiError> {
+    pub(crate) async fn verify(&self, password: &SecretString, phc: Option<&str>) -> Result<bool, ApiError> {
         let pw = password.expose_secret().to_owned();
         let (target, real) = match phc {
             Some(h) => (h.to_owned(), true),

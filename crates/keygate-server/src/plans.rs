@@ -16,12 +16,12 @@ pub struct Plans {
 /// What an account may do right now under its plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanAccess {
-    pub api_access: bool,
+    pub(crate) api_access: bool,
     /// For a key without a limit of its own (and sessions at the gateway).
-    pub rate_limit: Option<RateLimit>,
-    pub max_keys: Option<u32>,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) max_keys: Option<u32>,
     /// The loosest limit one key may carry: `key_rate_limit_max`, else `rate_limit`.
-    pub key_rate_limit_max: Option<RateLimit>,
+    pub(crate) key_rate_limit_max: Option<RateLimit>,
 }
 
 impl Plans {
@@ -29,21 +29,17 @@ impl Plans {
         Plans { plans }
     }
 
-    pub fn exists(&self, name: &str) -> bool {
+    pub(crate) fn exists(&self, name: &str) -> bool {
         self.plans.contains_key(name)
     }
 
-    pub fn get(&self, name: &str) -> Option<&PlanSettings> {
-        self.plans.get(name)
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.plans.keys().map(String::as_str)
     }
 
     /// A plan that was removed from the configuration grants nothing (fail closed); a trial
     /// that has ended grants no API access until the operator sets another plan.
-    pub fn access(&self, account: &Account, now: DateTime<Utc>) -> PlanAccess {
+    pub(crate) fn access(&self, account: &Account, now: DateTime<Utc>) -> PlanAccess {
         match self.plans.get(&account.plan) {
             None => PlanAccess { api_access: false, rate_limit: None, max_keys: Some(0), key_rate_limit_max: None },
             Some(p) => {
@@ -63,7 +59,7 @@ impl Plans {
     }
 
     /// When a new account on `plan` created at `now` ends its trial.
-    pub fn trial_end(&self, plan: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn trial_end(&self, plan: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.plans.get(plan).filter(|p| p.trial_days > 0).map(|p| now + chrono::Duration::days(i64::from(p.trial_days)))
     }
 }

@@ -8,15 +8,15 @@ tokio::task_local! {
     static REQUEST_ID: HeaderValue;
 }
 
-pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The current request's id, or `-` outside a request.
-pub fn current() -> String {
+pub(crate) fn current() -> String {
     REQUEST_ID.try_with(|id| id.to_str().unwrap_or("-").to_owned()).unwrap_or_else(|_| "-".to_owned())
 }
 
 /// The current request's id as a header value (a shared buffer: no copy), outside a request `None`.
-pub fn current_header() -> Option<HeaderValue> {
+pub(crate) fn current_header() -> Option<HeaderValue> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
@@ -49,17 +49,20 @@ fn acceptable(v: &HeaderValue) -> bool {
 
 /// The id a request is served under: a well-formed incoming one (from a load balancer) or a
 /// new one. The answer carries it in `X-Request-Id` (`routes::edge`).
-pub fn of(req: &Request) -> HeaderValue {
+pub(crate) fn of(req: &Request) -> HeaderValue {
     req.headers().get(HEADER).filter(|v| acceptable(v)).cloned().unwrap_or_else(generate)
 }
 
 /// `f` with `id` as the current request's id.
-pub fn sync_scope<R>(id: HeaderValue, f: impl FnOnce() -> R) -> R {
+pub(crate) fn sync_scope<R>(id: HeaderValue, f: impl FnOnce() -> R) -> R {
     REQUEST_ID.sync_scope(id, f)
 }
 
 /// `fut` with `id` as the current request's id whenever it runs.
-pub fn scope<F: std::future::Future>(id: HeaderValue, fut: F) -> tokio::task::futures::TaskLocalFuture<HeaderValue, F> {
+pub(crate) fn scope<F: std::future::Future>(
+    id: HeaderValue,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<HeaderValue, F> {
     REQUEST_ID.scope(id, fut)
 }
 

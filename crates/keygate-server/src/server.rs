@@ -86,7 +86,7 @@ impl Listeners {
         self.addr
     }
 
-    pub fn workers(&self) -> usize {
+    pub(crate) fn workers(&self) -> usize {
         self.sockets.len()
     }
 }

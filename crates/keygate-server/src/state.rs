@@ -1,4 +1,5 @@
-//! What every handler shares.
+//! What every handler shares. It sits below the front ends (`routes/`, `dashboard/`,
+//! `gateway/`) that take it; what it holds is defined beside it or further down.
 
 use std::sync::Arc;
 
@@ -9,7 +10,8 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::service::Services;
-use crate::usage::UsageRecorder;
+
+pub(crate) mod submissions;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -18,16 +20,15 @@ pub struct Inner {
     pub settings: Settings,
     /// The management rules' context: handlers call `service::…` with it and never touch the
     /// store themselves.
-    pub services: Services,
-    pub auth: Authenticator,
-    pub usage: Arc<UsageRecorder>,
-    pub metrics: Arc<Metrics>,
-    pub trusted_proxies: Vec<IpNet>,
-    pub gateway: Option<crate::gateway::Gateway>,
+    pub(crate) services: Services,
+    pub(crate) auth: Authenticator,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) trusted_proxies: Vec<IpNet>,
+    pub(crate) gateway: Option<crate::gateway::Gateway>,
     /// The dashboard's one-time form tokens.
-    pub submissions: crate::dashboard::submissions::Submissions,
+    pub(crate) submissions: submissions::Submissions,
     /// Who may call verify (`[verify]` and the operator token).
-    pub verify_callers: crate::auth::verifier::VerifyCallers,
+    pub(crate) verify_callers: crate::auth::verifier::VerifyCallers,
 }
 
 impl std::ops::Deref for AppState {
@@ -38,11 +39,11 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(inner: Inner) -> Self {
+    pub(crate) fn new(inner: Inner) -> Self {
         AppState(Arc::new(inner))
     }
 
-    pub fn format(&self) -> &KeyFormat {
+    pub(crate) fn format(&self) -> &KeyFormat {
         &self.auth.format
     }
 }

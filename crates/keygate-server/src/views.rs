@@ -1,6 +1,6 @@
-//! The JSON shapes of SPEC §4, built from store rows. Times are RFC 3339 UTC, millisecond
-//! precision. Nothing secret is ever part of a view except the one-time `key`/`token` fields
-//! of creation responses, which are added by the handlers that create them.
+//! The JSON shapes of docs/api.md §4 Management API, built from store rows. Times are RFC 3339 UTC,
+//! millisecond precision. Nothing secret is ever part of a view except the one-time `key`/`token`
+//! fields of creation responses, which are added by the handlers that create them.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use keygate_core::RateLimit;
@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-pub fn time(t: DateTime<Utc>) -> String {
+pub(crate) fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -19,36 +19,36 @@ fn opt_time(t: Option<DateTime<Utc>>) -> Option<String> {
 
 /// `{"items": […], "next_cursor": null|"…"}`
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ListView<T: Serialize> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
+pub(crate) struct ListView<T: Serialize> {
+    pub(crate) items: Vec<T>,
+    pub(crate) next_cursor: Option<String>,
 }
 
 impl<T: Serialize> ListView<T> {
-    pub fn from_page<S>(page: store::Page<S>, f: impl Fn(S) -> T) -> Self {
+    pub(crate) fn from_page<S>(page: store::Page<S>, f: impl Fn(S) -> T) -> Self {
         ListView { items: page.items.into_iter().map(f).collect(), next_cursor: page.next_cursor }
     }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MembershipView {
-    pub account_id: String,
-    pub account_name: String,
+pub(crate) struct MembershipView {
+    pub(crate) account_id: String,
+    pub(crate) account_name: String,
     #[schema(value_type = String, example = "owner")]
-    pub authority: keygate_core::Authority,
+    pub(crate) authority: keygate_core::Authority,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UserView {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-    pub created_at: String,
-    pub memberships: Vec<MembershipView>,
+pub(crate) struct UserView {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) name: String,
+    pub(crate) created_at: String,
+    pub(crate) memberships: Vec<MembershipView>,
 }
 
 impl UserView {
-    pub fn new(u: &store::User, memberships: Vec<store::UserMembership>) -> Self {
+    pub(crate) fn new(u: &store::User, memberships: Vec<store::UserMembership>) -> Self {
         UserView {
             id: u.id.clone(),
             email: u.email.clone(),
@@ -67,22 +67,22 @@ impl UserView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AccountView {
-    pub id: String,
-    pub name: String,
-    pub url: Option<String>,
-    pub plan: String,
-    pub api_access: bool,
-    pub trial_ends_at: Option<String>,
-    pub created_at: String,
+pub(crate) struct AccountView {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) url: Option<String>,
+    pub(crate) plan: String,
+    pub(crate) api_access: bool,
+    pub(crate) trial_ends_at: Option<String>,
+    pub(crate) created_at: String,
     /// The caller's authority in the account, when listed under a user.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
-    pub authority: Option<keygate_core::Authority>,
+    pub(crate) authority: Option<keygate_core::Authority>,
 }
 
 impl AccountView {
-    pub fn new(a: &store::Account, plans: &crate::plans::Plans) -> Self {
+    pub(crate) fn new(a: &store::Account, plans: &crate::plans::Plans) -> Self {
         AccountView {
             id: a.id.clone(),
             name: a.name.clone(),
@@ -97,13 +97,13 @@ impl AccountView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MemberView {
-    pub user_id: String,
-    pub email: String,
-    pub name: String,
+pub(crate) struct MemberView {
+    pub(crate) user_id: String,
+    pub(crate) email: String,
+    pub(crate) name: String,
     #[schema(value_type = String)]
-    pub authority: keygate_core::Authority,
-    pub created_at: String,
+    pub(crate) authority: keygate_core::Authority,
+    pub(crate) created_at: String,
 }
 
 impl From<store::Member> for MemberView {
@@ -119,13 +119,13 @@ impl From<store::Member> for MemberView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RoleView {
-    pub id: String,
-    pub account_id: String,
-    pub name: String,
-    pub permissions: Vec<String>,
-    pub created_at: String,
-    pub updated_at: String,
+pub(crate) struct RoleView {
+    pub(crate) id: String,
+    pub(crate) account_id: String,
+    pub(crate) name: String,
+    pub(crate) permissions: Vec<String>,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 impl From<store::Role> for RoleView {
@@ -142,11 +142,11 @@ impl From<store::Role> for RoleView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RateLimitView {
-    pub limit: u32,
-    pub window_seconds: u32,
+pub(crate) struct RateLimitView {
+    pub(crate) limit: u32,
+    pub(crate) window_seconds: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub burst: Option<u32>,
+    pub(crate) burst: Option<u32>,
 }
 
 impl From<RateLimit> for RateLimitView {
@@ -156,41 +156,41 @@ impl From<RateLimit> for RateLimitView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct KeyView {
-    pub id: String,
-    pub key_part: String,
-    pub class: String,
-    pub name: String,
-    pub account_id: String,
-    pub user_id: Option<String>,
-    pub authority: String,
-    pub scopes: Vec<String>,
-    pub role_id: Option<String>,
+pub(crate) struct KeyView {
+    pub(crate) id: String,
+    pub(crate) key_part: String,
+    pub(crate) class: String,
+    pub(crate) name: String,
+    pub(crate) account_id: String,
+    pub(crate) user_id: Option<String>,
+    pub(crate) authority: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) role_id: Option<String>,
     /// active | inactive | expired | revoked
-    pub status: String,
-    pub created_at: String,
-    pub created_by: String,
-    pub expires_at: Option<String>,
-    pub starts_at: Option<String>,
-    pub revoked_at: Option<String>,
-    pub last_used_at: Option<String>,
-    pub last_used_ip: Option<String>,
+    pub(crate) status: String,
+    pub(crate) created_at: String,
+    pub(crate) created_by: String,
+    pub(crate) expires_at: Option<String>,
+    pub(crate) starts_at: Option<String>,
+    pub(crate) revoked_at: Option<String>,
+    pub(crate) last_used_at: Option<String>,
+    pub(crate) last_used_ip: Option<String>,
     /// Every request made with the key, refused ones too (docs/api.md, Usage)
-    pub request_count: i64,
+    pub(crate) request_count: i64,
     /// The granted ones (verify code VALID)
-    pub success_count: i64,
-    pub usage_limit: Option<i64>,
-    pub usage_remaining: Option<i64>,
-    pub rate_limit: Option<RateLimitView>,
-    pub ip_allowlist: Vec<String>,
+    pub(crate) success_count: i64,
+    pub(crate) usage_limit: Option<i64>,
+    pub(crate) usage_remaining: Option<i64>,
+    pub(crate) rate_limit: Option<RateLimitView>,
+    pub(crate) ip_allowlist: Vec<String>,
     #[schema(value_type = Object)]
-    pub metadata: Value,
+    pub(crate) metadata: Value,
     /// The successor's id once the key was rolled (a key is rolled once; docs/api.md §7 Keys)
-    pub rolled_to: Option<String>,
+    pub(crate) rolled_to: Option<String>,
 }
 
 impl KeyView {
-    pub fn new(k: store::ApiKey, now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(k: store::ApiKey, now: DateTime<Utc>) -> Self {
         KeyView {
             status: k.status(now).as_str().to_owned(),
             usage_remaining: k.usage_remaining(),
@@ -223,29 +223,29 @@ impl KeyView {
 
 /// A key with its secret: only in the answer that creates it (mint, roll).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedKeyView {
+pub(crate) struct CreatedKeyView {
     /// The full key. Shown this once; keygate keeps only its SHA-256 digest.
-    pub key: String,
+    pub(crate) key: String,
     #[serde(flatten)]
-    pub view: KeyView,
+    pub(crate) view: KeyView,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEntryView {
-    pub id: String,
-    pub seq: i64,
-    pub at: String,
-    pub account_id: String,
+pub(crate) struct AuditEntryView {
+    pub(crate) id: String,
+    pub(crate) seq: i64,
+    pub(crate) at: String,
+    pub(crate) account_id: String,
     #[schema(value_type = Object)]
-    pub actor: store::Actor,
-    pub action: String,
+    pub(crate) actor: store::Actor,
+    pub(crate) action: String,
     #[schema(value_type = Object)]
-    pub target: Value,
-    pub ip: Option<String>,
+    pub(crate) target: Value,
+    pub(crate) ip: Option<String>,
     #[schema(value_type = Object)]
-    pub details: Value,
-    pub prev_hash: String,
-    pub hash: String,
+    pub(crate) details: Value,
+    pub(crate) prev_hash: String,
+    pub(crate) hash: String,
 }
 
 impl From<store::AuditEntry> for AuditEntryView {

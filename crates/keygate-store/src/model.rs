@@ -200,8 +200,8 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
-    /// Status at `now`, by the rules of SPEC §4: revoked is final; a staged key or one whose
-    /// `starts_at` lies ahead is inactive; past `expires_at` it is expired.
+    /// Status at `now`, by the rules of docs/api.md §4 API keys: revoked is final; a staged key or
+    /// one whose `starts_at` lies ahead is inactive; past `expires_at` it is expired.
     pub fn status(&self, now: Time) -> KeyStatus {
         KeyStatus::at(self.revoked_at.is_some(), self.staged, self.starts_at, self.expires_at, now)
     }
@@ -348,8 +348,9 @@ pub struct PageRequest {
 }
 
 impl AuditEntry {
-    /// The hash this entry must carry if it follows `prev_hash` (SPEC: `SHA-256(prev_hash ||
-    /// canonical(entry))`). The one place readers recompute it: verification and tests.
+    /// The hash this entry must carry if it follows `prev_hash` (docs/api.md §4 Audit log:
+    /// `SHA-256(prev_hash || canonical(entry))`). The one place readers recompute it: verification
+    /// and tests.
     pub fn expected_hash(&self, prev_hash: &str) -> Option<String> {
         let actor = serde_json::to_value(&self.actor).ok()?;
         let target = serde_json::json!({ "type": self.target_type, "id": self.target_id });
@@ -371,7 +372,7 @@ impl AuditEntry {
 }
 
 /// A run of failed sign-ins for one subject (an email's digest, or a client address), as the
-/// login throttle counts them (SPEC §4).
+/// login throttle counts them (docs/api.md §4 Identity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureRun {
     /// Consecutive failures.

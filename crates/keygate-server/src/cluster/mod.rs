@@ -10,8 +10,8 @@
 //! cache directly. It still polls the [`outbox`], where `keygate admin` records the changes
 //! it makes beside the running server.
 
-pub mod outbox;
-pub mod pg_bus;
+pub(crate) mod outbox;
+pub(crate) mod pg_bus;
 
 use std::sync::Arc;
 
@@ -24,14 +24,14 @@ use crate::limits::redis::RedisLimiter;
 use crate::metrics::Metrics;
 
 #[derive(Default)]
-pub struct Cluster {
-    pub bus: Option<Arc<dyn InvalidationBus>>,
-    pub shared_limiter: Option<Arc<dyn SharedLimiter>>,
+pub(crate) struct Cluster {
+    pub(crate) bus: Option<Arc<dyn InvalidationBus>>,
+    pub(crate) shared_limiter: Option<Arc<dyn SharedLimiter>>,
 }
 
 /// Wires what the settings ask for. Fails only on settings that can never work (a malformed
 /// URL); an unreachable Redis or a lost subscription is survived and logged, never fatal.
-pub async fn start(
+pub(crate) async fn start(
     settings: &Settings,
     store: &Arc<dyn keygate_store::Store>,
     epochs: Arc<Epochs>,
@@ -63,7 +63,10 @@ pub async fn start(
 
 /// How a process beside the servers (`keygate admin`) tells them of its changes: PostgreSQL
 /// nodes hear a NOTIFY, a lone SQLite server polls the [`outbox`].
-pub fn relay(settings: &Settings, store: &Arc<dyn keygate_store::Store>) -> anyhow::Result<Arc<dyn InvalidationBus>> {
+pub(crate) fn relay(
+    settings: &Settings,
+    store: &Arc<dyn keygate_store::Store>,
+) -> anyhow::Result<Arc<dyn InvalidationBus>> {
     if is_postgres(&settings.database_url) {
         Ok(Arc::new(pg_bus::PgBus::new(&settings.database_url)?))
     } else {
@@ -72,7 +75,7 @@ pub fn relay(settings: &Settings, store: &Arc<dyn keygate_store::Store>) -> anyh
 }
 
 /// Whether `url` names a PostgreSQL database (the backend with a cross-node bus).
-pub fn is_postgres(url: &str) -> bool {
+pub(crate) fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 

@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 
 /// How often the server looks for new entries: one indexed read, so revocations from the
 /// shell land well within the 1 s every node honours.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Entries read per poll; a longer backlog is read over the next polls.
 const BATCH: u32 = 1000;
 /// Entries older than this are pruned: a server that was down longer starts with an empty
@@ -28,7 +28,7 @@ const KEEP: chrono::Duration = chrono::Duration::hours(1);
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Records `inv` for the server that shares this database (the admin CLI's side).
-pub async fn publish(store: &dyn Store, inv: &Invalidation) -> StoreResult<()> {
+pub(crate) async fn publish(store: &dyn Store, inv: &Invalidation) -> StoreResult<()> {
     let payload = serde_json::to_string(inv).unwrap_or_else(|_| r#"{"kind":"all"}"#.to_owned());
     store.append_invalidation(&payload, Utc::now()).await.map(|_| ())
 }
@@ -36,12 +36,12 @@ pub async fn publish(store: &dyn Store, inv: &Invalidation) -> StoreResult<()> {
 /// The outbox as an invalidation bus: what a process beside a SQLite server (`keygate admin`)
 /// publishes its changes through. A failure is logged, not raised: the change itself is
 /// committed, and the server catches up within `cache.ttl_seconds`.
-pub struct OutboxBus {
+pub(crate) struct OutboxBus {
     store: Arc<dyn Store>,
 }
 
 impl OutboxBus {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
         OutboxBus { store }
     }
 }
@@ -57,7 +57,12 @@ impl InvalidationBus for OutboxBus {
 
 /// Polls the outbox in the background until `stop`. Starts after the newest entry: what came
 /// before concerns no decision this fresh process has cached.
-pub async fn spawn_poller(store: Arc<dyn Store>, epochs: Arc<Epochs>, metrics: Arc<Metrics>, stop: CancellationToken) {
+pub(crate) async fn spawn_poller(
+    store: Arc<dyn Store>,
+    epochs: Arc<Epochs>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
     let start = match store.last_invalidation().await {
         Ok(seq) => Some(seq),
         Err(cause) => {

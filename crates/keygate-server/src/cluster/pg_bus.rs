@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::invalidation::{Epochs, Feed, Invalidation, InvalidationBus};
 use crate::metrics::Metrics;
 
-pub const CHANNEL: &str = "keygate_invalidate";
+pub(crate) const CHANNEL: &str = "keygate_invalidate";
 /// A mutation's response waits at most this long for its notification to be sent.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,13 +40,13 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-pub struct PgBus {
+pub(crate) struct PgBus {
     pool: PgPool,
 }
 
 impl PgBus {
     /// Connects lazily: publishing is the first use.
-    pub fn new(database_url: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(database_url: &str) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(PUBLISH_TIMEOUT)
@@ -80,7 +80,12 @@ impl InvalidationBus for PgBus {
 
 /// Subscribes once before returning (so a node that answers requests already hears every
 /// later change), then keeps the subscription alive in the background until `stop`.
-pub async fn spawn_listener(database_url: String, epochs: Arc<Epochs>, metrics: Arc<Metrics>, stop: CancellationToken) {
+pub(crate) async fn spawn_listener(
+    database_url: String,
+    epochs: Arc<Epochs>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
     epochs.feed.watch();
     let started = Instant::now();
     let first = match subscribe(&database_url).await {
@@ -96,9 +101,15 @@ pub async fn spawn_listener(database_url: String, epochs: Arc<Epochs>, metrics: 
     tokio::spawn(run(database_url, first, epochs, metrics, stop));
 }
 
+/// The listening connection's `application_name`, so operators (and the tests) can tell it
+/// apart in `pg_stat_activity`: its last query is usually the health round trip, not `LISTEN`.
+pub const LISTENER_APPLICATION_NAME: &str = "keygate-listener";
+
 async fn subscribe(url: &str) -> Result<PgListener, String> {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}application_name={LISTENER_APPLICATION_NAME}");
     let attempt = async {
-        let mut listener = PgListener::connect(url).await?;
+        let mut listener = PgListener::connect(&url).await?;
         // A lost connection must come back to `run`, which clears the cache before anything
         // is cached again, rather than be reconnected silently inside sqlx.
         listener.eager_reconnect(false);

@@ -25,7 +25,7 @@ static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
     ASSETS.iter().map(|a| format!("\"{}\"", &hex::encode(Sha256::digest(a.body.as_bytes()))[..16])).collect()
 });
 
-pub async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Response {
+pub(crate) async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Response {
     let Some(i) = ASSETS.iter().position(|a| a.name == file) else {
         return super::pages::error_page(StatusCode::NOT_FOUND, "Page not found", "There is no such file.");
     };

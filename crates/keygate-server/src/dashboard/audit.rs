@@ -69,7 +69,7 @@ fn actor(e: &AuditEntry, emails: &HashMap<String, String>) -> String {
     }
 }
 
-pub async fn page(
+pub(crate) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(account): Path<String>,

@@ -51,12 +51,12 @@ fn with_cookie(mut resp: Response, cookie: Option<HeaderValue>) -> Response {
     resp
 }
 
-pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (layout, csrf, cookie) = public_layout("Sign in", &headers, &state);
     with_cookie(render(StatusCode::OK, &LoginPage { layout, csrf, email: String::new(), error: None }), cookie)
 }
 
-pub async fn login(State(state): State<AppState>, form: PublicForm) -> Response {
+pub(crate) async fn login(State(state): State<AppState>, form: PublicForm) -> Response {
     let email = form.fields.get("email").unwrap_or_default().trim().to_owned();
     let password = form.fields.secret("password");
     match service::login(&state.services, form.ip, &email, &password).await {
@@ -82,7 +82,7 @@ pub async fn login(State(state): State<AppState>, form: PublicForm) -> Response 
     }
 }
 
-pub async fn signup_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn signup_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (layout, csrf, cookie) = public_layout("Sign up", &headers, &state);
     let page = SignupPage {
         layout,
@@ -96,7 +96,7 @@ pub async fn signup_page(State(state): State<AppState>, headers: HeaderMap) -> R
     with_cookie(render(StatusCode::OK, &page), cookie)
 }
 
-pub async fn signup(State(state): State<AppState>, form: PublicForm) -> Response {
+pub(crate) async fn signup(State(state): State<AppState>, form: PublicForm) -> Response {
     let f = &form.fields;
     let input = service::RegisterInput {
         email: f.get("email").unwrap_or_default().trim().to_owned(),
@@ -130,7 +130,7 @@ pub async fn signup(State(state): State<AppState>, form: PublicForm) -> Response
 }
 
 /// Each field problem as a sentence (`details`), or the error's own message.
-pub fn field_messages(e: &ApiError) -> Vec<String> {
+pub(crate) fn field_messages(e: &ApiError) -> Vec<String> {
     let listed: Vec<String> = e
         .details
         .as_ref()
@@ -153,7 +153,7 @@ fn label(field: &str) -> String {
     name
 }
 
-pub async fn logout(State(state): State<AppState>, form: SignedForm) -> PageResult {
+pub(crate) async fn logout(State(state): State<AppState>, form: SignedForm) -> PageResult {
     service::logout(&state.services, &form.viewer.auth).await?;
     let names = form.viewer.names;
     let mut resp = pages::redirect_with("/app/login", Flash::notice("You are signed out."), names);

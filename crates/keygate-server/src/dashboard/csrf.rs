@@ -19,7 +19,7 @@ const LABEL: &[u8] = b"keygate dashboard csrf v1";
 
 /// HMAC-SHA256 (RFC 2104). Written out rather than pulled in: it is ten lines over `sha2`,
 /// and the RFC 4231 vectors below pin it.
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut k = [0u8; BLOCK];
     if key.len() > BLOCK {
         k[..32].copy_from_slice(&Sha256::digest(key));
@@ -36,16 +36,16 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 }
 
 /// The token every form of a signed-in page carries.
-pub fn session_token(session_secret: &str) -> String {
+pub(crate) fn session_token(session_secret: &str) -> String {
     hex::encode(hmac_sha256(session_secret.as_bytes(), LABEL))
 }
 
 /// A fresh random token for the sign-in and sign-up forms (double submit).
-pub fn new_presession_token() -> String {
+pub(crate) fn new_presession_token() -> String {
     keygate_core::base62::random(32)
 }
 
-pub fn equal(a: &str, b: &str) -> bool {
+pub(crate) fn equal(a: &str, b: &str) -> bool {
     !a.is_empty() && a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 

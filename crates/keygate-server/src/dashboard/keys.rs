@@ -12,28 +12,28 @@ use keygate_store::{ApiKey, KeyClass, KeyStatus};
 use super::auth::field_messages;
 use super::pages::{self, Flash, Layout, PageError, PageResult, datetime, render};
 use super::session::{QueryFields, SignedForm, Viewer};
-use super::submissions::Submissions;
 use crate::auth::Caller;
 use crate::extract::page_request;
 use crate::service::keys as service;
 use crate::service::roles;
 use crate::state::AppState;
+use crate::state::submissions::Submissions;
 
 /// A key as a row of the list.
 #[derive(Debug)]
-pub struct KeyRow {
-    pub id: String,
-    pub key_part: String,
-    pub name: String,
-    pub status: &'static str,
-    pub authority: &'static str,
-    pub created: String,
-    pub last_used: String,
-    pub request_count: i64,
-    pub expires: String,
-    pub live: bool,
+pub(crate) struct KeyRow {
+    pub(crate) id: String,
+    pub(crate) key_part: String,
+    pub(crate) name: String,
+    pub(crate) status: &'static str,
+    pub(crate) authority: &'static str,
+    pub(crate) created: String,
+    pub(crate) last_used: String,
+    pub(crate) request_count: i64,
+    pub(crate) expires: String,
+    pub(crate) live: bool,
     /// Already rolled: it has a successor and cannot be rolled again.
-    pub rolled: bool,
+    pub(crate) rolled: bool,
 }
 
 impl KeyRow {
@@ -71,12 +71,12 @@ struct KeysPage {
 
 /// The caller inside the account of the path: 404 for an account the viewer is not in,
 /// exactly as the API answers.
-pub async fn caller(state: &AppState, viewer: &Viewer, account_id: &str) -> Result<Caller, PageError> {
-    crate::routes::identity::common::check_id(keygate_core::id::IdKind::Account, account_id)?;
+pub(crate) async fn caller(state: &AppState, viewer: &Viewer, account_id: &str) -> Result<Caller, PageError> {
+    crate::service::input::check_id(keygate_core::id::IdKind::Account, account_id)?;
     Ok(viewer.principal().in_account(state, Some(account_id)).await?)
 }
 
-pub fn list_path(account_id: &str, class: KeyClass) -> String {
+pub(crate) fn list_path(account_id: &str, class: KeyClass) -> String {
     match class {
         KeyClass::User => format!("/app/a/{account_id}/keys"),
         KeyClass::Org => format!("/app/a/{account_id}/org-keys"),
@@ -104,7 +104,7 @@ async fn list_page(state: AppState, viewer: Viewer, account: String, cursor: Opt
     ))
 }
 
-pub async fn personal(
+pub(crate) async fn personal(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(account): Path<String>,
@@ -113,7 +113,7 @@ pub async fn personal(
     list_page(state, viewer, account, q.text("cursor"), false).await
 }
 
-pub async fn organization(
+pub(crate) async fn organization(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(account): Path<String>,
@@ -180,7 +180,7 @@ async fn new_key_page(
     Ok(render(status, &page))
 }
 
-pub async fn new_key(
+pub(crate) async fn new_key(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(account): Path<String>,
@@ -212,7 +212,7 @@ struct SecretPage {
 
 /// Mints the key and answers the secret in this very response: never in a URL, a cookie or a
 /// redirect, so it is shown once and then exists only as a digest.
-pub async fn create(State(state): State<AppState>, Path(account): Path<String>, form: SignedForm) -> PageResult {
+pub(crate) async fn create(State(state): State<AppState>, Path(account): Path<String>, form: SignedForm) -> PageResult {
     let SignedForm { viewer, fields: f } = form;
     let caller = caller(&state, &viewer, &account).await?;
     let entered = KeyForm {
@@ -312,7 +312,7 @@ async fn confirm(state: AppState, viewer: Viewer, account: String, handle: Strin
     Ok(render(StatusCode::OK, &page))
 }
 
-pub async fn confirm_revoke(
+pub(crate) async fn confirm_revoke(
     State(state): State<AppState>,
     viewer: Viewer,
     Path((account, key)): Path<(String, String)>,
@@ -320,7 +320,7 @@ pub async fn confirm_revoke(
     confirm(state, viewer, account, key, false).await
 }
 
-pub async fn confirm_roll(
+pub(crate) async fn confirm_roll(
     State(state): State<AppState>,
     viewer: Viewer,
     Path((account, key)): Path<(String, String)>,
@@ -337,7 +337,7 @@ fn refused(e: &crate::error::ApiError, account_id: &str, viewer: &Viewer) -> Res
     pages::redirect_with(&list_path(account_id, KeyClass::User), Flash::error(pages::message_of(e)), viewer.names)
 }
 
-pub async fn revoke(
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     Path((account, handle)): Path<(String, String)>,
     form: SignedForm,
@@ -356,7 +356,7 @@ pub async fn revoke(
     })
 }
 
-pub async fn roll(
+pub(crate) async fn roll(
     State(state): State<AppState>,
     Path((account, handle)): Path<(String, String)>,
     form: SignedForm,

@@ -48,7 +48,7 @@ fn grantable(by: Authority) -> Vec<&'static str> {
         .collect()
 }
 
-pub async fn page(
+pub(crate) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(account): Path<String>,
@@ -91,7 +91,7 @@ fn back(account_id: &str, result: Result<String, ApiError>, viewer: &Viewer) -> 
     }
 }
 
-pub async fn add(State(state): State<AppState>, Path(account): Path<String>, form: SignedForm) -> PageResult {
+pub(crate) async fn add(State(state): State<AppState>, Path(account): Path<String>, form: SignedForm) -> PageResult {
     let SignedForm { viewer, fields } = form;
     let caller = caller(&state, &viewer, &account).await?;
     let email = fields.get("email").unwrap_or_default().trim().to_owned();
@@ -104,7 +104,7 @@ pub async fn add(State(state): State<AppState>, Path(account): Path<String>, for
     Ok(back(&caller.account.id, result, &viewer))
 }
 
-pub async fn change(
+pub(crate) async fn change(
     State(state): State<AppState>,
     Path((account, user)): Path<(String, String)>,
     form: SignedForm,
@@ -121,7 +121,7 @@ pub async fn change(
 }
 
 /// Without JavaScript the Remove button leads here instead of opening a dialog.
-pub async fn confirm_remove(
+pub(crate) async fn confirm_remove(
     State(state): State<AppState>,
     viewer: Viewer,
     Path((account, user)): Path<(String, String)>,
@@ -142,7 +142,7 @@ pub async fn confirm_remove(
     Ok(render(StatusCode::OK, &page))
 }
 
-pub async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     Path((account, user)): Path<(String, String)>,
     form: SignedForm,

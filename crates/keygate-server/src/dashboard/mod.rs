@@ -16,12 +16,11 @@
 mod assets;
 mod audit;
 mod auth;
-pub mod csrf;
+pub(crate) mod csrf;
 mod keys;
 mod members;
 mod pages;
 mod session;
-pub mod submissions;
 
 use axum::Router;
 use axum::extract::Request;
@@ -32,14 +31,14 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
-pub use session::{CookieNames, cookie_names};
+pub(crate) use session::cookie_names;
 
 /// The Content-Security-Policy of every dashboard answer: scripts, styles and images only
 /// from keygate itself, forms only to keygate, never framed.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The dashboard's routes, or none when `dashboard.enabled` is off.
-pub fn routes(state: &AppState) -> Router<AppState> {
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     if !state.settings.dashboard.enabled {
         return Router::new();
     }

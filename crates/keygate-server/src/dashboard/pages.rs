@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlashKind {
+pub(crate) enum FlashKind {
     Notice,
     Error,
 }
@@ -21,32 +21,32 @@ pub enum FlashKind {
 /// A one-time message for the page after a redirect, carried in a short-lived cookie. Never
 /// a secret: those are rendered in the answer to the POST itself.
 #[derive(Debug, Clone)]
-pub struct Flash {
-    pub kind: FlashKind,
-    pub message: String,
+pub(crate) struct Flash {
+    pub(crate) kind: FlashKind,
+    pub(crate) message: String,
 }
 
 impl Flash {
-    pub fn notice(m: impl Into<String>) -> Self {
+    pub(crate) fn notice(m: impl Into<String>) -> Self {
         Flash { kind: FlashKind::Notice, message: m.into() }
     }
 
-    pub fn error(m: impl Into<String>) -> Self {
+    pub(crate) fn error(m: impl Into<String>) -> Self {
         Flash { kind: FlashKind::Error, message: m.into() }
     }
 
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         self.kind == FlashKind::Error
     }
 
     /// `n:` or `e:` then the URL-encoded message: only cookie-safe characters.
-    pub fn cookie(&self, names: CookieNames) -> HeaderValue {
+    pub(crate) fn cookie(&self, names: CookieNames) -> HeaderValue {
         let tag = if self.is_error() { "e" } else { "n" };
         let message: String = form_urlencoded::byte_serialize(self.message.as_bytes()).collect();
         super::session::set_cookie(names.flash, &format!("{tag}:{message}"), names.secure, Some(60))
     }
 
-    pub fn decode(value: &str) -> Option<Self> {
+    pub(crate) fn decode(value: &str) -> Option<Self> {
         let (tag, encoded) = value.split_once(':')?;
         let message: String =
             form_urlencoded::parse(format!("m={encoded}").as_bytes()).map(|(_, v)| v.into_owned()).next()?;
@@ -60,7 +60,7 @@ impl Flash {
 }
 
 /// 303 to `location` with a flash message for the next page.
-pub fn redirect_with(location: &str, flash: Flash, names: CookieNames) -> Response {
+pub(crate) fn redirect_with(location: &str, flash: Flash, names: CookieNames) -> Response {
     let mut resp = Redirect::to(location).into_response();
     resp.headers_mut().append(header::SET_COOKIE, flash.cookie(names));
     resp
@@ -68,46 +68,46 @@ pub fn redirect_with(location: &str, flash: Flash, names: CookieNames) -> Respon
 
 /// An account in the switcher.
 #[derive(Debug, Clone)]
-pub struct AccountLink {
-    pub id: String,
-    pub name: String,
-    pub authority: &'static str,
-    pub current: bool,
+pub(crate) struct AccountLink {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) authority: &'static str,
+    pub(crate) current: bool,
 }
 
 /// The current account as the header shows it.
 #[derive(Debug, Clone)]
-pub struct AccountInfo {
-    pub id: String,
-    pub name: String,
-    pub plan: String,
-    pub api_access: bool,
-    pub trial_ends: Option<String>,
-    pub authority: &'static str,
-    pub is_admin: bool,
+pub(crate) struct AccountInfo {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) plan: String,
+    pub(crate) api_access: bool,
+    pub(crate) trial_ends: Option<String>,
+    pub(crate) authority: &'static str,
+    pub(crate) is_admin: bool,
 }
 
 /// Everything `base.html` needs: present on every page struct as `layout`.
 #[derive(Debug, Clone, Default)]
-pub struct Layout {
-    pub title: String,
+pub(crate) struct Layout {
+    pub(crate) title: String,
     /// Which navigation entry is the current page (`aria-current`).
-    pub section: &'static str,
-    pub user_email: Option<String>,
-    pub csrf: String,
-    pub account: Option<AccountInfo>,
-    pub accounts: Vec<AccountLink>,
-    pub flash: Option<Flash>,
+    pub(crate) section: &'static str,
+    pub(crate) user_email: Option<String>,
+    pub(crate) csrf: String,
+    pub(crate) account: Option<AccountInfo>,
+    pub(crate) accounts: Vec<AccountLink>,
+    pub(crate) flash: Option<Flash>,
 }
 
 impl Layout {
     /// A page without a signed-in user (sign-in, sign-up, errors).
-    pub fn public(title: &str) -> Self {
+    pub(crate) fn public(title: &str) -> Self {
         Layout { title: title.to_owned(), ..Layout::default() }
     }
 
     /// A signed-in page outside any account.
-    pub fn signed_in(title: &str, viewer: &Viewer) -> Self {
+    pub(crate) fn signed_in(title: &str, viewer: &Viewer) -> Self {
         Layout {
             title: title.to_owned(),
             user_email: Some(viewer.auth.user.email.clone()),
@@ -128,7 +128,13 @@ impl Layout {
     }
 
     /// A page of one account: its plan and the viewer's authority in the header.
-    pub fn in_account(title: &str, section: &'static str, viewer: &Viewer, caller: &Caller, state: &AppState) -> Self {
+    pub(crate) fn in_account(
+        title: &str,
+        section: &'static str,
+        viewer: &Viewer,
+        caller: &Caller,
+        state: &AppState,
+    ) -> Self {
         let mut l = Layout::signed_in(title, viewer);
         for a in &mut l.accounts {
             a.current = a.id == caller.account.id;
@@ -149,16 +155,16 @@ impl Layout {
 }
 
 /// `2026-11-23 09:15 UTC`
-pub fn datetime(t: DateTime<Utc>) -> String {
+pub(crate) fn datetime(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-pub fn date(t: DateTime<Utc>) -> String {
+pub(crate) fn date(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d").to_string()
 }
 
 /// Renders a template; a template that fails to render is an internal error (logged).
-pub fn render(status: StatusCode, page: &impl Template) -> Response {
+pub(crate) fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
@@ -180,13 +186,13 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
-pub fn error_page(status: StatusCode, heading: &str, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, heading: &str, message: &str) -> Response {
     render(status, &ErrorPage { layout: Layout::public(heading), heading, message })
 }
 
 /// An API error as a page: its status, and the message meant for people. 5xx messages are
 /// already opaque (the cause was logged where it happened).
-pub fn api_error(e: &ApiError) -> Response {
+pub(crate) fn api_error(e: &ApiError) -> Response {
     let heading = match e.status {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::FORBIDDEN => "Not allowed",
@@ -207,9 +213,9 @@ pub fn api_error(e: &ApiError) -> Response {
 /// page, or a response made earlier (a refused account as a 404 page). Handlers answer
 /// `PageResult` and pass refusals up with `?`.
 #[derive(Debug)]
-pub struct PageError(Response);
+pub(crate) struct PageError(Response);
 
-pub type PageResult = Result<Response, PageError>;
+pub(crate) type PageResult = Result<Response, PageError>;
 
 impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
@@ -230,7 +236,7 @@ impl IntoResponse for PageError {
 }
 
 /// The most helpful text of an error for a person: its `user_message`, else its message.
-pub fn message_of(e: &ApiError) -> String {
+pub(crate) fn message_of(e: &ApiError) -> String {
     match e.code {
         "not_found" if e.message.starts_with("No such") => {
             "There is no such page, or it belongs to an account you are not a member of.".to_owned()
@@ -243,15 +249,15 @@ pub fn message_of(e: &ApiError) -> String {
 /// would open one lead here.
 #[derive(Template)]
 #[template(path = "confirm.html")]
-pub struct ConfirmPage {
-    pub layout: Layout,
-    pub heading: String,
-    pub message: String,
-    pub action: String,
-    pub button: &'static str,
-    pub cancel: String,
+pub(crate) struct ConfirmPage {
+    pub(crate) layout: Layout,
+    pub(crate) heading: String,
+    pub(crate) message: String,
+    pub(crate) action: String,
+    pub(crate) button: &'static str,
+    pub(crate) cancel: String,
     /// Roll: ask how long the old key keeps working.
-    pub roll: bool,
+    pub(crate) roll: bool,
 }
 
 #[derive(Template)]
@@ -260,7 +266,7 @@ struct NoAccount {
     layout: Layout,
 }
 
-pub fn no_account(viewer: &Viewer) -> Response {
+pub(crate) fn no_account(viewer: &Viewer) -> Response {
     render(StatusCode::OK, &NoAccount { layout: Layout::signed_in("No account", viewer) })
 }
 

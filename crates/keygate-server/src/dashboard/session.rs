@@ -21,14 +21,14 @@ use crate::state::AppState;
 /// browsers accept only with `Secure`, `Path=/` and no `Domain`: no subdomain or plain-HTTP
 /// page can plant or overwrite them.
 #[derive(Debug, Clone, Copy)]
-pub struct CookieNames {
-    pub session: &'static str,
-    pub flash: &'static str,
-    pub csrf: &'static str,
-    pub secure: bool,
+pub(crate) struct CookieNames {
+    pub(crate) session: &'static str,
+    pub(crate) flash: &'static str,
+    pub(crate) csrf: &'static str,
+    pub(crate) secure: bool,
 }
 
-pub fn cookie_names(settings: &DashboardSettings) -> CookieNames {
+pub(crate) fn cookie_names(settings: &DashboardSettings) -> CookieNames {
     if settings.secure_cookies {
         CookieNames {
             session: "__Host-keygate_session",
@@ -42,7 +42,7 @@ pub fn cookie_names(settings: &DashboardSettings) -> CookieNames {
 }
 
 /// The first cookie called `name` in the request's `Cookie` headers.
-pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -55,7 +55,7 @@ pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// A session cookie (no `Max-Age`: it ends with the browser; the server's own idle and
 /// absolute timeouts bound it anyway). `value` must be cookie-safe (tokens are base62).
-pub fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<u32>) -> HeaderValue {
+pub(crate) fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<u32>) -> HeaderValue {
     let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
     if secure {
         c.push_str("; Secure");
@@ -66,31 +66,31 @@ pub fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<u32>) -
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static("keygate_invalid=; Max-Age=0"))
 }
 
-pub fn clear_cookie(name: &str, secure: bool) -> HeaderValue {
+pub(crate) fn clear_cookie(name: &str, secure: bool) -> HeaderValue {
     set_cookie(name, "", secure, Some(0))
 }
 
 /// A signed-in person: their session (an ordinary keygate session), the CSRF token of their
 /// forms, their accounts, and the flash message left for this page, if any.
 #[derive(Debug, Clone)]
-pub struct Viewer {
-    pub auth: Arc<SessionAuth>,
-    pub csrf: String,
-    pub ip: IpAddr,
-    pub memberships: Vec<UserMembership>,
-    pub flash: Option<pages::Flash>,
-    pub names: CookieNames,
+pub(crate) struct Viewer {
+    pub(crate) auth: Arc<SessionAuth>,
+    pub(crate) csrf: String,
+    pub(crate) ip: IpAddr,
+    pub(crate) memberships: Vec<UserMembership>,
+    pub(crate) flash: Option<pages::Flash>,
+    pub(crate) names: CookieNames,
 }
 
 impl Viewer {
-    pub fn principal(&self) -> Principal {
+    pub(crate) fn principal(&self) -> Principal {
         Principal::Session(Arc::clone(&self.auth))
     }
 }
 
 /// The viewer behind the request's cookie, `Ok(None)` when nobody is signed in (or the session
 /// ended), `Err` when storage cannot answer.
-pub async fn current(state: &AppState, parts: &Parts) -> Result<Option<Viewer>, Response> {
+pub(crate) async fn current(state: &AppState, parts: &Parts) -> Result<Option<Viewer>, Response> {
     let names = cookie_names(&state.settings.dashboard);
     let Some(token) = read_cookie(&parts.headers, names.session).filter(|t| !t.is_empty()) else {
         return Ok(None);
@@ -137,7 +137,7 @@ impl FromRequestParts<AppState> for Viewer {
 
 /// Fields of a posted `application/x-www-form-urlencoded` body. Its `Debug` shows names
 /// only: forms carry passwords.
-pub struct Fields(Vec<(String, String)>);
+pub(crate) struct Fields(Vec<(String, String)>);
 
 impl std::fmt::Debug for Fields {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,16 +146,16 @@ impl std::fmt::Debug for Fields {
 }
 
 impl Fields {
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The trimmed value, `None` when absent or blank.
-    pub fn text(&self, name: &str) -> Option<String> {
+    pub(crate) fn text(&self, name: &str) -> Option<String> {
         self.get(name).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
     }
 
-    pub fn secret(&self, name: &str) -> SecretString {
+    pub(crate) fn secret(&self, name: &str) -> SecretString {
         SecretString::from(self.get(name).unwrap_or_default().to_owned())
     }
 }
@@ -163,7 +163,7 @@ impl Fields {
 /// A page's query string as fields; never refuses (an unknown parameter is ignored, a bad
 /// value is the handler's to judge).
 #[derive(Debug)]
-pub struct QueryFields(pub Fields);
+pub(crate) struct QueryFields(pub Fields);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryFields {
     type Rejection = std::convert::Infallible;
@@ -210,9 +210,9 @@ async fn read_fields(req: Request, state: &AppState) -> Result<Fields, Response>
 
 /// A form posted from a signed-in page: same origin, the viewer's CSRF token; 403 otherwise.
 #[derive(Debug)]
-pub struct SignedForm {
-    pub viewer: Viewer,
-    pub fields: Fields,
+pub(crate) struct SignedForm {
+    pub(crate) viewer: Viewer,
+    pub(crate) fields: Fields,
 }
 
 impl FromRequest<AppState> for SignedForm {
@@ -237,10 +237,10 @@ impl FromRequest<AppState> for SignedForm {
 /// A form posted before sign-in (sign-in, sign-up): same origin, and the token of the
 /// pre-session cookie repeated in the form; 403 otherwise.
 #[derive(Debug)]
-pub struct PublicForm {
-    pub ip: IpAddr,
-    pub fields: Fields,
-    pub names: CookieNames,
+pub(crate) struct PublicForm {
+    pub(crate) ip: IpAddr,
+    pub(crate) fields: Fields,
+    pub(crate) names: CookieNames,
 }
 
 impl FromRequest<AppState> for PublicForm {
@@ -266,7 +266,7 @@ impl FromRequest<AppState> for PublicForm {
 
 /// The pre-session token for a sign-in or sign-up page: the browser's current one, or a new
 /// one with the cookie that carries it.
-pub fn presession_token(headers: &HeaderMap, names: CookieNames) -> (String, Option<HeaderValue>) {
+pub(crate) fn presession_token(headers: &HeaderMap, names: CookieNames) -> (String, Option<HeaderValue>) {
     match read_cookie(headers, names.csrf).filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_alphanumeric())) {
         Some(t) => (t.to_owned(), None),
         None => {

@@ -19,11 +19,11 @@ use crate::auth::headers::X_API_KEY;
 use crate::extract::{FORWARDED, X_FORWARDED_FOR};
 use tokio::time::{Instant, Sleep};
 
-pub const X_KEYGATE_ACCOUNT_ID: HeaderName = HeaderName::from_static("x-keygate-account-id");
-pub const X_KEYGATE_USER_ID: HeaderName = HeaderName::from_static("x-keygate-user-id");
-pub const X_KEYGATE_KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
-pub const X_KEYGATE_CREDENTIAL: HeaderName = HeaderName::from_static("x-keygate-credential");
-pub const X_KEYGATE_SCOPES: HeaderName = HeaderName::from_static("x-keygate-scopes");
+pub(crate) const X_KEYGATE_ACCOUNT_ID: HeaderName = HeaderName::from_static("x-keygate-account-id");
+pub(crate) const X_KEYGATE_USER_ID: HeaderName = HeaderName::from_static("x-keygate-user-id");
+pub(crate) const X_KEYGATE_KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
+pub(crate) const X_KEYGATE_CREDENTIAL: HeaderName = HeaderName::from_static("x-keygate-credential");
+pub(crate) const X_KEYGATE_SCOPES: HeaderName = HeaderName::from_static("x-keygate-scopes");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -49,7 +49,7 @@ const VIA_VALUE: &str = "1.1 keygate";
 const DASHBOARD_COOKIE: &str = "keygate_";
 
 /// Removes `Connection` and every field it names, then the fixed hop-by-hop list.
-pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
     remove_where(h, |k| HOP_BY_HOP.contains(k));
 }
 
@@ -99,18 +99,18 @@ fn never_forwarded(k: &HeaderName, trusted: bool) -> bool {
 pub use crate::auth::headers::Identity;
 
 /// Where the request came from, for the forwarding headers.
-pub struct Origin {
-    pub peer: IpAddr,
+pub(crate) struct Origin {
+    pub(crate) peer: IpAddr,
     /// The peer is one of `trusted_proxies`: its `X-Forwarded-*` headers are kept and extended.
-    pub trusted: bool,
-    pub version: http::Version,
+    pub(crate) trusted: bool,
+    pub(crate) version: http::Version,
 }
 
 /// Rewrites the client's headers into the upstream request's: connection-level fields,
 /// credentials and anything claiming to be keygate's identity go; identity and forwarding
 /// headers come, and `Host` becomes `upstream_host`. One hash lookup per field touched: the
 /// entry API where a field is read and then written.
-pub fn upstream_headers(
+pub(crate) fn upstream_headers(
     h: &mut HeaderMap,
     id: Identity,
     origin: &Origin,
@@ -242,7 +242,7 @@ fn address_value(peer: IpAddr) -> HeaderValue {
 }
 
 /// The upstream's answer headers, cleaned of its connection-level fields; `Via` added.
-pub fn downstream_headers(h: &mut HeaderMap) {
+pub(crate) fn downstream_headers(h: &mut HeaderMap) {
     strip_hop_by_hop(h);
     append_list(h, header::VIA, HeaderValue::from_static(VIA_VALUE));
 }
@@ -251,7 +251,7 @@ pub fn downstream_headers(h: &mut HeaderMap) {
 /// for `idle`: headers arrived in time, but a stalled body must not hang the client either.
 /// The timer is armed only when the body has to wait: most answers are already here when
 /// first polled, and then cost no timer at all.
-pub struct IdleTimeout<B> {
+pub(crate) struct IdleTimeout<B> {
     inner: B,
     idle: Duration,
     deadline: Option<Pin<Box<Sleep>>>,
@@ -260,14 +260,14 @@ pub struct IdleTimeout<B> {
 }
 
 impl<B> IdleTimeout<B> {
-    pub fn new(inner: B, idle: Duration) -> Self {
+    pub(crate) fn new(inner: B, idle: Duration) -> Self {
         IdleTimeout { inner, idle, deadline: None, armed: false }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("the upstream sent no data for {0:?}")]
-pub struct BodyStalled(Duration);
+pub(crate) struct BodyStalled(Duration);
 
 impl<B> http_body::Body for IdleTimeout<B>
 where
@@ -314,18 +314,18 @@ where
 /// When the client last sent a piece of its request body, for the upstream timeout: a large
 /// upload that keeps flowing is not "no answer within timeout_seconds", a stalled one is.
 #[derive(Clone)]
-pub struct Activity {
+pub(crate) struct Activity {
     started: Instant,
     last_ms: Arc<AtomicU64>,
 }
 
 impl Activity {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Activity { started: Instant::now(), last_ms: Arc::new(AtomicU64::new(0)) }
     }
 
     /// When the request set off for the upstream.
-    pub fn started(&self) -> Instant {
+    pub(crate) fn started(&self) -> Instant {
         self.started
     }
 
@@ -335,7 +335,7 @@ impl Activity {
     }
 
     /// The moment the wait for the upstream's answer ends: `timeout` after the last activity.
-    pub fn deadline(&self, timeout: Duration) -> Instant {
+    pub(crate) fn deadline(&self, timeout: Duration) -> Instant {
         self.started + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + timeout
     }
 }
@@ -347,13 +347,13 @@ impl Default for Activity {
 }
 
 /// The client's request body on its way to the upstream, noting each piece in `Activity`.
-pub struct Tracked<B> {
+pub(crate) struct Tracked<B> {
     inner: B,
     activity: Activity,
 }
 
 impl<B> Tracked<B> {
-    pub fn new(inner: B, activity: Activity) -> Self {
+    pub(crate) fn new(inner: B, activity: Activity) -> Self {
         Tracked { inner, activity }
     }
 }

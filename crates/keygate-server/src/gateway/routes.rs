@@ -1,6 +1,6 @@
-//! Gateway routes: validated at start, compiled once into what the hot path needs (upstream
-//! parts, the permission for each method, the credential requirements), matched per request
-//! by the longest prefix, segment-wise.
+//! Gateway routes: validated at start (as settings, `config::routes`), compiled once into what
+//! the hot path needs (upstream parts, the permission for each method, the credential
+//! requirements), matched per request by the longest prefix, segment-wise.
 
 use std::time::Duration;
 
@@ -10,136 +10,24 @@ use keygate_core::{CredentialKind, RateLimit, Scope};
 
 use crate::auth::Requirements;
 use crate::config::RouteSettings;
-
-/// Paths the management API (and the dashboard) own; no route may overlap them.
-pub const RESERVED_PREFIXES: &[&str] = &[
-    "/v1/register",
-    "/v1/login",
-    "/v1/logout",
-    "/v1/user",
-    "/v1/accounts",
-    "/v1/keys",
-    "/v1/audit",
-    "/v1/usage",
-    "/v1/admin",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/openapi.json",
-    "/docs",
-    "/app",
-];
-
-/// Checks every route: a path prefix starting with `/`, an http upstream, a resource name,
-/// known credential classes and actions, no overlap with the management API or another route.
-pub fn validate_routes(routes: &[RouteSettings]) -> Result<(), String> {
-    for (i, r) in routes.iter().enumerate() {
-        let at = format!("gateway.routes[{i}] (prefix `{}`)", r.prefix);
-        if !r.prefix.starts_with('/') || r.prefix.len() < 2 || r.prefix.contains(['?', '#', ' ', '%', '\\']) {
-            return Err(format!("{at}: prefix must be a path like /v1/things"));
-        }
-        let p = r.prefix.trim_end_matches('/');
-        if p.split('/').any(|s| s == "." || s == "..") {
-            return Err(format!("{at}: prefix must not contain `.` or `..` segments"));
-        }
-        for reserved in RESERVED_PREFIXES {
-            if overlaps(p, reserved) {
-                return Err(format!("{at}: overlaps the management path {reserved}"));
-            }
-        }
-        upstream_parts(&r.upstream).map_err(|m| format!("{at}: upstream `{}` {m}", r.upstream))?;
-        if r.resource.is_empty() || r.resource == "*" || Scope::parse(&format!("{}:read", r.resource)).is_err() {
-            return Err(format!("{at}: resource must be a lower-case name like `companies`"));
-        }
-        for c in &r.credentials {
-            if kind_of(c).is_none() {
-                return Err(format!("{at}: credentials: unknown class `{c}` (user_key, org_key, session)"));
-            }
-        }
-        if r.credentials.is_empty() {
-            return Err(format!("{at}: credentials must name at least one class"));
-        }
-        for (method, action) in &r.actions {
-            let method_ok = method.parse::<Method>().is_ok() && method.bytes().all(|b| b.is_ascii_uppercase());
-            if !method_ok || action == "*" || Scope::parse(&format!("x:{action}")).is_err() {
-                return Err(format!(
-                    "{at}: actions: `{method} = \"{action}\"` is not METHOD = \"action\" (e.g. POST = \"create\")"
-                ));
-            }
-        }
-        if let Some(rl) = &r.rate_limit {
-            rl.validate().map_err(|m| format!("{at}: {m}"))?;
-        }
-        if r.timeout_seconds == 0 || r.timeout_seconds > 3600 {
-            return Err(format!("{at}: timeout_seconds must be 1..=3600"));
-        }
-        for other in &routes[..i] {
-            if other.prefix.trim_end_matches('/') == p {
-                return Err(format!("{at}: the same prefix is configured twice"));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn kind_of(class: &str) -> Option<CredentialKind> {
-    match class {
-        "user_key" => Some(CredentialKind::UserKey),
-        "org_key" => Some(CredentialKind::OrgKey),
-        "session" => Some(CredentialKind::Session),
-        _ => None,
-    }
-}
-
-/// Authority and base path (without a trailing `/`) of an upstream URL; the scheme is always
-/// `http`.
-fn upstream_parts(url: &str) -> Result<(Authority, String), &'static str> {
-    if url.starts_with("https://") {
-        // No TLS client is linked in: keygate runs beside the API it protects and speaks plain
-        // HTTP to it; a TLS hop to a remote upstream belongs to a sidecar or the network.
-        return Err("uses https://, which the gateway does not speak: use an http:// upstream next to keygate");
-    }
-    if !url.starts_with("http://") {
-        return Err("is not an http:// URL");
-    }
-    let uri = url.parse::<http::Uri>().map_err(|_| "is not a valid URL")?;
-    let Some(authority) = uri.authority().cloned() else {
-        return Err("has no host");
-    };
-    if authority.host().is_empty() || authority.as_str().contains('@') {
-        return Err("must be http://host[:port][/base-path] without credentials");
-    }
-    if uri.query().is_some() || url.contains('#') {
-        return Err("must not carry a query or fragment");
-    }
-    Ok((authority, uri.path().trim_end_matches('/').to_owned()))
-}
-
-/// Whether two path prefixes can match a common path (`/v1/keys` and `/v1/keys/x`, or `/v1`
-/// and `/v1/keys`), segment-wise.
-fn overlaps(a: &str, b: &str) -> bool {
-    let seg = |long: &str, short: &str| {
-        long == short || long.starts_with(&format!("{short}/")) || short == "/" || short.is_empty()
-    };
-    seg(a, b) || seg(b, a)
-}
+use crate::config::routes::{kind_of, upstream_parts, validate_routes};
 
 /// One route, compiled: everything a request needs is computed here once, not per request.
 #[derive(Debug)]
-pub struct Route {
+pub(crate) struct Route {
     /// Without a trailing `/`.
-    pub prefix: String,
+    pub(crate) prefix: String,
     /// Where the upstream listens (`http://` only, see `upstream_parts`).
-    pub authority: Authority,
+    pub(crate) authority: Authority,
     /// `Host` for the upstream: its authority, without the port when that is 80.
-    pub host: HeaderValue,
+    pub(crate) host: HeaderValue,
     /// The upstream URL's own path (may be empty), prepended to the forwarded path.
-    pub base_path: String,
-    pub strip_prefix: bool,
-    pub timeout: Duration,
-    pub accepts_session: bool,
+    pub(crate) base_path: String,
+    pub(crate) strip_prefix: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) accepts_session: bool,
     /// The per-route limit with its bucket name (the prefix), as `AuthContext::extra_limit` wants it.
-    pub extra_limit: Option<(String, RateLimit)>,
+    pub(crate) extra_limit: Option<(String, RateLimit)>,
     read: Requirements,
     write: Requirements,
     overrides: Vec<(Method, Requirements)>,
@@ -182,7 +70,7 @@ impl Route {
 
     /// What a request with `method` needs: the route's own action for it, else `read` for the
     /// safe methods (GET/HEAD/OPTIONS) and `write` for every other.
-    pub fn requirements(&self, method: &Method) -> &Requirements {
+    pub(crate) fn requirements(&self, method: &Method) -> &Requirements {
         if let Some((_, r)) = self.overrides.iter().find(|(m, _)| m == method) {
             return r;
         }
@@ -200,7 +88,7 @@ impl Route {
 
     /// The path to ask the upstream for: its base path, then the request path (without the
     /// prefix when `strip_prefix`), always starting with `/`.
-    pub fn upstream_path_and_query(&self, path: &str, query: Option<&str>) -> String {
+    pub(crate) fn upstream_path_and_query(&self, path: &str, query: Option<&str>) -> String {
         let rest = if self.strip_prefix { &path[self.prefix.len().min(path.len())..] } else { path };
         let mut out = String::with_capacity(self.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
         out.push_str(&self.base_path);
@@ -223,7 +111,7 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn compile(routes: &[RouteSettings]) -> Result<Self, String> {
+    pub(crate) fn compile(routes: &[RouteSettings]) -> Result<Self, String> {
         validate_routes(routes)?;
         let mut compiled = routes
             .iter()
@@ -234,16 +122,16 @@ impl RouteTable {
         Ok(RouteTable { routes: compiled })
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
 
     /// The route a path belongs to (longest prefix first), by index for `get`.
-    pub fn position(&self, path: &str) -> Option<usize> {
+    pub(crate) fn position(&self, path: &str) -> Option<usize> {
         self.routes.iter().position(|r| r.matches(path))
     }
 
-    pub fn get(&self, index: usize) -> Option<&Route> {
+    pub(crate) fn get(&self, index: usize) -> Option<&Route> {
         self.routes.get(index)
     }
 }
@@ -251,7 +139,7 @@ impl RouteTable {
 /// A path an upstream could resolve differently than keygate matched it: dot segments
 /// (`/v1/companies/../lists` would leave a public route for a user-scoped one once the
 /// upstream normalises it), encoded dots or slashes, backslashes. Refused before any routing.
-pub fn is_ambiguous(path: &str) -> bool {
+pub(crate) fn is_ambiguous(path: &str) -> bool {
     // Most paths have none of the three bytes any of the cases below needs: one pass decides.
     if !path.bytes().any(|b| matches!(b, b'\\' | b'%' | b'.')) {
         return false;
@@ -285,31 +173,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn management_paths_are_reserved() {
-        assert!(validate_routes(&[route("/v1/keys/x", "http://a")]).is_err());
-        assert!(validate_routes(&[route("/v1", "http://a")]).is_err());
-        assert!(validate_routes(&[route("/v1/keysmith", "http://a")]).is_ok());
-        assert!(validate_routes(&[route("/v1/companies", "http://127.0.0.1:9")]).is_ok());
-    }
-
     fn find<'a>(t: &'a RouteTable, path: &str) -> Option<&'a Route> {
         t.position(path).and_then(|i| t.get(i))
-    }
-
-    #[test]
-    fn the_contract_lists_every_reserved_path() {
-        let contract = include_str!("../../../../docs/api.md");
-        for reserved in RESERVED_PREFIXES {
-            assert!(contract.contains(&format!("`{reserved}`")), "docs/api.md §7 Gateway does not list {reserved}");
-        }
-    }
-
-    #[test]
-    fn bad_upstreams_are_refused() {
-        for bad in ["ftp://a", "http://", "https://api.example.com", "http://a/?x=1", "http://u:p@a", "a:80"] {
-            assert!(validate_routes(&[route("/v1/x", bad)]).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    pub fn is_connect(&self) -> bool {
+    pub(crate) fn is_connect(&self) -> bool {
         matches!(self, UpstreamError::Connect(_))
     }
 }

@@ -1,4 +1,5 @@
-//! Accounts (SPEC §4): create, list the caller's, read, rename, delete.
+//! Accounts (docs/api.md §4 Accounts, members, data roles): create, list the caller's, read,
+//! rename, delete.
 //!
 //! Another account's id answers 404 exactly like an unknown one, for every credential. The rules
 //! are `service::accounts`'.
@@ -13,15 +14,16 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::identity::common::{ErrorBody, PathIds, check_id, double_option};
+use super::identity::common::{ErrorBody, PathIds, double_option};
 use crate::auth::Principal;
 use crate::error::ApiResult;
 use crate::extract::{ClientIp, Json, Query, page_request};
 use crate::service::accounts as service;
+use crate::service::input::check_id;
 use crate::state::AppState;
 use crate::views::{AccountView, ListView};
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_account, list_accounts)).routes(routes!(
         get_account,
         patch_account,
@@ -31,10 +33,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateAccountBody {
+pub(crate) struct CreateAccountBody {
     /// 1–100 characters.
-    pub name: String,
-    pub url: Option<String>,
+    pub(crate) name: String,
+    pub(crate) url: Option<String>,
 }
 
 /// Creates an account; the caller (a session) becomes its owner. It gets the default plan.
@@ -59,11 +61,11 @@ async fn create_account(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct ListAccountsQuery {
+pub(crate) struct ListAccountsQuery {
     /// 1–100, default 50.
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// The caller's accounts with the caller's authority in each, oldest membership first (the
@@ -111,12 +113,12 @@ async fn get_account(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PatchAccountBody {
-    pub name: Option<String>,
+pub(crate) struct PatchAccountBody {
+    pub(crate) name: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
-    pub url: Option<Option<String>>,
+    pub(crate) url: Option<Option<String>>,
 }
 
 /// Renames the account or changes its url (administrator+; a key needs `accounts:write`).

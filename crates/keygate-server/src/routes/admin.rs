@@ -1,4 +1,5 @@
-//! The operator API (SPEC §4): `/v1/admin/…` with the deployment's `admin_token`.
+//! The operator API (docs/api.md §4 Operator API): `/v1/admin/…` with the deployment's
+//! `admin_token`.
 //!
 //! The token is compared in constant time (SHA-256 of both sides, then `subtle`), so neither
 //! its content nor its length leaks through timing. With no `admin_token` configured the
@@ -23,13 +24,13 @@ use crate::service::operator;
 use crate::state::AppState;
 use crate::views::{AccountView, ListView};
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_accounts)).routes(routes!(set_plan))
 }
 
 /// The operator, authenticated by `Authorization: Bearer <admin_token>`.
 #[derive(Debug, Clone, Copy)]
-pub struct Operator;
+pub(crate) struct Operator;
 
 fn token_matches(sent: &str, expected: &str) -> bool {
     let a = Sha256::digest(sent.as_bytes());
@@ -66,11 +67,11 @@ impl FromRequestParts<AppState> for Operator {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct AdminListQuery {
+pub(crate) struct AdminListQuery {
     /// 1–100, default 50.
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// Every account of the deployment, newest first.
@@ -91,10 +92,10 @@ async fn list_accounts(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SetPlanBody {
+pub(crate) struct SetPlanBody {
     /// One of the plans under `[plans.*]` in the configuration.
     #[schema(example = "trial")]
-    pub plan: String,
+    pub(crate) plan: String,
 }
 
 /// Sets an account's plan. The account's keys follow the new plan at once.

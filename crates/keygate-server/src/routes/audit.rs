@@ -1,4 +1,4 @@
-//! The audit log (SPEC §4): read newest first, and verify the hash chain.
+//! The audit log (docs/api.md §4 Audit log): read newest first, and verify the hash chain.
 //!
 //! Who may read: a session or a user key of an administrator+ (a user key also needs the scope
 //! `audit:read`), or an org key whose scopes include `audit:read` (a `*:read` key does).
@@ -17,7 +17,7 @@ use crate::service::audit as service;
 use crate::state::AppState;
 use crate::views::{AuditEntryView, ListView};
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_audit)).routes(routes!(verify_audit))
 }
 
@@ -31,17 +31,17 @@ async fn audit_reader(state: &AppState, principal: &Principal, account_id: Optio
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct AuditQuery {
+pub(crate) struct AuditQuery {
     /// The account (sessions only; an API key reads its own).
-    pub account_id: Option<String>,
+    pub(crate) account_id: Option<String>,
     /// An action (`key.created`), or a family ending in `.*` (`member.*`).
-    pub action: Option<String>,
+    pub(crate) action: Option<String>,
     /// A user id or key id that acted.
-    pub actor: Option<String>,
+    pub(crate) actor: Option<String>,
     /// 1–100, default 50.
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// The account's audit log, newest first.
@@ -63,13 +63,13 @@ async fn list_audit(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuditVerification {
+pub(crate) struct AuditVerification {
     /// Whether every entry's hash, its link to the previous entry and the sequence hold.
-    pub valid: bool,
+    pub(crate) valid: bool,
     /// Entries checked (up to and including the first broken one).
-    pub entries_checked: u64,
+    pub(crate) entries_checked: u64,
     /// The seq of the first entry that does not hold, when `valid` is false.
-    pub first_invalid_seq: Option<i64>,
+    pub(crate) first_invalid_seq: Option<i64>,
 }
 
 /// Recomputes the account's whole hash chain.

@@ -55,7 +55,7 @@ impl utoipa::Modify for Security {
     }
 }
 
-pub fn base() -> Document {
+pub(crate) fn base() -> Document {
     let mut doc = Base::openapi();
     doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
     doc
@@ -63,7 +63,7 @@ pub fn base() -> Document {
 
 /// `/openapi.json`, `/docs`, and `/` for someone who opens the bare address in a browser: to the
 /// dashboard when it is on, else to the API reference.
-pub fn routes(doc: Arc<Document>, dashboard: bool) -> Router<AppState> {
+pub(crate) fn routes(doc: Arc<Document>, dashboard: bool) -> Router<AppState> {
     let json = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let page = Arc::new(render_page(&doc));
     let home = if dashboard { "/app" } else { "/docs" };

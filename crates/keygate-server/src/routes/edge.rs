@@ -20,13 +20,13 @@ use crate::state::AppState;
 
 /// Wraps `inner` (see the module comment).
 #[derive(Clone)]
-pub struct Edge<S> {
+pub(crate) struct Edge<S> {
     state: AppState,
     inner: S,
 }
 
 impl<S> Edge<S> {
-    pub fn new(state: AppState, inner: S) -> Self {
+    pub(crate) fn new(state: AppState, inner: S) -> Self {
         Edge { state, inner }
     }
 }
@@ -54,7 +54,7 @@ where
 
 pin_project_lite::pin_project! {
     /// The inner service's answer, with `X-Request-Id` set and counted.
-    pub struct EdgeFuture<F> {
+    pub(crate) struct EdgeFuture<F> {
         #[pin]
         inner: TaskLocalFuture<HeaderValue, F>,
         id: Option<HeaderValue>,

@@ -1,6 +1,6 @@
-//! Identity (SPEC §4): register, login, logout, and the user. Register, login and logout are
-//! `service::identity`'s operations (the dashboard's sign-up, sign-in and sign-out call them
-//! too); reading and changing the user are `service::user`'s.
+//! Identity (docs/api.md §4 Identity): register, login, logout, and the user. Register, login and
+//! logout are `service::identity`'s operations (the dashboard's sign-up, sign-in and sign-out call
+//! them too); reading and changing the user are `service::user`'s.
 //!
 //! Security notes, as the services keep them:
 //! - passwords live in `SecretString` from the moment the body is parsed, are hashed and
@@ -12,7 +12,7 @@
 //!   every email, known or not, and whatever the password.
 
 #[path = "identity_common.rs"]
-pub mod common;
+pub(crate) mod common;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -34,7 +34,7 @@ use crate::service::user;
 use crate::state::AppState;
 use crate::views::{AccountView, UserView};
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
@@ -46,27 +46,27 @@ pub fn routes() -> OpenApiRouter<AppState> {
 // POST /v1/register
 
 #[derive(Deserialize, ToSchema)]
-pub struct RegisterBody {
+pub(crate) struct RegisterBody {
     /// Work email; free-webmail and disposable domains are refused. Compared after Unicode NFKC
     /// and lower-casing; invisible characters and mixed-script look-alikes are refused (400).
     #[schema(example = "ada@acme.com")]
-    pub email: String,
+    pub(crate) email: String,
     /// At least `signup.min_password_chars` (default 12), at most 256 characters.
     #[schema(value_type = String, format = Password)]
-    pub password: SecretString,
+    pub(crate) password: SecretString,
     /// The user's name; also the name of the default account.
-    pub name: String,
+    pub(crate) name: String,
     /// The company's website (optional).
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct RegisterResponse {
-    pub user: UserView,
+pub(crate) struct RegisterResponse {
+    pub(crate) user: UserView,
     /// A session token, shown this once.
-    pub token: String,
-    pub default_account_id: String,
-    pub account: AccountView,
+    pub(crate) token: String,
+    pub(crate) default_account_id: String,
+    pub(crate) account: AccountView,
 }
 
 /// Sign up: creates the user, a default account (default plan, a trial) and a session.
@@ -107,19 +107,19 @@ async fn register(
 // POST /v1/login
 
 #[derive(Deserialize, ToSchema)]
-pub struct LoginBody {
-    pub email: String,
+pub(crate) struct LoginBody {
+    pub(crate) email: String,
     #[schema(value_type = String, format = Password)]
-    pub password: SecretString,
+    pub(crate) password: SecretString,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct LoginResponse {
+pub(crate) struct LoginResponse {
     /// A session token, shown this once.
-    pub token: String,
-    pub user: UserView,
+    pub(crate) token: String,
+    pub(crate) user: UserView,
     /// The user's oldest membership; `null` when the user belongs to no account any more.
-    pub default_account_id: Option<String>,
+    pub(crate) default_account_id: Option<String>,
 }
 
 /// Sign in with email and password; answers a session token.
@@ -187,20 +187,20 @@ async fn get_user(State(state): State<AppState>, principal: Principal) -> ApiRes
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PatchUserBody {
-    pub name: Option<String>,
+pub(crate) struct PatchUserBody {
+    pub(crate) name: Option<String>,
     /// Required with `new_password`.
     #[schema(value_type = Option<String>, format = Password)]
-    pub current_password: Option<SecretString>,
+    pub(crate) current_password: Option<SecretString>,
     #[schema(value_type = Option<String>, format = Password)]
-    pub new_password: Option<SecretString>,
+    pub(crate) new_password: Option<SecretString>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct PasswordChanged {
+pub(crate) struct PasswordChanged {
     /// A new session token (every other session of the user was revoked), shown this once.
-    pub token: String,
-    pub user: UserView,
+    pub(crate) token: String,
+    pub(crate) user: UserView,
 }
 
 /// Changes the name, or the password (`current_password` + `new_password`). A password change

@@ -1,5 +1,6 @@
-//! API keys: mint (shown once), list, get, patch, revoke, roll, usage by outcome (SPEC §4, §7).
-//! Every change is audited in the same transaction and invalidates cached decisions at once.
+//! API keys: mint (shown once), list, get, patch, revoke, roll, usage by outcome (docs/api.md §4
+//! API keys, Usage). Every change is audited in the same transaction and invalidates cached
+//! decisions at once.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::key_input::*;
+use super::identity::common::double_option;
 use super::usage::UsagePointView;
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
@@ -22,7 +23,7 @@ use crate::service::keys as service;
 use crate::state::AppState;
 use crate::views::{CreatedKeyView, KeyView, ListView, time};
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(mint, list))
         .routes(routes!(get_key, patch_key, revoke_key))
@@ -32,7 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct MintBody {
+pub(crate) struct MintBody {
     account_id: Option<String>,
     /// `user` (default) or `org`
     class: Option<String>,
@@ -55,7 +56,7 @@ pub struct MintBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PatchBody {
+pub(crate) struct PatchBody {
     account_id: Option<String>,
     name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
@@ -79,7 +80,7 @@ pub struct PatchBody {
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RollBody {
+pub(crate) struct RollBody {
     account_id: Option<String>,
     /// 0–604800: how long the old key keeps working (default 0: revoked now)
     old_expires_in_seconds: Option<i64>,
@@ -87,7 +88,7 @@ pub struct RollBody {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     account_id: Option<String>,
     /// `user` or `org`
     #[param(pattern = "^(user|org)$")]
@@ -101,13 +102,13 @@ pub struct ListQuery {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct AccountQuery {
+pub(crate) struct AccountQuery {
     account_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct UsageQuery {
+pub(crate) struct UsageQuery {
     account_id: Option<String>,
     /// `day`: YYYY-MM-DD, default 29 days before `to`. `hour`: an RFC 3339 time or a date,
     /// default 23 hours before `to`

@@ -1,7 +1,7 @@
-//! Members of an account (SPEC §4) under the authority rules of `keygate_core::authority`:
-//! nobody grants more than they have, administrators cannot touch owners, the last owner can
-//! neither leave nor be demoted. The store re-checks the rules inside its transaction, so two
-//! concurrent changes cannot together break them.
+//! Members of an account (docs/api.md §4 Accounts, members, data roles) under the authority rules
+//! of `keygate_core::authority`: nobody grants more than they have, administrators cannot touch
+//! owners, the last owner can neither leave nor be demoted. The store re-checks the rules inside
+//! its transaction, so two concurrent changes cannot together break them.
 //!
 //! After every change the account's and the user's cached decisions are dropped, so a removed
 //! member's keys stop at once and a demoted member's keys are capped at once. The rules live
@@ -17,26 +17,27 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::identity::common::{ErrorBody, PathIds, check_id};
+use super::identity::common::{ErrorBody, PathIds};
 use crate::auth::Principal;
 use crate::error::ApiResult;
 use crate::extract::{ClientIp, Json, Query, page_request};
+use crate::service::input::check_id;
 use crate::service::members as service;
 use crate::state::AppState;
 use crate::views::{ListView, MemberView};
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_members, add_member)).routes(routes!(change_member, remove_member))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct ListMembersQuery {
+pub(crate) struct ListMembersQuery {
     /// 1–100, default 50.
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// The account's members with their authority (any credential of the account; a key needs `members:read`).
@@ -63,11 +64,11 @@ async fn list_members(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AddMemberBody {
+pub(crate) struct AddMemberBody {
     /// The email of an existing user.
-    pub email: String,
+    pub(crate) email: String,
     #[schema(value_type = String, example = "user")]
-    pub authority: Authority,
+    pub(crate) authority: Authority,
 }
 
 /// Adds an existing user (by email) with an authority no higher than the caller's
@@ -97,9 +98,9 @@ async fn add_member(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ChangeMemberBody {
+pub(crate) struct ChangeMemberBody {
     #[schema(value_type = String, example = "administrator")]
-    pub authority: Authority,
+    pub(crate) authority: Authority,
 }
 
 /// Changes a member's authority (administrator+; administrators cannot touch owners; the last

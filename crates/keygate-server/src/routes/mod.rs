@@ -2,21 +2,20 @@
 //! Each module registers its handlers with their OpenAPI description (utoipa-axum), so the
 //! document at `/openapi.json` is generated from the code that serves it.
 
-pub mod accounts;
-pub mod admin;
-pub mod audit;
-pub mod docs;
-pub mod edge;
-pub mod health;
-pub mod identity;
-pub mod key_input;
-pub mod keys;
-pub mod members;
-pub mod openapi_common;
-pub mod roles;
-pub mod usage;
-pub mod usage_csv;
-pub mod verify;
+pub(crate) mod accounts;
+pub(crate) mod admin;
+pub(crate) mod audit;
+pub(crate) mod docs;
+pub(crate) mod edge;
+pub(crate) mod health;
+pub(crate) mod identity;
+pub(crate) mod keys;
+pub(crate) mod members;
+pub(crate) mod openapi_common;
+pub(crate) mod roles;
+pub(crate) mod usage;
+pub(crate) mod usage_csv;
+pub(crate) mod verify;
 
 use axum::extract::{Request, State};
 use axum::middleware;
@@ -30,11 +29,11 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::ApiError;
 
 /// The whole HTTP application as one cloneable service (each worker serves a clone).
-pub type HttpService = BoxCloneSyncService<Request, Response, std::convert::Infallible>;
+pub(crate) type HttpService = BoxCloneSyncService<Request, Response, std::convert::Infallible>;
 use crate::state::AppState;
 
 /// Every route behind the layers every request passes, as one service.
-pub fn service(state: AppState) -> HttpService {
+pub(crate) fn service(state: AppState) -> HttpService {
     let (api, mut openapi) = documented_routes().split_for_parts();
     openapi_common::complete(&mut openapi);
     let openapi = std::sync::Arc::new(openapi);
@@ -96,7 +95,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
 
 /// The hot paths, sent past the router: a request on a gateway route straight to the gateway,
 /// and `POST /v1/keys/verify` straight to verify. Gateway prefixes never overlap a management
-/// path (`gateway::routes::validate_routes`), so the router would only have matched the path
+/// path (`config::routes::validate_routes`), so the router would only have matched the path
 /// to find nothing and reach its fallback; verify's path is fixed. Each saves the router's
 /// path matching, its request extensions and its handler plumbing (≈ 3k instructions per
 /// request). Everything else, other methods on verify's path included, goes to the router.
@@ -153,7 +152,7 @@ async fn method_not_allowed() -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use crate::gateway::routes::RESERVED_PREFIXES;
+    use crate::config::routes::RESERVED_PREFIXES;
 
     #[test]
     fn every_api_path_is_reserved_so_gateway_routes_can_go_first() {
@@ -166,7 +165,7 @@ mod tests {
         assert!(paths.iter().any(|p| p == super::verify::PATH), "verify::PATH is where the router serves verify");
         for path in paths {
             let reserved = RESERVED_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")));
-            assert!(reserved, "{path} is served by the router but not in gateway::routes::RESERVED_PREFIXES");
+            assert!(reserved, "{path} is served by the router but not in config::routes::RESERVED_PREFIXES");
         }
     }
 }

@@ -1,6 +1,6 @@
-//! What every operation of the API answers besides its own statuses (SPEC §3), written into
-//! `/openapi.json` once rather than repeated on each handler: a client generated from the
-//! document then knows that any credentialed call may answer 401, 429 or 503, and that every
+//! What every operation of the API answers besides its own statuses (docs/api.md §3 Errors),
+//! written into `/openapi.json` once rather than repeated on each handler: a client generated from
+//! the document then knows that any credentialed call may answer 401, 429 or 503, and that every
 //! error has the same JSON shape.
 //!
 //! Statuses a handler documents itself keep its wording; only missing descriptions are filled.
@@ -26,7 +26,7 @@ const OPEN: [&str; 3] = ["/v1/register", "/v1/login", "/v1/keys/verify"];
 
 /// Adds the shared statuses, security requirements and error bodies to every operation, and
 /// the shared field rules to every request body.
-pub fn complete(doc: &mut Document) {
+pub(crate) fn complete(doc: &mut Document) {
     for (path, item) in doc.paths.paths.iter_mut() {
         let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
         for op in ops.into_iter().flatten() {

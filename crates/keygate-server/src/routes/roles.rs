@@ -1,7 +1,7 @@
-//! Data roles (SPEC §4): named permission sets over the company's own API. Read: any credential
-//! of the account (a key needs `roles:read`); write: administrator+ (a key needs `roles:write`).
-//! A change drops the account's cached decisions, so keys referencing the role follow at once.
-//! The rules are `service::roles`'.
+//! Data roles (docs/api.md §4 Accounts, members, data roles): named permission sets over the
+//! company's own API. Read: any credential of the account (a key needs `roles:read`); write:
+//! administrator+ (a key needs `roles:write`). A change drops the account's cached decisions, so
+//! keys referencing the role follow at once. The rules are `service::roles`'.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,15 +12,16 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::identity::common::{ErrorBody, PathIds, check_id};
+use super::identity::common::{ErrorBody, PathIds};
 use crate::auth::{Caller, Principal};
 use crate::error::ApiResult;
 use crate::extract::{ClientIp, Json, Query};
+use crate::service::input::check_id;
 use crate::service::roles as service;
 use crate::state::AppState;
 use crate::views::{ListView, RoleView};
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_roles, create_role)).routes(routes!(get_role, patch_role, delete_role))
 }
 
@@ -33,11 +34,11 @@ async fn caller(state: &AppState, principal: &Principal, account_id: &str) -> Ap
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct ListRolesQuery {
+pub(crate) struct ListRolesQuery {
     /// 1–100, default 50.
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// The account's data roles.
@@ -61,11 +62,11 @@ async fn list_roles(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateRoleBody {
+pub(crate) struct CreateRoleBody {
     /// 1–100 characters, unique in the account.
-    pub name: String,
+    pub(crate) name: String,
     /// Scopes such as `leads:create`, `companies:read`, `*:read`.
-    pub permissions: Vec<String>,
+    pub(crate) permissions: Vec<String>,
 }
 
 /// Creates a data role (administrator+).
@@ -111,10 +112,10 @@ async fn get_role(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PatchRoleBody {
-    pub name: Option<String>,
+pub(crate) struct PatchRoleBody {
+    pub(crate) name: Option<String>,
     /// Replaces the whole list.
-    pub permissions: Option<Vec<String>>,
+    pub(crate) permissions: Option<Vec<String>>,
 }
 
 /// Renames a role or replaces its permissions (administrator+). Keys that use it follow at once.

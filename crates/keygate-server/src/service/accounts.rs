@@ -13,12 +13,12 @@ use serde_json::json;
 
 use crate::auth::{Caller, Invalidation, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::identity::common::{FieldErrors, parse_url};
+use crate::service::input::{FieldErrors, parse_url};
 use crate::service::{Services, audit};
 
 /// Creates an account (a session only); the caller becomes its owner. It gets the default
 /// plan and no company domain: only sign-up claims one, further accounts are workspaces.
-pub async fn create(
+pub(crate) async fn create(
     svc: &Services,
     principal: &Principal,
     ip: IpAddr,
@@ -61,7 +61,7 @@ pub async fn create(
 /// The caller's accounts (a session only) with their authority in each, oldest membership
 /// first (the default account comes first). Cursor: `<membership created_at millis>_<account
 /// id>` of the last item of the page.
-pub async fn list_mine(
+pub(crate) async fn list_mine(
     svc: &Services,
     principal: &Principal,
     page: &PageRequest,
@@ -96,20 +96,20 @@ pub async fn list_mine(
 }
 
 /// The caller's account, to look at (a key needs `accounts:read`).
-pub fn get(caller: &Caller) -> ApiResult<&Account> {
+pub(crate) fn get(caller: &Caller) -> ApiResult<&Account> {
     caller.require_scope("accounts", "read")?;
     Ok(&caller.account)
 }
 
 /// A rename or a new url (`Some(None)` clears the url).
 #[derive(Debug, Default)]
-pub struct AccountPatch {
-    pub name: Option<String>,
-    pub url: Option<Option<String>>,
+pub(crate) struct AccountPatch {
+    pub(crate) name: Option<String>,
+    pub(crate) url: Option<Option<String>>,
 }
 
 /// Renames the account or changes its url (administrator+; a key needs `accounts:write`).
-pub async fn update(svc: &Services, caller: &Caller, ip: IpAddr, patch: AccountPatch) -> ApiResult<Account> {
+pub(crate) async fn update(svc: &Services, caller: &Caller, ip: IpAddr, patch: AccountPatch) -> ApiResult<Account> {
     caller.require_scope("accounts", "write")?;
     caller.require_authority(Authority::Administrator)?;
     let mut errors = FieldErrors::default();
@@ -157,7 +157,7 @@ pub async fn update(svc: &Services, caller: &Caller, ip: IpAddr, patch: AccountP
 
 /// Deletes the account (owner only; a key needs `accounts:write`). Every key of the account
 /// stops working at once; the audit log is kept.
-pub async fn delete(svc: &Services, caller: &Caller, ip: IpAddr) -> ApiResult<()> {
+pub(crate) async fn delete(svc: &Services, caller: &Caller, ip: IpAddr) -> ApiResult<()> {
     caller.require_scope("accounts", "write")?;
     caller.require_authority(Authority::Owner)?;
     let id = &caller.account.id;

@@ -15,7 +15,7 @@ use crate::service::Services;
 /// Entries read per storage round trip while verifying.
 const VERIFY_BATCH: u32 = 500;
 
-pub fn require_reader(caller: &Caller) -> ApiResult<()> {
+pub(crate) fn require_reader(caller: &Caller) -> ApiResult<()> {
     match caller.kind {
         CredentialKind::Session => caller.require_authority(Authority::Administrator),
         CredentialKind::OrgKey => caller.require_scope("audit", "read"),
@@ -28,7 +28,7 @@ pub fn require_reader(caller: &Caller) -> ApiResult<()> {
 
 /// Entries newest first; `action` is an action (`key.created`) or a family (`member.*`),
 /// `actor` a user or key id.
-pub async fn list(
+pub(crate) async fn list(
     svc: &Services,
     caller: &Caller,
     action: Option<String>,
@@ -50,13 +50,13 @@ pub async fn list(
 
 /// What a walk over the hash chain found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainCheck {
+pub(crate) struct ChainCheck {
     /// Whether every entry's hash, its link to the previous entry and the sequence hold.
-    pub valid: bool,
+    pub(crate) valid: bool,
     /// Entries checked (up to and including the first broken one).
-    pub entries_checked: u64,
+    pub(crate) entries_checked: u64,
     /// The seq of the first entry that does not hold, when `valid` is false.
-    pub first_invalid_seq: Option<i64>,
+    pub(crate) first_invalid_seq: Option<i64>,
 }
 
 /// Checks one entry against the previous hash and the expected seq.
@@ -66,7 +66,7 @@ fn entry_holds(e: &AuditEntry, prev_hash: &str, expected_seq: i64) -> bool {
 
 /// Recomputes the caller's account's whole hash chain, in batches, stopping at the first
 /// entry that does not hold.
-pub async fn verify_chain(svc: &Services, caller: &Caller) -> ApiResult<ChainCheck> {
+pub(crate) async fn verify_chain(svc: &Services, caller: &Caller) -> ApiResult<ChainCheck> {
     require_reader(caller)?;
     let account_id = &caller.account.id;
     let mut prev_hash = GENESIS.to_owned();

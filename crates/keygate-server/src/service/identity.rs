@@ -25,12 +25,12 @@ use serde_json::json;
 
 use crate::auth::Invalidation;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::identity::common::{FieldErrors, parse_url};
+use crate::service::input::{FieldErrors, parse_url};
 use crate::service::{Services, audit};
 
 /// Passwords longer than this are never hashed: the policy caps them at 256 characters
 /// (at most 1024 bytes of UTF-8), so anything longer is wrong anyway.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub(crate) const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// The longest text counted as an email by the throttle: an address is at most 320 octets,
 /// and a megabyte of garbage must not become a megabyte-long map key.
@@ -46,27 +46,27 @@ pub struct RegisterInput {
 
 /// A new user, their default account (they own it) and a session token, shown once.
 #[derive(Debug)]
-pub struct Registered {
-    pub user: User,
-    pub account: Account,
-    pub token: Secret,
+pub(crate) struct Registered {
+    pub(crate) user: User,
+    pub(crate) account: Account,
+    pub(crate) token: Secret,
 }
 
 /// A signed-in user with a new session token, shown once.
 #[derive(Debug)]
-pub struct SignedIn {
-    pub token: Secret,
-    pub user: User,
+pub(crate) struct SignedIn {
+    pub(crate) token: Secret,
+    pub(crate) user: User,
     /// Oldest membership first.
-    pub memberships: Vec<UserMembership>,
+    pub(crate) memberships: Vec<UserMembership>,
 }
 
-pub fn user_actor(user_id: &str) -> Actor {
+pub(crate) fn user_actor(user_id: &str) -> Actor {
     Actor { kind: ActorType::User, user_id: Some(user_id.to_owned()), key_id: None }
 }
 
 /// One audit entry per account the user belongs to (user-level events are recorded in each).
-pub fn audit_in_each(
+pub(crate) fn audit_in_each(
     memberships: &[UserMembership],
     actor: &Actor,
     action: &str,
@@ -78,7 +78,7 @@ pub fn audit_in_each(
 }
 
 /// Creates the user, a default account (default plan, a trial) with them as owner, and a session.
-pub async fn register(svc: &Services, ip: IpAddr, input: RegisterInput) -> ApiResult<Registered> {
+pub(crate) async fn register(svc: &Services, ip: IpAddr, input: RegisterInput) -> ApiResult<Registered> {
     let signup = &svc.signup;
     if !signup.enabled {
         return Err(ApiError::signup_disabled());
@@ -126,7 +126,7 @@ pub async fn create_by_operator(svc: &Services, input: RegisterInput) -> ApiResu
     Ok((user, account))
 }
 
-pub fn operator_actor() -> Actor {
+pub(crate) fn operator_actor() -> Actor {
     Actor { kind: ActorType::Operator, user_id: None, key_id: None }
 }
 
@@ -207,7 +207,7 @@ async fn create_user(
 }
 
 /// A new session for `user_id`: the token to show once, and the row to store (digest only).
-pub fn new_session(svc: &Services, user_id: &str, now: DateTime<Utc>) -> (Secret, Session) {
+pub(crate) fn new_session(svc: &Services, user_id: &str, now: DateTime<Utc>) -> (Secret, Session) {
     let generated = svc.format.generate(CredentialKind::Session);
     let hours = i64::try_from(svc.sessions.absolute_timeout_hours).unwrap_or(i64::MAX / 3_600_000);
     let lifetime = chrono::Duration::try_hours(hours).unwrap_or(chrono::Duration::days(3650));
@@ -231,7 +231,7 @@ fn is_extra_blocked(domain: &str, extra: &[String]) -> bool {
 
 /// Email and password → a session. Throttled per email and per client address, shared by
 /// every way in (API and dashboard), so a second door is not a second set of guesses.
-pub async fn login(svc: &Services, ip: IpAddr, email: &str, password: &SecretString) -> ApiResult<SignedIn> {
+pub(crate) async fn login(svc: &Services, ip: IpAddr, email: &str, password: &SecretString) -> ApiResult<SignedIn> {
     // The throttle's key: the normalised email when it parses, the raw lower-cased text otherwise
     // (so made-up strings are counted too, without a user lookup).
     let parsed = Email::parse(email).ok();
@@ -297,7 +297,7 @@ fn record_failed_login(svc: &Services, user: User, ip: IpAddr) {
 }
 
 /// Ends one session; it is refused at once afterwards, on every node.
-pub async fn logout(svc: &Services, session: &SessionAuth) -> ApiResult<()> {
+pub(crate) async fn logout(svc: &Services, session: &SessionAuth) -> ApiResult<()> {
     svc.store.revoke_session(&session.session.id, Utc::now()).await?;
     svc.invalidate(Invalidation::User(session.user.id.clone())).await;
     Ok(())

@@ -14,14 +14,14 @@ use crate::service::Services;
 
 /// A key's requests per bucket and outcome, every bucket of the range listed (zeros included).
 #[derive(Debug, Clone)]
-pub struct KeySeries {
+pub(crate) struct KeySeries {
     pub key_id: String,
     pub range: UsageRange,
     pub series: Vec<UsageBucket>,
 }
 
 /// The range as [`UsageRange::parse`] reads it. Needs `keys:read` and a key the caller may see.
-pub async fn series(
+pub(crate) async fn series(
     svc: &Services,
     caller: &Caller,
     handle: &str,
@@ -39,7 +39,7 @@ pub async fn series(
 /// Which of the user's accounts holds the key behind `handle` (`id` or `key_part`): looked up
 /// in their own accounts only, never beyond. A malformed handle or a key in none of them is
 /// 404 like any other.
-pub async fn account_of(svc: &Services, user_id: &str, handle: &str) -> ApiResult<String> {
+pub(crate) async fn account_of(svc: &Services, user_id: &str, handle: &str) -> ApiResult<String> {
     if !keygate_core::id::looks_like(IdKind::Key, handle) && !svc.format.is_key_part(handle) {
         return Err(ApiError::not_found());
     }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::key_input::*;
+use crate::service::input::*;
 use crate::service::{Services, audit};
 
 /// Everything a new key is made of, as the person gave it (validated here).
@@ -41,17 +41,17 @@ pub struct MintInput {
 
 /// A PATCH as the person gave it: `None` leaves a field, `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
-pub struct PatchInput {
-    pub name: Option<String>,
-    pub expires_at: Option<Option<String>>,
-    pub end_date: Option<Option<String>>,
-    pub starts_at: Option<Option<String>>,
-    pub scopes: Option<Vec<String>>,
-    pub role_id: Option<Option<String>>,
-    pub rate_limit: Option<Option<RateLimit>>,
-    pub usage_limit: Option<Option<i64>>,
-    pub ip_allowlist: Option<Vec<String>>,
-    pub metadata: Option<Value>,
+pub(crate) struct PatchInput {
+    pub(crate) name: Option<String>,
+    pub(crate) expires_at: Option<Option<String>>,
+    pub(crate) end_date: Option<Option<String>>,
+    pub(crate) starts_at: Option<Option<String>>,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) role_id: Option<Option<String>>,
+    pub(crate) rate_limit: Option<Option<RateLimit>>,
+    pub(crate) usage_limit: Option<Option<i64>>,
+    pub(crate) ip_allowlist: Option<Vec<String>>,
+    pub(crate) metadata: Option<Value>,
 }
 
 /// A new key with its secret: the one moment the secret exists outside a digest.
@@ -63,23 +63,23 @@ pub struct Minted {
 
 /// A successor with its secret, and the old key as it ends.
 #[derive(Debug)]
-pub struct Rolled {
-    pub secret: Secret,
-    pub new: ApiKey,
-    pub old: ApiKey,
+pub(crate) struct Rolled {
+    pub(crate) secret: Secret,
+    pub(crate) new: ApiKey,
+    pub(crate) old: ApiKey,
 }
 
 /// Which keys to list. `own_only` narrows an administrator to their own user keys
 /// (the dashboard's "Personal API keys"); members below administrator only ever see those.
 #[derive(Debug, Clone, Default)]
-pub struct ListInput {
-    pub class: Option<String>,
-    pub status: Option<String>,
-    pub own_only: bool,
+pub(crate) struct ListInput {
+    pub(crate) class: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) own_only: bool,
 }
 
 /// The longest overlap a rolled key may keep working (7 days).
-pub const MAX_ROLL_OVERLAP_SECONDS: i64 = 604_800;
+pub(crate) const MAX_ROLL_OVERLAP_SECONDS: i64 = 604_800;
 
 /// Mints a key (docs/api.md §7 Keys). `ip` is the client's address; the operator's shell
 /// (`keygate admin keys mint`, a caller from `service::operator::in_account`) has none.
@@ -155,7 +155,12 @@ pub async fn mint(svc: &Services, caller: &Caller, ip: Option<IpAddr>, input: Mi
 }
 
 /// Keys newest first, never secrets. Members below administrator see only their own user keys.
-pub async fn list(svc: &Services, caller: &Caller, input: &ListInput, page: &PageRequest) -> ApiResult<Page<ApiKey>> {
+pub(crate) async fn list(
+    svc: &Services,
+    caller: &Caller,
+    input: &ListInput,
+    page: &PageRequest,
+) -> ApiResult<Page<ApiKey>> {
     caller.require_scope("keys", "read")?;
     let mut filter = KeyFilter {
         class: input
@@ -184,7 +189,7 @@ pub async fn list(svc: &Services, caller: &Caller, input: &ListInput, page: &Pag
 /// The key behind `handle` (`id` or `key_part`) if the caller may see it: administrators see
 /// every key of the account, others only their own user keys (and a key itself). Anything
 /// else is 404, like a key that never was. Checks no scope: each operation checks its own.
-pub async fn visible_key(svc: &Services, caller: &Caller, handle: &str) -> ApiResult<ApiKey> {
+pub(crate) async fn visible_key(svc: &Services, caller: &Caller, handle: &str) -> ApiResult<ApiKey> {
     if !keygate_core::id::looks_like(IdKind::Key, handle) && !svc.format.is_key_part(handle) {
         return Err(ApiError::not_found());
     }
@@ -198,7 +203,7 @@ pub async fn visible_key(svc: &Services, caller: &Caller, handle: &str) -> ApiRe
 }
 
 /// One key, to look at.
-pub async fn get(svc: &Services, caller: &Caller, handle: &str) -> ApiResult<ApiKey> {
+pub(crate) async fn get(svc: &Services, caller: &Caller, handle: &str) -> ApiResult<ApiKey> {
     caller.require_scope("keys", "read")?;
     visible_key(svc, caller, handle).await
 }
@@ -207,7 +212,13 @@ pub async fn get(svc: &Services, caller: &Caller, handle: &str) -> ApiResult<Api
 /// loosening it (`loosening::loosenings`) needs administrator+ (403 `insufficient_authority`),
 /// and no key's own rate limit may be looser than the plan's ceiling (400 `limit_exceeds_plan`).
 /// 409 `key_revoked` on a revoked key.
-pub async fn patch(svc: &Services, caller: &Caller, ip: IpAddr, handle: &str, input: PatchInput) -> ApiResult<ApiKey> {
+pub(crate) async fn patch(
+    svc: &Services,
+    caller: &Caller,
+    ip: IpAddr,
+    handle: &str,
+    input: PatchInput,
+) -> ApiResult<ApiKey> {
     caller.require_scope("keys", "write")?;
     let key = visible_key(svc, caller, handle).await?;
     if key.revoked_at.is_some() {
@@ -375,7 +386,7 @@ pub async fn revoke(svc: &Services, caller: &Caller, ip: Option<IpAddr>, handle:
 /// the overlap (at most 7 days). A key is rolled once: 409 `key_rolled` when it already has a
 /// successor (also when it is still live through its overlap; the store decides races), 409
 /// `key_revoked` on a revoked key.
-pub async fn roll(
+pub(crate) async fn roll(
     svc: &Services,
     caller: &Caller,
     ip: IpAddr,
@@ -433,7 +444,7 @@ pub async fn roll(
 
 /// A data role's permissions; an unknown or foreign role is a field error, not a 404, since
 /// the key itself exists.
-pub async fn role_permissions(svc: &Services, account_id: &str, role_id: &str) -> ApiResult<ScopeSet> {
+pub(crate) async fn role_permissions(svc: &Services, account_id: &str, role_id: &str) -> ApiResult<ScopeSet> {
     if !keygate_core::id::looks_like(IdKind::Role, role_id) {
         return Err(ApiError::invalid_field("role_id", "no such role in this account"));
     }
@@ -447,7 +458,7 @@ pub async fn role_permissions(svc: &Services, account_id: &str, role_id: &str) -
 
 /// A key's effective permissions (scopes ∩ role) must stay within the caller's: it is enough
 /// that either its scopes or its role fit, since the key gets their intersection.
-pub fn ensure_within(caller: &Caller, scopes: &ScopeSet, role: Option<&ScopeSet>) -> ApiResult<()> {
+pub(crate) fn ensure_within(caller: &Caller, scopes: &ScopeSet, role: Option<&ScopeSet>) -> ApiResult<()> {
     if caller.permissions.covers_all(scopes) || role.is_some_and(|r| caller.permissions.covers_all(r)) {
         return Ok(());
     }

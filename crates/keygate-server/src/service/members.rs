@@ -18,27 +18,33 @@ use serde_json::json;
 
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::identity::common::check_id;
+use crate::service::input::check_id;
 use crate::service::{Services, audit};
 
 /// An authority named in a form or body.
-pub fn parse_authority(field: &str, s: &str) -> ApiResult<Authority> {
+pub(crate) fn parse_authority(field: &str, s: &str) -> ApiResult<Authority> {
     Authority::parse(s).ok_or_else(|| ApiError::invalid_field(field, "must be user, administrator or owner"))
 }
 
-pub async fn list(svc: &Services, caller: &Caller, page: &PageRequest) -> ApiResult<Page<Member>> {
+pub(crate) async fn list(svc: &Services, caller: &Caller, page: &PageRequest) -> ApiResult<Page<Member>> {
     caller.require_scope("members", "read")?;
     Ok(svc.store.list_members(&caller.account.id, page).await?)
 }
 
 /// One member's standing in the caller's account; a malformed id or a non-member is 404.
-pub async fn find(svc: &Services, caller: &Caller, user_id: &str) -> ApiResult<Membership> {
+pub(crate) async fn find(svc: &Services, caller: &Caller, user_id: &str) -> ApiResult<Membership> {
     check_id(IdKind::User, user_id)?;
     svc.store.membership(&caller.account.id, user_id).await?.ok_or_else(ApiError::not_found)
 }
 
 /// Adds an existing user (by email) with an authority no higher than the caller's.
-pub async fn add(svc: &Services, caller: &Caller, ip: IpAddr, email: &str, authority: Authority) -> ApiResult<Member> {
+pub(crate) async fn add(
+    svc: &Services,
+    caller: &Caller,
+    ip: IpAddr,
+    email: &str,
+    authority: Authority,
+) -> ApiResult<Member> {
     caller.require_scope("members", "write")?;
     caller.require_authority(Authority::Administrator)?;
     let email = Email::parse(email).map_err(|e| ApiError::invalid_field("email", e.to_string()))?;
@@ -62,7 +68,7 @@ pub async fn add(svc: &Services, caller: &Caller, ip: IpAddr, email: &str, autho
 }
 
 /// Changes a member's authority (administrator+).
-pub async fn change(
+pub(crate) async fn change(
     svc: &Services,
     caller: &Caller,
     ip: IpAddr,
@@ -90,7 +96,7 @@ pub async fn change(
 
 /// Removes a member (administrator+, or the member themself). That user's keys in the
 /// account stop working at once.
-pub async fn remove(svc: &Services, caller: &Caller, ip: IpAddr, user_id: &str) -> ApiResult<()> {
+pub(crate) async fn remove(svc: &Services, caller: &Caller, ip: IpAddr, user_id: &str) -> ApiResult<()> {
     check_id(IdKind::User, user_id)?;
     caller.require_scope("members", "write")?;
     let is_self = caller.user_id.as_deref() == Some(user_id);

@@ -5,17 +5,19 @@
 //! the HTTP server's state), the caller already resolved in its account (`Caller`) where there
 //! is one, and answers domain values or an `ApiError` that each front end renders its way.
 
-pub mod accounts;
-pub mod audit;
+pub(crate) mod accounts;
+pub(crate) mod audit;
 pub mod identity;
-pub mod key_usage;
+pub(crate) mod input;
+pub(crate) mod key_usage;
 pub mod keys;
-pub mod members;
+pub(crate) mod members;
 pub mod operator;
-pub mod roles;
+pub(crate) mod roles;
+/// `pub` for the usage analytics bench, as `keys` is for the admin CLI.
 pub mod usage;
 pub mod usage_range;
-pub mod user;
+pub(crate) mod user;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -35,25 +37,25 @@ use crate::plans::Plans;
 /// builds its own beside no server at all (its invalidator relays through NOTIFY or the
 /// SQLite outbox, `cluster::outbox`).
 pub struct Services {
-    pub store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     /// Drops cached decisions here and tells the other nodes (or the server, from the CLI).
-    pub invalidator: Invalidator,
-    pub plans: Arc<Plans>,
-    pub passwords: Passwords,
+    pub(crate) invalidator: Invalidator,
+    pub(crate) plans: Arc<Plans>,
+    pub(crate) passwords: Passwords,
     /// Key and session prefixes: new secrets and the shape of a `key_part`.
-    pub format: KeyFormat,
-    pub signup: SignupSettings,
-    pub sessions: SessionSettings,
+    pub(crate) format: KeyFormat,
+    pub(crate) signup: SignupSettings,
+    pub(crate) sessions: SessionSettings,
     /// Sign-in and password-change guesses, per email and per client address.
-    pub throttle: LoginThrottle,
+    pub(crate) throttle: LoginThrottle,
     /// Sign-ups per client address (`signup.max_per_address_per_hour`).
-    pub signups: AddressAllowance,
+    pub(crate) signups: AddressAllowance,
 }
 
 impl Services {
     /// Everything from the settings but the store and the invalidator, which the caller wires
     /// (the server to its epochs and bus, the CLI to its relay).
-    pub fn new(settings: &Settings, store: Arc<dyn Store>, invalidator: Invalidator) -> anyhow::Result<Self> {
+    pub(crate) fn new(settings: &Settings, store: Arc<dyn Store>, invalidator: Invalidator) -> anyhow::Result<Self> {
         let format = KeyFormat::new(&settings.keys.user_prefix, &settings.keys.org_prefix, &settings.sessions.prefix)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Services {
@@ -78,14 +80,14 @@ impl Services {
     }
 
     /// Call after every committed change that could make a cached decision stale.
-    pub async fn invalidate(&self, inv: Invalidation) {
+    pub(crate) async fn invalidate(&self, inv: Invalidation) {
         self.invalidator.invalidate(inv).await;
     }
 }
 
 /// Builds audit entries with the fields every entry shares. `ip` is the client's address;
 /// the operator's shell has none.
-pub fn audit(
+pub(crate) fn audit(
     account_id: &str,
     actor: &Actor,
     action: &str,

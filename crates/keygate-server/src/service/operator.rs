@@ -14,14 +14,14 @@ use super::identity::operator_actor;
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
 use crate::limits::RateLimiter;
-use crate::routes::identity::common::check_id;
+use crate::service::input::check_id;
 use crate::service::{Services, audit};
 
 /// Ready (`/readyz`): every dependency the node needs to allow traffic answers — storage (a
 /// round trip), the invalidation feed (confirmed within 1 s, on PostgreSQL) and Redis (a PING,
 /// when shared limits are configured `fail_closed`). Otherwise 503 `unavailable`, whose
 /// `details` name what is down: `[{"dependency": "database" | "invalidation_feed" | "redis"}]`.
-pub async fn ready(svc: &Services, limiter: &RateLimiter) -> ApiResult<()> {
+pub(crate) async fn ready(svc: &Services, limiter: &RateLimiter) -> ApiResult<()> {
     let (database, redis) = tokio::join!(svc.store.ping(), limiter.ready());
     let mut down = Vec::new();
     if let Err(cause) = database {

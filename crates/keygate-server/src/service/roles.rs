@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::page_request;
-use crate::routes::identity::common::{FieldErrors, check_id};
+use crate::service::input::{FieldErrors, check_id};
 use crate::service::{Services, audit};
 
 /// More than this many permissions in one role is a mistake, not a role.
@@ -49,20 +49,25 @@ fn require_writer(caller: &Caller) -> ApiResult<()> {
 }
 
 /// A page of the account's roles: `limit` 1–100 (default 50), `cursor` from the previous page.
-pub async fn list(svc: &Services, caller: &Caller, limit: Option<u32>, cursor: Option<&str>) -> ApiResult<Page<Role>> {
+pub(crate) async fn list(
+    svc: &Services,
+    caller: &Caller,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> ApiResult<Page<Role>> {
     caller.require_scope("roles", "read")?;
     let page = page_request(limit, cursor)?;
     Ok(svc.store.list_roles(&caller.account.id, &page).await?)
 }
 
-pub async fn get(svc: &Services, caller: &Caller, role_id: &str) -> ApiResult<Role> {
+pub(crate) async fn get(svc: &Services, caller: &Caller, role_id: &str) -> ApiResult<Role> {
     caller.require_scope("roles", "read")?;
     check_id(IdKind::Role, role_id)?;
     svc.store.role(&caller.account.id, role_id).await?.ok_or_else(ApiError::not_found)
 }
 
 /// Creates a data role (administrator+); 409 `role_name_taken` for a name in use.
-pub async fn create(
+pub(crate) async fn create(
     svc: &Services,
     caller: &Caller,
     ip: IpAddr,
@@ -93,7 +98,7 @@ pub async fn create(
 }
 
 /// Renames a role or replaces its permissions (administrator+). Keys that use it follow at once.
-pub async fn update(
+pub(crate) async fn update(
     svc: &Services,
     caller: &Caller,
     ip: IpAddr,
@@ -132,7 +137,7 @@ pub async fn update(
 
 /// Deletes a role (administrator+). Keys that referenced it keep the reference and get no
 /// permissions until changed (fail closed).
-pub async fn delete(svc: &Services, caller: &Caller, ip: IpAddr, role_id: &str) -> ApiResult<()> {
+pub(crate) async fn delete(svc: &Services, caller: &Caller, ip: IpAddr, role_id: &str) -> ApiResult<()> {
     require_writer(caller)?;
     check_id(IdKind::Role, role_id)?;
     let id = &caller.account.id;

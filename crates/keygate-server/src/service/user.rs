@@ -17,17 +17,17 @@ use serde_json::json;
 use super::identity::{MAX_PASSWORD_BYTES, audit_in_each, new_session, user_actor};
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::identity::common::FieldErrors;
 use crate::service::Services;
+use crate::service::input::FieldErrors;
 
 /// The user's accounts with their authority in each, oldest membership first.
-pub async fn memberships(svc: &Services, user_id: &str) -> ApiResult<Vec<UserMembership>> {
+pub(crate) async fn memberships(svc: &Services, user_id: &str) -> ApiResult<Vec<UserMembership>> {
     Ok(svc.store.user_memberships(user_id).await?)
 }
 
 /// The user behind a session, with every membership. A user gone since the session was
 /// checked answers `session_expired`.
-pub async fn of_session(svc: &Services, user_id: &str) -> ApiResult<(User, Vec<UserMembership>)> {
+pub(crate) async fn of_session(svc: &Services, user_id: &str) -> ApiResult<(User, Vec<UserMembership>)> {
     let user = svc.store.user_by_id(user_id).await?.ok_or_else(ApiError::session_expired)?;
     let memberships = svc.store.user_memberships(&user.id).await?;
     Ok((user, memberships))
@@ -35,7 +35,7 @@ pub async fn of_session(svc: &Services, user_id: &str) -> ApiResult<(User, Vec<U
 
 /// The user a user key acts for (the key needs `user:read`), with only the key's own account
 /// listed: a key is bound to one account and does not reveal the user's others.
-pub async fn of_key(svc: &Services, caller: &Caller) -> ApiResult<(User, Vec<UserMembership>)> {
+pub(crate) async fn of_key(svc: &Services, caller: &Caller) -> ApiResult<(User, Vec<UserMembership>)> {
     caller.require_scope("user", "read")?;
     let user_id = caller.require_user()?;
     let user = svc.store.user_by_id(user_id).await?.ok_or_else(ApiError::invalid_credentials)?;
@@ -46,23 +46,23 @@ pub async fn of_key(svc: &Services, caller: &Caller) -> ApiResult<(User, Vec<Use
 
 /// A change of the user's own name and/or password, as sent.
 #[derive(Debug, Default)]
-pub struct UserPatch {
-    pub name: Option<String>,
-    pub current_password: Option<SecretString>,
-    pub new_password: Option<SecretString>,
+pub(crate) struct UserPatch {
+    pub(crate) name: Option<String>,
+    pub(crate) current_password: Option<SecretString>,
+    pub(crate) new_password: Option<SecretString>,
 }
 
 /// The user after the change; `token` is a new session (shown once) after a password change.
 #[derive(Debug)]
-pub struct UserChanged {
-    pub user: User,
-    pub memberships: Vec<UserMembership>,
-    pub token: Option<Secret>,
+pub(crate) struct UserChanged {
+    pub(crate) user: User,
+    pub(crate) memberships: Vec<UserMembership>,
+    pub(crate) token: Option<Secret>,
 }
 
 /// Changes the name, or the password (`current_password` + `new_password`). A password change
 /// revokes every session of the user and mints a new one; API keys are unaffected.
-pub async fn update(svc: &Services, user_id: &str, ip: IpAddr, patch: UserPatch) -> ApiResult<UserChanged> {
+pub(crate) async fn update(svc: &Services, user_id: &str, ip: IpAddr, patch: UserPatch) -> ApiResult<UserChanged> {
     let mut errors = FieldErrors::default();
     let name = match patch.name.as_deref() {
         None => None,

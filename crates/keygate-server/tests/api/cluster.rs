@@ -295,21 +295,25 @@ async fn a_node_that_loses_its_subscription_clears_its_cache_and_resubscribes() 
     let pg = env.postgres.as_str();
     let listeners = |db: String| async move {
         let mut c = sqlx::PgConnection::connect(pg).await.expect("admin connection");
-        let pids: Vec<(i32,)> =
-            sqlx::query_as("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'")
-                .bind(db)
-                .fetch_all(&mut c)
-                .await
-                .expect("pg_stat_activity");
+        let pids: Vec<(i32,)> = sqlx::query_as(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'keygate-listener'",
+        )
+        .bind(db)
+        .fetch_all(&mut c)
+        .await
+        .expect("pg_stat_activity");
         pids.into_iter().map(|(p,)| p).collect::<Vec<i32>>()
     };
     let before = listeners(db.name.clone()).await;
     assert_eq!(before.len(), 2, "one LISTEN connection per node");
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'")
-        .bind(&db.name)
-        .execute(&mut admin)
-        .await
-        .expect("terminate");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND application_name = 'keygate-listener'",
+    )
+    .bind(&db.name)
+    .execute(&mut admin)
+    .await
+    .expect("terminate");
     let back = lag_until(Duration::from_secs(5), async || {
         let now = listeners(db.name.clone()).await;
         now.len() == 2 && now.iter().all(|p| !before.contains(p))
@@ -389,7 +393,7 @@ async fn sign_in_failures_on_one_node_count_on_the_other() {
     let b = node_with(&db, &env.redis, FailurePolicy::FailClosed, slow_backoff).await;
     let u = a.register().await;
     let wrong = json!({ "email": u.email, "password": "not the password at all" });
-    // The email's threshold is 10 (SPEC §4): five wrong passwords on each node…
+    // The email's threshold is 10 (docs/api.md §4 Identity): five wrong passwords on each node…
     for node in [&a, &b, &a, &b, &a, &b, &a, &b, &a, &b] {
         assert_eq!(node.post("/v1/login", Cred::None, wrong.clone()).await.status, StatusCode::UNAUTHORIZED);
     }

@@ -1,5 +1,5 @@
-//! The gateway (SPEC §5) against a real upstream on loopback: routing, forwarding, header
-//! hygiene, streaming, and upstream failures.
+//! The gateway (docs/api.md §5 Gateway (reverse proxy)) against a real upstream on loopback:
+//! routing, forwarding, header hygiene, streaming, and upstream failures.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,6 @@
-//! The gateway's checks before it forwards (SPEC §5): every credential header spelling, sessions
-//! naming their account, revoked keys, every authorization rule, and per-route rate limits.
+//! The gateway's checks before it forwards (docs/api.md §5 Gateway (reverse proxy)): every
+//! credential header spelling, sessions naming their account, revoked keys, every authorization
+//! rule, and per-route rate limits.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;

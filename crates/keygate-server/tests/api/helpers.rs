@@ -429,8 +429,8 @@ pub fn route(prefix: &str, upstream: &str, resource: &str) -> RouteSettings {
     RouteSettings::new(prefix, upstream, resource)
 }
 
-/// The routes of SPEC §5 and the demo: companies (any credential), lists (user-scoped),
-/// leads (create-only), plus a few for the edge cases.
+/// The routes of docs/api.md §5 Gateway (reverse proxy) and the demo: companies (any credential),
+/// lists (user-scoped), leads (create-only), plus a few for the edge cases.
 pub async fn gateway_app(edit: impl FnOnce(&mut Vec<RouteSettings>)) -> (TestApp, Arc<Signals>) {
     gateway_app_with(edit, |_| {}).await
 }

@@ -20,6 +20,7 @@ mod identity_sessions;
 mod key_checks;
 mod key_rules;
 mod keys;
+mod layers;
 mod limits_in_use;
 mod partition;
 mod serving;

@@ -5,6 +5,9 @@
 //! Per node and in memory: a re-post normally reaches the node that served the first one
 //! within seconds; behind a round-robin balancer it may reach another, which then mints
 //! (the secret of the first is already on the screen it replaced, so nothing is lost).
+//!
+//! The dashboard's, but held in the shared state (`Inner::submissions`), so it lives beside
+//! the state rather than in `dashboard/`: the state never imports a front end.
 
 use std::time::Duration;
 
@@ -15,7 +18,7 @@ const REMEMBERED_FOR: Duration = Duration::from_secs(3600);
 /// Tokens kept at most; the oldest go first.
 const CAPACITY: u64 = 100_000;
 
-pub struct Submissions(Cache<String, ()>);
+pub(crate) struct Submissions(Cache<String, ()>);
 
 impl Default for Submissions {
     fn default() -> Self {
@@ -25,17 +28,17 @@ impl Default for Submissions {
 
 impl Submissions {
     /// A token for a form about to be shown.
-    pub fn issue() -> String {
+    pub(crate) fn issue() -> String {
         keygate_core::base62::random(22)
     }
 
     /// `true` the first time `token` is sent, `false` on every later sending.
-    pub fn claim(&self, token: &str) -> bool {
+    pub(crate) fn claim(&self, token: &str) -> bool {
         self.0.entry(token.to_owned()).or_insert(()).is_fresh()
     }
 
     /// The form's action failed (bad input): sending it again is not a repeat.
-    pub fn release(&self, token: &str) {
+    pub(crate) fn release(&self, token: &str) {
         self.0.invalidate(token);
     }
 }

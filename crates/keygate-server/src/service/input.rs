@@ -1,25 +1,20 @@
-//! The fields of mint and patch bodies, parsed into what the store takes. Pure: no I/O, so
-//! every rule is unit-tested here.
+//! Input the rules check, whichever front end it came through: the fields of key mint and
+//! patch bodies parsed into what the store takes, ids, account websites, and the collected
+//! field errors of one answer. Pure: no I/O, so every rule is unit-tested here. It lives below
+//! the front ends (not in `routes/`) because the services call it and imports point down.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use keygate_core::id::{IdKind, looks_like};
 use keygate_core::{RateLimit, ScopeSet};
-use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::error::ApiError;
 
-pub const MAX_METADATA_BYTES: usize = 4096;
-pub const MAX_ALLOWLIST: usize = 100;
-pub const MAX_SCOPES: usize = 100;
+pub(crate) const MAX_METADATA_BYTES: usize = 4096;
+pub(crate) const MAX_ALLOWLIST: usize = 100;
+pub(crate) const MAX_SCOPES: usize = 100;
 
-/// `Option<Option<T>>` for PATCH: absent = leave, `null` = clear, value = set.
-pub fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-pub fn parse_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn parse_name(name: &str) -> Result<String, ApiError> {
     let t = name.trim();
     let n = t.chars().count();
     if n == 0 || n > 100 || t.chars().any(char::is_control) {
@@ -28,21 +23,21 @@ pub fn parse_name(name: &str) -> Result<String, ApiError> {
     Ok(t.to_owned())
 }
 
-pub fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, ApiError> {
+pub(crate) fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, ApiError> {
     if scopes.is_empty() || scopes.len() > MAX_SCOPES {
         return Err(ApiError::invalid_field("scopes", "must list 1 to 100 scopes"));
     }
     ScopeSet::parse_all(scopes.iter().map(String::as_str)).map_err(|e| ApiError::invalid_field("scopes", e.to_string()))
 }
 
-pub fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| ApiError::invalid_field(field, "must be an RFC 3339 time like 2026-12-31T00:00:00Z"))
 }
 
 /// `end_date` (`YYYY-MM-DD`): the key stops at 00:00 UTC that day.
-pub fn parse_end_date(s: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_end_date(s: &str) -> Result<DateTime<Utc>, ApiError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
@@ -51,7 +46,7 @@ pub fn parse_end_date(s: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// The expiry from either `expires_at` or `end_date` (not both).
-pub fn expiry(expires_at: Option<&str>, end_date: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(crate) fn expiry(expires_at: Option<&str>, end_date: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     match (expires_at, end_date) {
         (Some(_), Some(_)) => Err(ApiError::invalid_field("end_date", "give expires_at or end_date, not both")),
         (Some(e), None) => parse_time("expires_at", e).map(Some),
@@ -60,12 +55,12 @@ pub fn expiry(expires_at: Option<&str>, end_date: Option<&str>) -> Result<Option
     }
 }
 
-pub fn parse_rate_limit(r: &RateLimit) -> Result<RateLimit, ApiError> {
+pub(crate) fn parse_rate_limit(r: &RateLimit) -> Result<RateLimit, ApiError> {
     r.validate().map_err(|m| ApiError::invalid_field("rate_limit", m))?;
     Ok(*r)
 }
 
-pub fn parse_usage_limit(n: i64) -> Result<i64, ApiError> {
+pub(crate) fn parse_usage_limit(n: i64) -> Result<i64, ApiError> {
     if n < 1 {
         return Err(ApiError::invalid_field("usage_limit", "must be a positive number"));
     }
@@ -73,7 +68,7 @@ pub fn parse_usage_limit(n: i64) -> Result<i64, ApiError> {
 }
 
 /// CIDRs normalised (`10.1.2.3/8` → `10.0.0.0/8`, a bare address → `/32` or `/128`).
-pub fn parse_allowlist(list: &[String]) -> Result<Vec<String>, ApiError> {
+pub(crate) fn parse_allowlist(list: &[String]) -> Result<Vec<String>, ApiError> {
     if list.len() > MAX_ALLOWLIST {
         return Err(ApiError::invalid_field("ip_allowlist", "at most 100 entries"));
     }
@@ -86,7 +81,7 @@ pub fn parse_allowlist(list: &[String]) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
-pub fn parse_metadata(v: &Value) -> Result<Value, ApiError> {
+pub(crate) fn parse_metadata(v: &Value) -> Result<Value, ApiError> {
     if !v.is_object() {
         return Err(ApiError::invalid_field("metadata", "must be a JSON object"));
     }
@@ -94,6 +89,50 @@ pub fn parse_metadata(v: &Value) -> Result<Value, ApiError> {
         return Err(ApiError::invalid_field("metadata", "must be at most 4096 bytes as JSON"));
     }
     Ok(v.clone())
+}
+
+/// A malformed id is answered 404 at once, without asking storage.
+pub(crate) fn check_id(kind: IdKind, id: &str) -> Result<(), ApiError> {
+    if looks_like(kind, id) { Ok(()) } else { Err(ApiError::not_found()) }
+}
+
+/// Collects field problems so one answer lists all of them (`details`).
+#[derive(Debug, Default)]
+pub(crate) struct FieldErrors(Vec<(String, String)>);
+
+impl FieldErrors {
+    pub(crate) fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push((field.to_owned(), message.into()));
+    }
+
+    pub(crate) fn into_result(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let summary = self.0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; ");
+        let mut e = ApiError::invalid_request(format!("Invalid request: {summary}."));
+        e.details = Some(json!(self.0.iter().map(|(f, m)| json!({ "field": f, "message": m })).collect::<Vec<_>>()));
+        Err(e)
+    }
+}
+
+/// An account's website: an `http(s)://` URL or a bare host with a company domain, at most
+/// 2048 characters, no spaces or control characters. Answers it trimmed.
+pub(crate) fn parse_url(raw: &str) -> Result<String, &'static str> {
+    let url = raw.trim();
+    let scheme_ok = match url.split_once("://") {
+        Some((scheme, _)) => scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"),
+        None => true,
+    };
+    if url.is_empty()
+        || url.len() > 2048
+        || !scheme_ok
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        || keygate_core::validate::company_domain(url).is_none()
+    {
+        return Err("must be an http(s) URL or a domain such as https://acme.com");
+    }
+    Ok(url.to_owned())
 }
 
 #[cfg(test)]
