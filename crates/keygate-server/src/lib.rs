@@ -51,7 +51,8 @@ pub struct App {
     background: Background,
 }
 
-/// Tasks that live as long as the server: the usage flusher, the cluster listener.
+/// Tasks that live as long as the server: the usage flusher, the cluster listener (the
+/// pruners end with `stop` and need no join).
 struct Background {
     stop: CancellationToken,
     flusher: tokio::task::JoinHandle<()>,
@@ -96,6 +97,7 @@ pub async fn build_with_clock(
     quotas.spawn_pruner();
     let usage = Arc::new(UsageRecorder::new(Arc::clone(&store), Arc::clone(&metrics)));
     let flusher = usage.spawn_flusher(Duration::from_millis(settings.usage.flush_interval_ms.max(10)), stop.clone());
+    usage::retention::spawn_pruner(Arc::clone(&store), stop.clone());
     let mut invalidator = Invalidator::new(Arc::clone(&epochs));
     if let Some(bus) = cluster.bus {
         invalidator = invalidator.with_bus(bus);

@@ -2,42 +2,64 @@
 //! as increments in batches (every `flush_interval_ms`, and once more at shutdown), so counts
 //! from many nodes add up and none are lost on a clean stop.
 
+pub mod retention;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use dashmap::DashMap;
-use keygate_store::{Store, UsageDelta};
+use keygate_store::{Outcome, OutcomeCounts, Store, UsageDelta};
 
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone)]
 struct Pending {
-    requests: i64,
+    /// Requests per outcome: counting one is an indexed add, whatever the outcome.
+    outcomes: OutcomeCounts,
     last_used_at: DateTime<Utc>,
     last_used_ip: IpAddr,
 }
 
-/// One key's uses not yet flushed, per UTC day: one day, or two around midnight.
+/// One key's uses not yet flushed, per UTC hour (hours since 1970): one hour, or two around
+/// the turn of an hour.
 #[derive(Debug, Default)]
 struct KeyUsage {
-    days: Vec<(NaiveDate, Pending)>,
+    hours: Vec<(i64, Pending)>,
 }
 
 impl KeyUsage {
-    fn add(&mut self, day: NaiveDate, requests: i64, at: DateTime<Utc>, ip: IpAddr) {
-        match self.days.iter_mut().find(|(d, _)| *d == day) {
-            Some((_, p)) => {
-                p.requests += requests;
-                if at >= p.last_used_at {
-                    p.last_used_at = at;
-                    p.last_used_ip = ip;
-                }
-            }
-            None => self.days.push((day, Pending { requests, last_used_at: at, last_used_ip: ip })),
-        }
+    fn add(&mut self, hour: i64, outcomes: &OutcomeCounts, at: DateTime<Utc>, ip: IpAddr) {
+        self.counts_of(hour, at, ip).merge(outcomes);
     }
+
+    fn add_one(&mut self, hour: i64, outcome: Outcome, at: DateTime<Utc>, ip: IpAddr) {
+        self.counts_of(hour, at, ip).add(outcome, 1);
+    }
+
+    /// The counters of `hour`, after noting a use at `at` from `ip` (the latest use is kept).
+    fn counts_of(&mut self, hour: i64, at: DateTime<Utc>, ip: IpAddr) -> &mut OutcomeCounts {
+        let i = match self.hours.iter().position(|(h, _)| *h == hour) {
+            Some(i) => i,
+            None => {
+                let fresh = Pending { outcomes: OutcomeCounts::default(), last_used_at: at, last_used_ip: ip };
+                self.hours.push((hour, fresh));
+                self.hours.len() - 1
+            }
+        };
+        let p = &mut self.hours[i].1;
+        if at >= p.last_used_at {
+            p.last_used_at = at;
+            p.last_used_ip = ip;
+        }
+        &mut p.outcomes
+    }
+}
+
+/// The hour `at` falls in, as hours since 1970 (UTC).
+fn hour_of(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(3600)
 }
 
 pub struct UsageRecorder {
@@ -53,13 +75,14 @@ impl UsageRecorder {
         UsageRecorder { pending: DashMap::default(), store, metrics }
     }
 
-    pub fn record(&self, key_id: &str, ip: IpAddr, now: DateTime<Utc>) {
-        let day = now.date_naive();
+    /// Counts one request made with a known key, granted (`Outcome::Valid`) or refused.
+    pub fn record(&self, key_id: &str, outcome: Outcome, ip: IpAddr, now: DateTime<Utc>) {
+        let hour = hour_of(now);
         if let Some(mut usage) = self.pending.get_mut(key_id) {
-            usage.add(day, 1, now, ip);
+            usage.add_one(hour, outcome, now, ip);
             return;
         }
-        self.pending.entry(key_id.to_owned()).or_default().add(day, 1, now, ip);
+        self.pending.entry(key_id.to_owned()).or_default().add_one(hour, outcome, now, ip);
     }
 
     /// Writes everything gathered so far. On failure the deltas go back into the map, so a
@@ -69,11 +92,12 @@ impl UsageRecorder {
         let mut deltas = Vec::with_capacity(keys.len());
         for k in keys {
             let Some((key_id, usage)) = self.pending.remove(&k) else { continue };
-            for (day, p) in usage.days {
+            for (hour, p) in usage.hours {
+                let Some(start) = DateTime::from_timestamp(hour * 3600, 0) else { continue };
                 deltas.push(UsageDelta {
                     key_id: key_id.clone(),
-                    day,
-                    requests: p.requests,
+                    hour: start,
+                    outcomes: p.outcomes,
                     last_used_at: p.last_used_at,
                     last_used_ip: Some(p.last_used_ip.to_string()),
                 });
@@ -92,7 +116,7 @@ impl UsageRecorder {
                 for d in deltas {
                     let ip =
                         d.last_used_ip.as_deref().and_then(|s| s.parse().ok()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-                    self.pending.entry(d.key_id).or_default().add(d.day, d.requests, d.last_used_at, ip);
+                    self.pending.entry(d.key_id).or_default().add(hour_of(d.hour), &d.outcomes, d.last_used_at, ip);
                 }
                 Err(e)
             }
@@ -142,20 +166,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uses_of_a_key_are_counted_per_utc_day_with_the_latest_use_kept() {
+    fn uses_of_a_key_are_counted_per_utc_hour_and_outcome_with_the_latest_use_kept() {
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 11, 23, h, m, 0).single().expect("time");
         let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
         let mut usage = KeyUsage::default();
-        usage.add(at(23, 59).date_naive(), 1, at(23, 59), a);
-        usage.add(at(23, 58).date_naive(), 2, at(23, 58), b); // late: counted, not the latest
-        let next_day = at(23, 59) + chrono::Duration::minutes(2);
-        usage.add(next_day.date_naive(), 1, next_day, b);
-        assert_eq!(usage.days.len(), 2);
-        let (day, first) = &usage.days[0];
-        assert_eq!(
-            (*day, first.requests, first.last_used_at, first.last_used_ip),
-            (at(0, 0).date_naive(), 3, at(23, 59), a)
-        );
-        assert_eq!((usage.days[1].1.requests, usage.days[1].1.last_used_ip), (1, b));
+        usage.add_one(hour_of(at(23, 59)), Outcome::Valid, at(23, 59), a);
+        usage.add_one(hour_of(at(23, 58)), Outcome::RateLimited, at(23, 58), b); // late: counted, not the latest
+        usage.add_one(hour_of(at(23, 10)), Outcome::Valid, at(23, 10), b);
+        let next_hour = at(23, 59) + chrono::Duration::minutes(2);
+        usage.add_one(hour_of(next_hour), Outcome::Revoked, next_hour, b);
+        assert_eq!(usage.hours.len(), 2);
+        let (hour, first) = &usage.hours[0];
+        assert_eq!(*hour, at(23, 0).timestamp() / 3600);
+        assert_eq!((first.outcomes.get(Outcome::Valid), first.outcomes.get(Outcome::RateLimited)), (2, 1));
+        assert_eq!((first.last_used_at, first.last_used_ip), (at(23, 59), a));
+        let (_, second) = &usage.hours[1];
+        assert_eq!((second.outcomes.get(Outcome::Revoked), second.outcomes.total(), second.last_used_ip), (1, 1, b));
     }
 }

@@ -175,7 +175,10 @@ pub(crate) struct KeyView {
     pub(crate) revoked_at: Option<String>,
     pub(crate) last_used_at: Option<String>,
     pub(crate) last_used_ip: Option<String>,
+    /// Every request made with the key, refused ones too (docs/api.md, Usage)
     pub(crate) request_count: i64,
+    /// The granted ones (verify code VALID)
+    pub(crate) success_count: i64,
     pub(crate) usage_limit: Option<i64>,
     pub(crate) usage_remaining: Option<i64>,
     pub(crate) rate_limit: Option<RateLimitView>,
@@ -208,6 +211,7 @@ impl KeyView {
             last_used_at: opt_time(k.last_used_at),
             last_used_ip: k.last_used_ip,
             request_count: k.request_count,
+            success_count: k.success_count,
             usage_limit: k.usage_limit,
             rate_limit: k.rate_limit.map(Into::into),
             ip_allowlist: k.ip_allowlist,

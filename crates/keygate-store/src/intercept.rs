@@ -6,10 +6,10 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
 use keygate_core::Authority;
 
 use crate::model::*;
+use crate::usage::*;
 use crate::{Store, StoreResult};
 
 /// Sees every store call, by method name, before it is made; an error is the call's answer.
@@ -280,9 +280,31 @@ impl<I: Interceptor> Store for Intercepted<I> {
         self.inner.record_usage(deltas).await
     }
 
-    async fn key_usage(&self, key_id: &str, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<DailyUsage>> {
+    async fn key_usage(
+        &self,
+        account_id: &str,
+        key_id: &str,
+        granularity: Granularity,
+        from: Time,
+        to: Time,
+    ) -> StoreResult<Vec<UsageBucket>> {
         self.interceptor.before("key_usage")?;
-        self.inner.key_usage(key_id, from, to).await
+        self.inner.key_usage(account_id, key_id, granularity, from, to).await
+    }
+
+    async fn account_usage_by_day(&self, account_id: &str, from: Time, to: Time) -> StoreResult<Vec<UsageBucket>> {
+        self.interceptor.before("account_usage_by_day")?;
+        self.inner.account_usage_by_day(account_id, from, to).await
+    }
+
+    async fn account_usage_by_key(&self, account_id: &str, from: Time, to: Time) -> StoreResult<Vec<KeyUsageTotal>> {
+        self.interceptor.before("account_usage_by_key")?;
+        self.inner.account_usage_by_key(account_id, from, to).await
+    }
+
+    async fn prune_usage_hours(&self, before: Time, limit: u32) -> StoreResult<u64> {
+        self.interceptor.before("prune_usage_hours")?;
+        self.inner.prune_usage_hours(before, limit).await
     }
 
     async fn append_audit(&self, audit: Vec<NewAudit>) -> StoreResult<()> {

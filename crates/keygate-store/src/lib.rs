@@ -9,8 +9,10 @@ pub mod intercept;
 pub mod model;
 pub mod sql;
 pub mod store;
+pub mod usage;
 
 pub use error::{Conflict, StoreError, StoreResult};
 pub use model::*;
 pub use sql::{Dialect, PoolConfig, SqlStore, open, open_with};
 pub use store::Store;
+pub use usage::*;

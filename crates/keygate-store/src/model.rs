@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use keygate_core::{Authority, RateLimit};
 use serde::{Deserialize, Serialize};
 
@@ -185,7 +185,10 @@ pub struct ApiKey {
     pub revoked_at: Option<Time>,
     pub last_used_at: Option<Time>,
     pub last_used_ip: Option<String>,
+    /// Every request made with the key, refused ones too (docs/api.md, "Usage").
     pub request_count: i64,
+    /// The granted ones (`VALID`).
+    pub success_count: i64,
     pub usage_limit: Option<i64>,
     /// Units of `usage_limit` spent so far.
     pub usage_used: i64,
@@ -273,22 +276,6 @@ pub struct KeyAuth {
 pub struct SessionAuth {
     pub session: Session,
     pub user: User,
-}
-
-/// One node's accumulated use of one key, flushed as increments (never overwrites).
-#[derive(Debug, Clone, PartialEq)]
-pub struct UsageDelta {
-    pub key_id: String,
-    pub day: NaiveDate,
-    pub requests: i64,
-    pub last_used_at: Time,
-    pub last_used_ip: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DailyUsage {
-    pub date: NaiveDate,
-    pub requests: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,11 +10,11 @@
 //! - soft-deleted accounts are invisible to every lookup.
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
 use keygate_core::Authority;
 
 use crate::error::StoreResult;
 use crate::model::*;
+use crate::usage::*;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -163,9 +163,31 @@ pub trait Store: Send + Sync + 'static {
     /// or `None` when that would exceed the limit (nothing spent). Exact under concurrency,
     /// across nodes too. Keys without a limit answer `Some(i64::MAX)`.
     async fn consume_usage(&self, key_id: &str, cost: i64) -> StoreResult<Option<i64>>;
-    /// Adds each delta to `request_count` and the daily counts; `last_used_*` move forward only.
+
+    // ---- usage by outcome (docs/api.md, "Usage") ----
+
+    /// Adds each delta as increments: `request_count` by every outcome, `success_count` by
+    /// `VALID`, and the key's hour, the key's day and its account's day by outcome;
+    /// `last_used_*` move forward only. Deltas of unknown keys are skipped.
     async fn record_usage(&self, deltas: &[UsageDelta]) -> StoreResult<()>;
-    async fn key_usage(&self, key_id: &str, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<DailyUsage>>;
+    /// The key's buckets with any count whose start lies in `[from, to]`, oldest first.
+    /// Hours older than the pruning horizon are gone.
+    async fn key_usage(
+        &self,
+        account_id: &str,
+        key_id: &str,
+        granularity: Granularity,
+        from: Time,
+        to: Time,
+    ) -> StoreResult<Vec<UsageBucket>>;
+    /// The account's UTC days with any count in `[from, to]`, summed over its keys, oldest first.
+    async fn account_usage_by_day(&self, account_id: &str, from: Time, to: Time) -> StoreResult<Vec<UsageBucket>>;
+    /// Each key of the account with any count on the days in `[from, to]`, with its totals,
+    /// ordered by key id.
+    async fn account_usage_by_key(&self, account_id: &str, from: Time, to: Time) -> StoreResult<Vec<KeyUsageTotal>>;
+    /// Deletes at most `limit` hourly rows of hours that began before `before`, oldest first;
+    /// answers how many went (the pruner calls again while a batch comes back full).
+    async fn prune_usage_hours(&self, before: Time, limit: u32) -> StoreResult<u64>;
 
     // ---- sign-in throttle (shared by every node that shares the database) ----
 

@@ -20,6 +20,8 @@ mod keys;
 mod sign_in;
 #[path = "conformance/usage.rs"]
 mod usage;
+#[path = "conformance/usage_outcomes.rs"]
+mod usage_outcomes;
 
 /// Generates `sqlite::<name>` and `postgres::<name>` for each suite function `module::name`.
 macro_rules! conformance {
@@ -66,6 +68,8 @@ conformance! {
     usage::consume_usage_is_exact_under_concurrency,
     usage::record_usage_from_two_nodes_adds_up,
     usage::key_auth_joins,
+    usage_outcomes::usage_is_counted_by_outcome_per_key_and_account,
+    usage_outcomes::old_usage_hours_are_pruned_in_bounded_batches,
     invalidations::invalidation_outbox,
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::Utc;
 use keygate_core::ratelimit::Decision;
 use keygate_core::{CredentialKind, Digest, KeyFormat, Parsed};
-use keygate_store::{Account, SessionAuth, Store};
+use keygate_store::{Account, Outcome, SessionAuth, Store};
 use moka::sync::Cache;
 
 use super::cache::{FoundMembership, StampedCache};
@@ -141,6 +141,15 @@ impl Authenticator {
         Verdict::Refused(Refused { refusal, key, limit: None })
     }
 
+    /// A refusal of a known key, which its usage counts (docs/api.md, "Usage"): in memory,
+    /// like a grant, so refusing costs no storage write either.
+    fn refused_key(&self, refusal: Refusal, key: Arc<CachedKey>, ip: IpAddr) -> Verdict {
+        if let Some(outcome) = refusal.outcome() {
+            self.usage.record(&key.key.id, outcome, ip, Utc::now());
+        }
+        self.refused(refusal, Some(key))
+    }
+
     /// The whole hot path for a parsed API key.
     async fn decide_key(&self, parsed: &Parsed, ctx: &AuthContext<'_>) -> Result<Verdict, ApiError> {
         let key = match self.lookup_key(&parsed.digest, ctx.ip).await? {
@@ -153,7 +162,7 @@ impl Authenticator {
             Ok(plan) => plan,
             Err(r) => {
                 tracing::debug!(key_id = %key.key.id, refusal = r.verify_code(), "key refused");
-                return Ok(self.refused(r, Some(key)));
+                return Ok(self.refused_key(r, key, ctx.ip));
             }
         };
         // Every limit of the key, its route and its account, then the account's quota
@@ -176,6 +185,9 @@ impl Authenticator {
         let spent = match self.spend(limits.clone(), quota, ctx.cost, ctx.report_limits).await? {
             Ok(spent) => spent,
             Err(refused) => {
+                if let Some(outcome) = refused.refusal.outcome() {
+                    self.usage.record(&key.key.id, outcome, ctx.ip, now);
+                }
                 self.metrics.decision(refused.refusal.verify_code());
                 return Ok(Verdict::Refused(Refused {
                     refusal: refused.refusal,
@@ -193,10 +205,10 @@ impl Authenticator {
             }
             match consumed? {
                 Some(left) => usage_remaining = Some(left),
-                None => return Ok(self.refused(Refusal::UsageExceeded, Some(key))),
+                None => return Ok(self.refused_key(Refusal::UsageExceeded, key, ctx.ip)),
             }
         }
-        self.usage.record(&key.key.id, ctx.ip, now);
+        self.usage.record(&key.key.id, Outcome::Valid, ctx.ip, now);
         self.metrics.decision("VALID");
         Ok(Verdict::Granted(Granted {
             key,

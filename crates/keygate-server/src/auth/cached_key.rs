@@ -152,6 +152,7 @@ pub(crate) fn sample_auth(key_id: &str) -> KeyAuth {
             last_used_at: None,
             last_used_ip: Some("10.0.0.1".to_owned()),
             request_count: 0,
+            success_count: 0,
             usage_limit: None,
             usage_used: 0,
             rate_limit: None,

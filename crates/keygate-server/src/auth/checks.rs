@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use keygate_core::{CredentialKind, Scope};
-use keygate_store::{KeyClass, KeyStatus};
+use keygate_store::{KeyClass, KeyStatus, Outcome};
 
 use super::cached_key::CachedKey;
 use crate::plans::{PlanAccess, Plans};
@@ -47,6 +47,26 @@ impl Refusal {
             Refusal::QuotaExceeded(_) => "QUOTA_EXCEEDED",
             Refusal::UsageExceeded => "USAGE_EXCEEDED",
         }
+    }
+
+    /// What the usage counters count this refusal as (docs/api.md, "Usage"). `None` for
+    /// `NotFound`: an unknown key has nothing to count against, and a key answered as unknown
+    /// (its user left, its account is gone) is treated as one.
+    pub fn outcome(&self) -> Option<Outcome> {
+        Some(match self {
+            Refusal::NotFound => return None,
+            Refusal::Revoked => Outcome::Revoked,
+            Refusal::Expired => Outcome::Expired,
+            Refusal::Inactive => Outcome::Inactive,
+            Refusal::PlanRequired => Outcome::PlanRequired,
+            Refusal::IpNotAllowed => Outcome::IpNotAllowed,
+            Refusal::UserCredentialRequired => Outcome::UserCredentialRequired,
+            Refusal::CredentialNotAccepted => Outcome::CredentialNotAccepted,
+            Refusal::InsufficientScope(_) => Outcome::InsufficientScope,
+            Refusal::RateLimited(_) => Outcome::RateLimited,
+            Refusal::QuotaExceeded(_) => Outcome::QuotaExceeded,
+            Refusal::UsageExceeded => Outcome::UsageExceeded,
+        })
     }
 
     pub fn to_api_error(&self) -> crate::error::ApiError {
@@ -141,6 +161,32 @@ pub fn check_key<'p>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_refusal_of_a_known_key_is_counted_under_its_verify_code() {
+        let d = keygate_core::ratelimit::Decision {
+            allowed: false,
+            limit: 1,
+            remaining: 0,
+            reset_seconds: 1,
+            retry_after_seconds: 1,
+        };
+        for r in [
+            Refusal::Revoked,
+            Refusal::Expired,
+            Refusal::Inactive,
+            Refusal::PlanRequired,
+            Refusal::IpNotAllowed,
+            Refusal::UserCredentialRequired,
+            Refusal::CredentialNotAccepted,
+            Refusal::InsufficientScope("leads:create".into()),
+            Refusal::RateLimited(d),
+            Refusal::UsageExceeded,
+        ] {
+            assert_eq!(r.outcome().map(Outcome::as_str), Some(r.verify_code()), "{r:?}");
+        }
+        assert_eq!(Refusal::NotFound.outcome(), None, "an unknown key has nothing to count against");
+    }
 
     #[test]
     fn credential_classes_are_refused_with_the_right_reason() {

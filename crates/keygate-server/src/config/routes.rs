@@ -17,6 +17,7 @@ pub(crate) const RESERVED_PREFIXES: &[&str] = &[
     "/v1/accounts",
     "/v1/keys",
     "/v1/audit",
+    "/v1/usage",
     "/v1/admin",
     "/healthz",
     "/readyz",

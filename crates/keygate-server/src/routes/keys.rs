@@ -1,24 +1,27 @@
-//! API keys: mint (shown once), list, get, patch, revoke, roll, daily usage (docs/api.md §4 API
-//! keys). Every change is audited in the same transaction and invalidates cached decisions at once.
+//! API keys: mint (shown once), list, get, patch, revoke, roll, usage by outcome (docs/api.md §4
+//! API keys, Usage). Every change is audited in the same transaction and invalidates cached
+//! decisions at once.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use keygate_core::RateLimit;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use keygate_store::{Granularity, UsageBucket};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::identity::common::double_option;
+use super::usage::UsagePointView;
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Json, OptionalJson, Query, page_request};
 use crate::service::key_usage;
 use crate::service::keys as service;
 use crate::state::AppState;
-use crate::views::{CreatedKeyView, KeyView, ListView};
+use crate::views::{CreatedKeyView, KeyView, ListView, time};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -107,10 +110,39 @@ pub(crate) struct AccountQuery {
 #[serde(deny_unknown_fields)]
 pub(crate) struct UsageQuery {
     account_id: Option<String>,
-    /// YYYY-MM-DD, default 29 days before `to`
+    /// `day`: YYYY-MM-DD, default 29 days before `to`. `hour`: an RFC 3339 time or a date,
+    /// default 23 hours before `to`
     from: Option<String>,
-    /// YYYY-MM-DD, default today (UTC)
+    /// `day`: YYYY-MM-DD, default today (UTC), at most 366 days after `from`. `hour`: an
+    /// RFC 3339 time or a date, default the current hour, at most 8 days after `from`
     to: Option<String>,
+    /// `day` (default) or `hour`
+    granularity: Option<String>,
+}
+
+/// A key's requests per bucket and outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyUsageView {
+    pub key_id: String,
+    /// `day` or `hour`
+    pub granularity: String,
+    /// The first bucket's start (RFC 3339, UTC)
+    pub from: String,
+    /// The last bucket's start (included)
+    pub to: String,
+    /// Every bucket of the range, zeros included, oldest first
+    pub series: Vec<UsagePointView>,
+    /// `granularity=day` only, kept for clients of the first edition: the same days as
+    /// `series`, as `{date, requests}`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily: Option<Vec<DailyView>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DailyView {
+    /// YYYY-MM-DD
+    pub date: String,
+    pub requests: i64,
 }
 
 /// Mint a key. 201 with the full `key`: the only time it is ever shown.
@@ -253,20 +285,40 @@ async fn roll_key(
     Ok((StatusCode::CREATED, axum::Json(out)))
 }
 
-/// Requests per UTC day, zeros included, for `?from=&to=` (at most 366 days).
+/// Requests per UTC day or hour by outcome, every bucket listed (zeros included).
 #[utoipa::path(get, path = "/v1/keys/{key}/usage", tag = "keys", params(("key" = String, Path, description = "id or key_part"), UsageQuery),
-    responses((status = 200, description = "{daily: [{date, requests}]}"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, body = KeyUsageView),
+        (status = 400, description = "invalid_request: `from` after `to`, a range longer than 366 days (`day`) or 8 days (`hour`), an unknown `granularity`"),
+        (status = 401), (status = 404)))]
 async fn key_usage(
     State(state): State<AppState>,
     principal: Principal,
     Path(handle): Path<String>,
     Query(q): Query<UsageQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<KeyUsageView>> {
     let caller = caller_for_key(&state, &principal, q.account_id.as_deref(), &handle).await?;
-    let usage = key_usage::daily(&state.services, &caller, &handle, q.from.as_deref(), q.to.as_deref()).await?;
-    let daily: Vec<Value> =
-        usage.daily.iter().map(|(d, n)| json!({ "date": d.format("%Y-%m-%d").to_string(), "requests": n })).collect();
-    Ok(axum::Json(json!({ "key_id": usage.key_id, "daily": daily })))
+    let usage = key_usage::series(
+        &state.services,
+        &caller,
+        &handle,
+        q.granularity.as_deref(),
+        q.from.as_deref(),
+        q.to.as_deref(),
+    )
+    .await?;
+    let daily = (usage.range.granularity == Granularity::Day).then(|| {
+        let day =
+            |b: &UsageBucket| DailyView { date: b.start.format("%Y-%m-%d").to_string(), requests: b.outcomes.total() };
+        usage.series.iter().map(day).collect()
+    });
+    Ok(axum::Json(KeyUsageView {
+        key_id: usage.key_id,
+        granularity: usage.range.granularity.as_str().to_owned(),
+        from: time(usage.range.from),
+        to: time(usage.range.to),
+        series: usage.series.iter().map(UsagePointView::from).collect(),
+        daily,
+    }))
 }
 
 /// The caller in the key's account. A key names a single account, so a session token may omit

@@ -13,6 +13,8 @@ pub(crate) mod keys;
 pub(crate) mod members;
 pub(crate) mod openapi_common;
 pub(crate) mod roles;
+pub(crate) mod usage;
+pub(crate) mod usage_csv;
 pub(crate) mod verify;
 
 use axum::extract::{Request, State};
@@ -85,6 +87,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(roles::routes())
         .merge(keys::routes())
         .merge(audit::routes())
+        .merge(usage::routes())
         .merge(admin::routes())
         .layer(middleware::from_fn(crate::auth::principal::rate_headers));
     OpenApiRouter::with_openapi(docs::base()).merge(health::routes()).merge(verify::routes()).merge(management)

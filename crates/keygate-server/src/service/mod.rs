@@ -14,6 +14,9 @@ pub mod keys;
 pub(crate) mod members;
 pub mod operator;
 pub(crate) mod roles;
+/// `pub` for the usage analytics bench, as `keys` is for the admin CLI.
+pub mod usage;
+pub mod usage_range;
 pub(crate) mod user;
 
 use std::net::IpAddr;

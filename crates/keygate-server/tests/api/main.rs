@@ -29,4 +29,5 @@ mod serving;
 mod slow_clients;
 mod unknown_credentials;
 mod upstream_pool;
+mod usage;
 mod verify_callers;

@@ -43,6 +43,7 @@ mod members;
 mod rows;
 mod store_impl;
 mod usage;
+mod usage_counts;
 mod users;
 
 use std::str::FromStr;
@@ -224,12 +225,14 @@ impl SqlStore {
                 (2, "login throttle", include_str!("../../migrations/sqlite/0002_login_throttle.sql")),
                 (3, "invalidations", include_str!("../../migrations/sqlite/0003_invalidations.sql")),
                 (4, "key successor", include_str!("../../migrations/sqlite/0004_key_successor.sql")),
+                (5, "usage outcomes", include_str!("../../migrations/sqlite/0005_usage_outcomes.sql")),
             ],
             Dialect::Postgres => &[
                 (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
                 (2, "login throttle", include_str!("../../migrations/postgres/0002_login_throttle.sql")),
                 (3, "invalidations", include_str!("../../migrations/postgres/0003_invalidations.sql")),
                 (4, "key successor", include_str!("../../migrations/postgres/0004_key_successor.sql")),
+                (5, "usage outcomes", include_str!("../../migrations/postgres/0005_usage_outcomes.sql")),
             ],
         };
         let migrations = sources

@@ -5,7 +5,7 @@
 //! Columns are read by name: queries select `k.*` and the like, and a later migration that adds
 //! a column breaks nothing here.
 
-use chrono::{DateTime, NaiveDate};
+use chrono::DateTime;
 use keygate_core::Authority;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -59,10 +59,6 @@ pub(crate) fn opt_json<T: DeserializeOwned>(row: &AnyRow, col: &str) -> StoreRes
 pub(crate) fn authority(row: &AnyRow, col: &str) -> StoreResult<Authority> {
     let s: String = get(row, col)?;
     Authority::parse(&s).ok_or_else(|| StoreError::Other(format!("unknown authority in {col}")))
-}
-
-pub(crate) fn day_str(day: NaiveDate) -> String {
-    day.format("%Y-%m-%d").to_string()
 }
 
 pub(crate) fn user(row: &AnyRow) -> StoreResult<User> {
@@ -190,6 +186,7 @@ pub(crate) fn api_key(row: &AnyRow) -> StoreResult<ApiKey> {
         last_used_at: opt_time(row, "last_used_at")?,
         last_used_ip: get(row, "last_used_ip")?,
         request_count: get(row, "request_count")?,
+        success_count: get(row, "success_count")?,
         usage_limit: get(row, "usage_limit")?,
         usage_used: get(row, "usage_used")?,
         rate_limit: opt_json(row, "rate_limit")?,
@@ -213,14 +210,5 @@ pub(crate) fn audit_entry(row: &AnyRow) -> StoreResult<AuditEntry> {
         details: json(row, "details")?,
         prev_hash: get(row, "prev_hash")?,
         hash: get(row, "hash")?,
-    })
-}
-
-pub(crate) fn daily_usage(row: &AnyRow) -> StoreResult<DailyUsage> {
-    let day: String = get(row, "day")?;
-    Ok(DailyUsage {
-        date: NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-            .map_err(|_| StoreError::Other("malformed usage day".into()))?,
-        requests: get(row, "requests")?,
     })
 }

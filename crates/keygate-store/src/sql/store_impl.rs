@@ -2,13 +2,13 @@
 //! owns its tables, so this file stays a list.
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
 use keygate_core::Authority;
 
-use super::{SqlStore, accounts, audit, invalidations, keys, login, members, usage, users};
+use super::{SqlStore, accounts, audit, invalidations, keys, login, members, usage, usage_counts, users};
 use crate::error::StoreResult;
 use crate::model::*;
 use crate::store::Store;
+use crate::usage::*;
 
 #[async_trait]
 impl Store for SqlStore {
@@ -195,10 +195,26 @@ impl Store for SqlStore {
         usage::consume_usage(self, key_id, cost).await
     }
     async fn record_usage(&self, deltas: &[UsageDelta]) -> StoreResult<()> {
-        usage::record_usage(self, deltas).await
+        usage_counts::record_usage(self, deltas).await
     }
-    async fn key_usage(&self, key_id: &str, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<DailyUsage>> {
-        usage::key_usage(self, key_id, from, to).await
+    async fn key_usage(
+        &self,
+        account_id: &str,
+        key_id: &str,
+        granularity: Granularity,
+        from: Time,
+        to: Time,
+    ) -> StoreResult<Vec<UsageBucket>> {
+        usage_counts::key_usage(self, account_id, key_id, granularity, from, to).await
+    }
+    async fn account_usage_by_day(&self, account_id: &str, from: Time, to: Time) -> StoreResult<Vec<UsageBucket>> {
+        usage_counts::account_usage_by_day(self, account_id, from, to).await
+    }
+    async fn account_usage_by_key(&self, account_id: &str, from: Time, to: Time) -> StoreResult<Vec<KeyUsageTotal>> {
+        usage_counts::account_usage_by_key(self, account_id, from, to).await
+    }
+    async fn prune_usage_hours(&self, before: Time, limit: u32) -> StoreResult<u64> {
+        usage_counts::prune_usage_hours(self, before, limit).await
     }
 
     // ---- audit ----

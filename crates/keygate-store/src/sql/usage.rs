@@ -1,12 +1,10 @@
-//! What the authenticator touches: the one lookup on a cache miss, the usage-limit spend and the
-//! flushed usage counters. Counters are always incremented in place (`x = x + $n`), never
-//! read-modify-written, so any number of nodes can flush at once without losing counts.
+//! What the authenticator touches: the one lookup on a cache miss and the usage-limit spend.
+//! The flushed usage counters and their reads are in `usage_counts`.
 
-use chrono::NaiveDate;
 use sqlx::Row;
 
 use super::SqlStore;
-use super::rows::{self, get, millis};
+use super::rows::{self, get};
 use crate::error::{StoreError, StoreResult};
 use crate::model::*;
 
@@ -71,64 +69,4 @@ pub(crate) async fn consume_usage(s: &SqlStore, key_id: &str, cost: i64) -> Stor
         None => Some(i64::MAX),
         Some(_) => None,
     })
-}
-
-/// One transaction per batch. Deltas are applied in (key, day) order so two nodes flushing
-/// overlapping batches lock rows in the same order and cannot deadlock. Deltas of unknown keys
-/// are skipped rather than failing the batch (and losing everyone else's counts).
-pub(crate) async fn record_usage(s: &SqlStore, deltas: &[UsageDelta]) -> StoreResult<()> {
-    if deltas.is_empty() {
-        return Ok(());
-    }
-    let mut sorted: Vec<&UsageDelta> = deltas.iter().collect();
-    sorted.sort_by(|a, b| (&a.key_id, a.day).cmp(&(&b.key_id, b.day)));
-    let mut tx = s.begin().await?;
-    for d in sorted {
-        // In SQL, every SET expression sees the row as it was, so both CASEs compare against
-        // the old last_used_at: last-used time and address move forward together, only.
-        let updated = sqlx::query(
-            "UPDATE api_keys SET request_count = request_count + $2, \
-             last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $3 THEN $3 ELSE last_used_at END, \
-             last_used_ip = CASE WHEN last_used_at IS NULL OR last_used_at < $3 \
-                 THEN COALESCE($4, last_used_ip) ELSE last_used_ip END \
-             WHERE id = $1",
-        )
-        .bind(&d.key_id)
-        .bind(d.requests)
-        .bind(millis(d.last_used_at))
-        .bind(d.last_used_ip.as_deref())
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            continue;
-        }
-        sqlx::query(
-            "INSERT INTO key_usage_daily (key_id, day, requests) VALUES ($1, $2, $3) \
-             ON CONFLICT (key_id, day) DO UPDATE SET requests = key_usage_daily.requests + excluded.requests",
-        )
-        .bind(&d.key_id)
-        .bind(rows::day_str(d.day))
-        .bind(d.requests)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-pub(crate) async fn key_usage(
-    s: &SqlStore,
-    key_id: &str,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> StoreResult<Vec<DailyUsage>> {
-    let found = sqlx::query(
-        "SELECT day, requests FROM key_usage_daily WHERE key_id = $1 AND day >= $2 AND day <= $3 ORDER BY day ASC",
-    )
-    .bind(key_id)
-    .bind(rows::day_str(from))
-    .bind(rows::day_str(to))
-    .fetch_all(s.reader())
-    .await?;
-    found.iter().map(rows::daily_usage).collect()
 }

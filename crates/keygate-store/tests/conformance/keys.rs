@@ -44,6 +44,7 @@ pub async fn keys_create_look_up_and_page(db: TestDb) {
         last_used_at: None,
         last_used_ip: None,
         request_count: 0,
+        success_count: 0,
         usage_limit: Some(1000),
         usage_used: 0,
         rate_limit: nk.rate_limit,

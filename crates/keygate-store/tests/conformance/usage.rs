@@ -62,8 +62,8 @@ pub async fn record_usage_from_two_nodes_adds_up(db: TestDb) {
         tasks.push(tokio::spawn(async move {
             let delta = |key_id: &str, day, n, at_ms: i64| UsageDelta {
                 key_id: key_id.to_owned(),
-                day,
-                requests: n,
+                hour: midnight(day),
+                outcomes: OutcomeCounts::of(Outcome::Valid, n),
                 last_used_at: t0 + ms(at_ms),
                 last_used_ip: Some(format!("198.51.100.{at_ms}")),
             };
@@ -94,8 +94,8 @@ pub async fn record_usage_from_two_nodes_adds_up(db: TestDb) {
     // An older delta arriving late adds its count but does not move last_used back.
     let late = UsageDelta {
         key_id: k1.id.clone(),
-        day: day1,
-        requests: 5,
+        hour: midnight(day1),
+        outcomes: OutcomeCounts::of(Outcome::Valid, 5),
         last_used_at: t0,
         last_used_ip: Some("192.0.2.1".into()),
     };
@@ -104,10 +104,22 @@ pub async fn record_usage_from_two_nodes_adds_up(db: TestDb) {
     assert_eq!((k1_after.request_count, k1_after.last_used_at), (45, Some(t0 + ms(9))));
     assert_eq!(k1_after.last_used_ip.as_deref(), Some("198.51.100.9"));
 
-    let daily = s.key_usage(&k1.id, day1, day2).await.unwrap();
-    assert_eq!(daily, vec![DailyUsage { date: day1, requests: 15 }, DailyUsage { date: day2, requests: 30 }]);
-    assert_eq!(s.key_usage(&k1.id, day2, day2).await.unwrap().len(), 1);
-    assert!(s.key_usage(&k2.id, day2, day2).await.unwrap().is_empty());
+    // The daily counts (the shape changed with usage by outcome; the numbers did not).
+    let daily = s.key_usage(a, &k1.id, Granularity::Day, midnight(day1), midnight(day2)).await.unwrap();
+    assert_eq!(
+        daily,
+        vec![
+            UsageBucket { start: midnight(day1), outcomes: OutcomeCounts::of(Outcome::Valid, 15) },
+            UsageBucket { start: midnight(day2), outcomes: OutcomeCounts::of(Outcome::Valid, 30) },
+        ]
+    );
+    let day2_only = |id| s.key_usage(a, id, Granularity::Day, midnight(day2), midnight(day2));
+    assert_eq!(day2_only(&k1.id).await.unwrap().len(), 1);
+    assert!(day2_only(&k2.id).await.unwrap().is_empty());
+}
+
+fn midnight(day: chrono::NaiveDate) -> Time {
+    day.and_hms_opt(0, 0, 0).unwrap().and_utc()
 }
 
 pub async fn key_auth_joins(db: TestDb) {
