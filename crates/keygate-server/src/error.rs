@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::ratelimit::Decision;
 use keygate_store::{Conflict, StoreError};
@@ -233,7 +233,7 @@ impl IntoResponse for ApiError {
             let h = resp.headers_mut();
             h.insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_seconds.max(1)));
             if d.limit > 0 {
-                crate::auth::headers::insert_rate_headers(h, &d);
+                insert_rate_headers(h, &d);
             }
         }
         if self.status == StatusCode::UNAUTHORIZED {
@@ -241,4 +241,16 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// `RateLimit-Limit`, `-Remaining` and `-Reset` of a decision: on every gateway answer, on
+/// verify's, and on a 429 (docs/api.md §5 Gateway).
+pub fn insert_rate_headers(h: &mut HeaderMap, d: &Decision) {
+    h.insert(RATELIMIT_LIMIT, HeaderValue::from(d.limit));
+    h.insert(RATELIMIT_REMAINING, HeaderValue::from(d.remaining));
+    h.insert(RATELIMIT_RESET, HeaderValue::from(d.reset_seconds));
 }

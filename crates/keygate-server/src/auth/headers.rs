@@ -2,13 +2,9 @@
 //! the identity headers a granted credential is forwarded with.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use keygate_core::ratelimit::Decision;
 
 // Names as constants: a `&str` name is parsed and validated on every lookup.
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// The credential of a request: `X-API-Key` (any case, as HTTP says) or `Authorization: Bearer`.
 /// Never the query string. An empty or non-ASCII value counts as sent but invalid.
@@ -62,11 +58,8 @@ pub struct Identity {
     pub scopes: HeaderValue,
 }
 
-pub fn insert_rate_headers(h: &mut HeaderMap, d: &Decision) {
-    h.insert(RATELIMIT_LIMIT, HeaderValue::from(d.limit));
-    h.insert(RATELIMIT_REMAINING, HeaderValue::from(d.remaining));
-    h.insert(RATELIMIT_RESET, HeaderValue::from(d.reset_seconds));
-}
+/// Written by the error type too (a 429 describes its limit), so it lives with it.
+pub use crate::error::insert_rate_headers;
 
 #[cfg(test)]
 mod tests {
