@@ -177,8 +177,17 @@ pub struct KeyView {
     pub last_used_ip: Option<String>,
     pub request_count: i64,
     pub usage_limit: Option<i64>,
+    /// Credits left now (a refill due since the last use included).
     pub usage_remaining: Option<i64>,
+    /// `{amount, interval: "day" | "month"}`: at each start of the interval (UTC) the credits
+    /// left become `amount`.
+    #[schema(value_type = Option<Object>)]
+    pub refill: Option<keygate_core::Refill>,
+    /// The unnamed limit (the plan's default applies when null).
     pub rate_limit: Option<RateLimitView>,
+    /// Named limits `[{name, limit, window_seconds, burst?}]`, each on top of `rate_limit`.
+    #[schema(value_type = Vec<Object>)]
+    pub rate_limits: Vec<keygate_core::NamedRateLimit>,
     pub ip_allowlist: Vec<String>,
     #[schema(value_type = Object)]
     pub metadata: Value,
@@ -190,7 +199,7 @@ impl KeyView {
     pub fn new(k: store::ApiKey, now: DateTime<Utc>) -> Self {
         KeyView {
             status: k.status(now).as_str().to_owned(),
-            usage_remaining: k.usage_remaining(),
+            usage_remaining: k.usage_remaining_at(now),
             id: k.id,
             key_part: k.key_part,
             class: k.class.as_str().to_owned(),
@@ -209,7 +218,9 @@ impl KeyView {
             last_used_ip: k.last_used_ip,
             request_count: k.request_count,
             usage_limit: k.usage_limit,
+            refill: k.refill,
             rate_limit: k.rate_limit.map(Into::into),
+            rate_limits: k.rate_limits,
             ip_allowlist: k.ip_allowlist,
             metadata: k.metadata,
             rolled_to: k.rolled_to,

@@ -16,6 +16,8 @@ mod identity;
 mod invalidations;
 #[path = "conformance/keys.rs"]
 mod keys;
+#[path = "conformance/limits.rs"]
+mod limits;
 #[path = "conformance/sign_in.rs"]
 mod sign_in;
 #[path = "conformance/usage.rs"]
@@ -67,6 +69,9 @@ conformance! {
     usage::record_usage_from_two_nodes_adds_up,
     usage::key_auth_joins,
     invalidations::invalidation_outbox,
+    limits::credits_refill_at_each_period_boundary_exactly_once,
+    limits::named_limits_and_refill_are_kept_patched_and_rolled,
+    limits::account_limit_overrides_are_set_and_cleared,
 }
 
 // ---- connecting (backend-specific, outside the suite) ----

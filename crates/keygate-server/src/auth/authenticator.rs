@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use keygate_core::ratelimit::Decision;
+use keygate_core::ratelimit::{Decision, MAX_NAMED_LIMITS};
 use keygate_core::{CredentialKind, Digest, KeyFormat, Parsed, RateLimit};
 use keygate_store::{Account, SessionAuth, Store};
 use moka::sync::Cache;
@@ -154,17 +154,21 @@ impl Authenticator {
         };
         let own = key.key.rate_limit.or(plan.rate_limit);
         let route_bucket = ctx.extra_limit.map(|(name, _)| format!("r:{name}:{}", key.key.id));
-        let limits = [
-            own.as_ref().map(|limit| (key.rate_bucket(), limit)),
-            ctx.extra_limit.zip(route_bucket.as_deref()).map(|((_, limit), bucket)| (bucket, limit)),
-        ];
+        // On the stack: the unnamed limit, the route's, then each named one (at most
+        // `MAX_NAMED_LIMITS`, with bucket names made when the key was cached).
+        let mut limits: [Option<(&str, &RateLimit)>; 2 + MAX_NAMED_LIMITS] = [None; 2 + MAX_NAMED_LIMITS];
+        limits[0] = own.as_ref().map(|limit| (key.rate_bucket(), limit));
+        limits[1] = ctx.extra_limit.zip(route_bucket.as_deref()).map(|((_, limit), bucket)| (bucket, limit));
+        for (slot, (bucket, limit)) in limits[2..].iter_mut().zip(key.named_limits.iter()) {
+            *slot = Some((bucket, limit));
+        }
         let rate = match self.spend(&limits, ctx.cost).await? {
             Ok(rate) => rate,
             Err(d) => return Ok(self.refused(Refusal::RateLimited(d), Some(key))),
         };
         let mut usage_remaining = None;
         if key.key.usage_limit.is_some() {
-            match self.store.consume_usage(&key.key.id, i64::from(ctx.cost)).await? {
+            match self.store.consume_usage(&key.key.id, i64::from(ctx.cost), now).await? {
                 Some(left) => usage_remaining = Some(left),
                 None => return Ok(self.refused(Refusal::UsageExceeded, Some(key))),
             }

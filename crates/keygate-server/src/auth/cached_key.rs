@@ -24,6 +24,9 @@ pub struct CachedKey {
     pub member_authority: Option<Authority>,
     /// The key's own rate-limit bucket (`k:<id>`), named on first use by a limited key.
     pub rate_bucket: OnceLock<Box<str>>,
+    /// The key's named limits with their buckets (`k:<id>:<name>`), named once here so a
+    /// request builds no bucket name.
+    pub named_limits: Box<[(Box<str>, RateLimit)]>,
     /// Verify's JSON for the fields that depend only on this key (`key_id` … `expires_at`),
     /// rendered by `routes::verify` on the key's first verify: a cached key is immutable, and
     /// rendering them per request was the largest part of verify's own work.
@@ -50,6 +53,9 @@ pub struct KeyFacts {
     pub revoked: bool,
     pub usage_limit: Option<i64>,
     pub rate_limit: Option<RateLimit>,
+    /// The key's metadata, for verify's answer and the gateway's `X-Keygate-Metadata` (each
+    /// rendered once per cached key); `None` when it is empty (most keys: no memory spent).
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl KeyFacts {
@@ -70,6 +76,8 @@ impl CachedKey {
             .map(|p| ScopeSet::new(p.iter().filter_map(|s| keygate_core::Scope::parse(s).ok()).collect()));
         let allowlist = auth.key.ip_allowlist.iter().filter_map(|c| keygate_core::net::parse_cidr(c)).collect();
         let k = auth.key;
+        let named_limits = k.rate_limits.iter().map(|l| (format!("k:{}:{}", k.id, l.name).into(), l.rate())).collect();
+        let metadata = Some(k.metadata).filter(|m| m.as_object().is_none_or(|o| !o.is_empty()));
         Arc::new(CachedKey {
             key: KeyFacts {
                 id: k.id,
@@ -85,12 +93,14 @@ impl CachedKey {
                 revoked: k.revoked_at.is_some(),
                 usage_limit: k.usage_limit,
                 rate_limit: k.rate_limit,
+                metadata,
             },
             permissions: Permissions { scopes, role },
             allowlist,
             account: auth.account.map(share),
             member_authority: auth.member_authority,
             rate_bucket: OnceLock::new(),
+            named_limits,
             verify_fields: OnceLock::new(),
             gateway_identity: OnceLock::new(),
         })
@@ -139,7 +149,10 @@ pub(crate) fn sample_auth(key_id: &str) -> KeyAuth {
             request_count: 0,
             usage_limit: None,
             usage_used: 0,
+            refill: None,
+            refilled_at: None,
             rate_limit: None,
+            rate_limits: vec![],
             ip_allowlist: vec!["10.0.0.0/8".to_owned()],
             metadata: serde_json::json!({ "team": "data" }),
             rolled_to: None,
@@ -153,6 +166,7 @@ pub(crate) fn sample_auth(key_id: &str) -> KeyAuth {
             plan: "free".to_owned(),
             trial_ends_at: None,
             created_at: now,
+            overrides: Default::default(),
         }),
         member_authority: None,
     }
@@ -176,6 +190,14 @@ mod tests {
         assert_eq!(a.key.scopes, ["*:read"]);
         assert_eq!(a.allowlist.len(), 1, "the allowlist is kept parsed");
         assert_eq!(a.rate_bucket(), "k:key_1");
+        assert_eq!(a.key.metadata, Some(serde_json::json!({ "team": "data" })));
+        let mut named = sample_auth("key_3");
+        named.key.rate_limits =
+            vec![keygate_core::NamedRateLimit { name: "minute".into(), limit: 5, window_seconds: 60, burst: None }];
+        named.key.metadata = serde_json::json!({});
+        let n = CachedKey::from_auth(named, Arc::new);
+        assert_eq!(&*n.named_limits[0].0, "k:key_3:minute", "each named limit has its own bucket");
+        assert_eq!(n.key.metadata, None, "empty metadata is not kept");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod identity;
+pub mod key_limits;
 pub mod key_usage;
 pub mod keys;
 pub mod members;

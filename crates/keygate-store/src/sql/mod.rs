@@ -224,12 +224,14 @@ impl SqlStore {
                 (2, "login throttle", include_str!("../../migrations/sqlite/0002_login_throttle.sql")),
                 (3, "invalidations", include_str!("../../migrations/sqlite/0003_invalidations.sql")),
                 (4, "key successor", include_str!("../../migrations/sqlite/0004_key_successor.sql")),
+                (6, "key limits", include_str!("../../migrations/sqlite/0006_key_limits.sql")),
             ],
             Dialect::Postgres => &[
                 (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
                 (2, "login throttle", include_str!("../../migrations/postgres/0002_login_throttle.sql")),
                 (3, "invalidations", include_str!("../../migrations/postgres/0003_invalidations.sql")),
                 (4, "key successor", include_str!("../../migrations/postgres/0004_key_successor.sql")),
+                (6, "key limits", include_str!("../../migrations/postgres/0006_key_limits.sql")),
             ],
         };
         let migrations = sources
