@@ -18,6 +18,7 @@ mod hygiene;
 mod identity;
 mod identity_sessions;
 mod key_checks;
+mod key_limits;
 mod key_rules;
 mod keys;
 mod limits_in_use;
