@@ -137,7 +137,7 @@ fn authenticator(store: Arc<dyn Store>) -> Authenticator {
     let mut plans = BTreeMap::new();
     plans.insert(
         PLAN.to_owned(),
-        PlanSettings { api_access: true, trial_days: 0, rate_limit: None, max_keys: None, key_rate_limit_max: None },
+        PlanSettings { api_access: true, trial_days: 0, ..PlanSettings::default() },
     );
     Authenticator::new(AuthenticatorParts {
         format: format(),

@@ -196,6 +196,10 @@ pub struct PlanSettings {
     /// The loosest rate limit any one key may carry (docs/api.md §7 Keys); when unset,
     /// `rate_limit` is the ceiling.
     pub key_rate_limit_max: Option<RateLimit>,
+    /// Named limits shared by every key of the account (docs/api.md, "Plans and trials").
+    pub rate_limits: Vec<keygate_core::NamedRateLimit>,
+    /// Requests per UTC day or month, account-wide.
+    pub quota: Option<keygate_core::Quota>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -297,6 +301,8 @@ impl Default for Settings {
                 rate_limit: Some(RateLimit { limit: 600, window_seconds: 60, burst: None }),
                 max_keys: Some(100),
                 key_rate_limit_max: None,
+                rate_limits: Vec::new(),
+                quota: None,
             },
         );
         plans.insert("free".to_owned(), PlanSettings { api_access: false, ..PlanSettings::default() });
@@ -365,7 +371,15 @@ impl Default for LoginSettings {
 
 impl Default for PlanSettings {
     fn default() -> Self {
-        PlanSettings { api_access: true, trial_days: 0, rate_limit: None, max_keys: None, key_rate_limit_max: None }
+        PlanSettings {
+            api_access: true,
+            trial_days: 0,
+            rate_limit: None,
+            max_keys: None,
+            key_rate_limit_max: None,
+            rate_limits: Vec::new(),
+            quota: None,
+        }
     }
 }
 
@@ -461,6 +475,11 @@ impl Settings {
             return bad(format!("signup.default_plan: no plan named `{}` under [plans]", self.signup.default_plan));
         }
         for (name, plan) in &self.plans {
+            keygate_core::NamedRateLimit::validate_all(&plan.rate_limits)
+                .map_err(|m| ConfigError::Invalid(format!("plans.{name}.{m}")))?;
+            if plan.quota.is_some_and(|q| q.requests == 0) {
+                return bad(format!("plans.{name}.quota.requests must be at least 1"));
+            }
             if let Some(rl) = &plan.rate_limit {
                 rl.validate().map_err(|m| ConfigError::Invalid(format!("plans.{name}.{m}")))?;
             }

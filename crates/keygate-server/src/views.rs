@@ -75,6 +75,8 @@ pub struct AccountView {
     pub api_access: bool,
     pub trial_ends_at: Option<String>,
     pub created_at: String,
+    /// The limits the account lives under: its plan's with the operator's overrides applied.
+    pub limits: crate::plans::EffectiveLimits,
     /// The caller's authority in the account, when listed under a user.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
@@ -91,6 +93,7 @@ impl AccountView {
             api_access: plans.access(a, Utc::now()).api_access,
             trial_ends_at: opt_time(a.trial_ends_at),
             created_at: time(a.created_at),
+            limits: plans.limits(a),
             authority: None,
         }
     }

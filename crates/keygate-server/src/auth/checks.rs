@@ -177,6 +177,7 @@ mod tests {
                 rate_limit: None,
                 max_keys: None,
                 key_rate_limit_max: None,
+                ..PlanSettings::default()
             };
             Plans::new(BTreeMap::from([("free".to_owned(), plan(true)), ("closed".to_owned(), plan(false))]))
         }

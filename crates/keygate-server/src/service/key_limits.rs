@@ -31,11 +31,14 @@ pub fn parse_refill(refill: Option<Refill>, usage_limit: Option<i64>) -> ApiResu
 /// plan's ceiling (400 `limit_exceeds_plan`, for administrators too).
 pub fn within_plan(limit: Option<RateLimit>, named: &[NamedRateLimit], ceiling: Option<RateLimit>) -> ApiResult<()> {
     let Some(c) = ceiling else { return Ok(()) };
-    let over = limit.into_iter().chain(named.iter().map(NamedRateLimit::rate));
-    for l in over {
-        if !loosening::rate_within(Some(l), Some(c)) {
-            return Err(ApiError::limit_exceeds_plan(&c));
-        }
+    if limit.is_some_and(|l| !loosening::rate_within(Some(l), Some(c))) {
+        return Err(ApiError::limit_exceeds_plan(&c));
+    }
+    if let Some(n) = named.iter().find(|n| !loosening::rate_within(Some(n.rate()), Some(c))) {
+        let mut e = ApiError::limit_exceeds_plan(&c);
+        e.message = format!("rate_limits `{}`: {}", n.name, e.message).into();
+        e.details = Some(json!([{ "field": "rate_limits", "message": "looser than the plan's key_rate_limit_max" }]));
+        return Err(e);
     }
     Ok(())
 }

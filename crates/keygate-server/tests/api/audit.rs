@@ -294,6 +294,7 @@ async fn operator_lifts_an_ended_trial_by_setting_another_plan() {
                 rate_limit: None,
                 max_keys: None,
                 key_rate_limit_max: None,
+                ..Default::default()
             },
         );
     })

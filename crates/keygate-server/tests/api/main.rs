@@ -22,6 +22,7 @@ mod key_limits;
 mod key_rules;
 mod keys;
 mod limits_in_use;
+mod operator_limits;
 mod partition;
 mod serving;
 mod slow_clients;
