@@ -135,10 +135,7 @@ fn fixture(rt: &Runtime, n: u64) -> Fixture {
 fn authenticator(store: Arc<dyn Store>) -> Authenticator {
     let metrics = Arc::new(Metrics::new());
     let mut plans = BTreeMap::new();
-    plans.insert(
-        PLAN.to_owned(),
-        PlanSettings { api_access: true, trial_days: 0, ..PlanSettings::default() },
-    );
+    plans.insert(PLAN.to_owned(), PlanSettings { api_access: true, trial_days: 0, ..PlanSettings::default() });
     Authenticator::new(AuthenticatorParts {
         format: format(),
         store: Arc::clone(&store),
