@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod authority;
 pub mod base62;
+pub mod base64url;
 pub mod credential;
 pub mod forwarded;
 pub mod id;
@@ -16,5 +17,6 @@ pub mod validate;
 
 pub use authority::Authority;
 pub use credential::{CredentialKind, Digest, KeyFormat, Parsed, Secret};
-pub use ratelimit::RateLimit;
+pub use quota::{Quota, QuotaPeriod};
+pub use ratelimit::{NamedRateLimit, RateLimit, Refill};
 pub use scope::{Permissions, Scope, ScopeSet};

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
-use crate::{Permissions, RateLimit, ScopeSet};
+use crate::{NamedRateLimit, Permissions, RateLimit, Refill, ScopeSet};
 
 /// What a key lets through, the measure of tightening and loosening.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,8 +19,12 @@ pub struct Restrictions {
     pub role: Option<ScopeSet>,
     /// The limit that applies: the key's own, or the plan's default. `None` = no limit.
     pub rate_limit: Option<RateLimit>,
+    /// The key's named limits, each on top of `rate_limit`.
+    pub rate_limits: Vec<NamedRateLimit>,
     /// Total credits; `None` = unlimited.
     pub usage_limit: Option<i64>,
+    /// How the credits come back; `None` = never.
+    pub refill: Option<Refill>,
     /// Empty = any address.
     pub ip_allowlist: Vec<IpNet>,
     /// The first moment the key works; `None` = from its creation.
@@ -34,7 +38,9 @@ pub struct Restrictions {
 pub enum Loosening {
     Permissions,
     RateLimit,
+    RateLimits,
     UsageLimit,
+    Refill,
     IpAllowlist,
     StartsAt,
     ExpiresAt,
@@ -45,7 +51,9 @@ impl Loosening {
         match self {
             Loosening::Permissions => "scopes",
             Loosening::RateLimit => "rate_limit",
+            Loosening::RateLimits => "rate_limits",
             Loosening::UsageLimit => "usage_limit",
+            Loosening::Refill => "refill",
             Loosening::IpAllowlist => "ip_allowlist",
             Loosening::StartsAt => "starts_at",
             Loosening::ExpiresAt => "expires_at",
@@ -63,8 +71,17 @@ pub fn loosenings(before: &Restrictions, after: &Restrictions, now: DateTime<Utc
     if !rate_within(after.rate_limit, before.rate_limit) {
         found.push(Loosening::RateLimit);
     }
+    if !named_within(&after.rate_limits, &before.rate_limits) {
+        found.push(Loosening::RateLimits);
+    }
     if !at_most(after.usage_limit, before.usage_limit, |a, b| a <= b) {
         found.push(Loosening::UsageLimit);
+    }
+    // Credits that come back are more credits: adding a refill, a larger amount or a shorter
+    // interval loosens; removing it tightens. Without credits (before: unlimited, after: the
+    // `UsageLimit` loosening) a refill changes nothing.
+    if before.usage_limit.is_some() && after.usage_limit.is_some() && !refill_within(after.refill, before.refill) {
+        found.push(Loosening::Refill);
     }
     if !allowlist_within(&after.ip_allowlist, &before.ip_allowlist) {
         found.push(Loosening::IpAllowlist);
@@ -85,6 +102,21 @@ pub fn loosenings(before: &Restrictions, after: &Restrictions, now: DateTime<Utc
 /// compared here: it gets the plan's default.
 pub fn rate_within(limit: Option<RateLimit>, ceiling: Option<RateLimit>) -> bool {
     at_most(limit, ceiling, |a, b| a.is_within(&b))
+}
+
+/// Every named limit `before` had is still there (same name) and no looser; new names only
+/// add limits, so they tighten.
+fn named_within(after: &[NamedRateLimit], before: &[NamedRateLimit]) -> bool {
+    before.iter().all(|b| after.iter().any(|a| a.name == b.name && a.rate().is_within(&b.rate())))
+}
+
+/// A refill no looser than `ceiling`, where `None` means no refill (the tightest).
+fn refill_within(refill: Option<Refill>, ceiling: Option<Refill>) -> bool {
+    match (refill, ceiling) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => a.amount <= b.amount && a.interval.no_more_often_than(b.interval),
+    }
 }
 
 /// Whether `a` is no looser than `b`, where `None` means unlimited (the loosest).
@@ -117,6 +149,7 @@ mod tests {
     use chrono::{Duration, TimeZone};
 
     use super::*;
+    use crate::QuotaPeriod;
     use crate::net::parse_cidr;
 
     fn now() -> DateTime<Utc> {
@@ -135,13 +168,19 @@ mod tests {
         Some(RateLimit { limit, window_seconds, burst })
     }
 
+    fn named(name: &str, limit: u32, window_seconds: u32) -> NamedRateLimit {
+        NamedRateLimit { name: name.into(), limit, window_seconds, burst: None }
+    }
+
     /// An owner-configured key: narrowed scopes, limits, an allowlist, an expiry.
     fn base() -> Restrictions {
         Restrictions {
             scopes: scopes(&["companies:read", "lists:write"]),
             role: None,
             rate_limit: rl(600, 60, None),
+            rate_limits: vec![named("hour", 1000, 3600)],
             usage_limit: Some(3),
+            refill: Some(crate::Refill { amount: 3, interval: QuotaPeriod::Month }),
             ip_allowlist: nets(&["10.0.0.0/8"]),
             starts_at: None,
             expires_at: Some(now() + Duration::days(30)),
@@ -176,8 +215,22 @@ mod tests {
             ("explicit bigger burst", |r| r.rate_limit = rl(600, 60, Some(601)), &[RateLimit]),
             ("explicit smaller burst", |r| r.rate_limit = rl(600, 60, Some(10)), &[]),
             ("rate limit removed", |r| r.rate_limit = None, &[RateLimit]),
-            // credits
+            // named limits: by name, each compared as a rate
+            ("a named limit lowered", |r| r.rate_limits = vec![named("hour", 500, 3600)], &[]),
+            ("a named limit added", |r| r.rate_limits.push(named("day", 5000, 86_400)), &[]),
+            ("a named limit raised", |r| r.rate_limits = vec![named("hour", 2000, 3600)], &[RateLimits]),
+            ("a named limit removed", |r| r.rate_limits = vec![], &[RateLimits]),
+            ("a named limit renamed", |r| r.rate_limits = vec![named("hourly", 1000, 3600)], &[RateLimits]),
+            // credits and their refill
             ("fewer credits", |r| r.usage_limit = Some(1), &[]),
+            ("smaller refill", |r| r.refill = Some(crate::Refill { amount: 1, interval: QuotaPeriod::Month }), &[]),
+            ("refill removed", |r| r.refill = None, &[]),
+            (
+                "larger refill",
+                |r| r.refill = Some(crate::Refill { amount: 4, interval: QuotaPeriod::Month }),
+                &[Refill],
+            ),
+            ("daily refill", |r| r.refill = Some(crate::Refill { amount: 3, interval: QuotaPeriod::Day }), &[Refill]),
             ("more credits", |r| r.usage_limit = Some(4), &[UsageLimit]),
             ("credits removed", |r| r.usage_limit = None, &[UsageLimit]),
             // allowlist
@@ -198,11 +251,12 @@ mod tests {
                 |r| {
                     r.scopes = scopes(&["*:*"]);
                     r.rate_limit = None;
+                    r.rate_limits = vec![];
                     r.usage_limit = None;
                     r.ip_allowlist = vec![];
                     r.expires_at = None;
                 },
-                &[Permissions, RateLimit, UsageLimit, IpAllowlist, ExpiresAt],
+                &[Permissions, RateLimit, RateLimits, UsageLimit, IpAllowlist, ExpiresAt],
             ),
         ];
         for (name, edit, want) in table {
@@ -218,13 +272,21 @@ mod tests {
             scopes: scopes(&["*:*"]),
             role: None,
             rate_limit: None,
+            rate_limits: vec![],
             usage_limit: None,
+            refill: None,
             ip_allowlist: vec![],
             starts_at: None,
             expires_at: None,
         };
         assert_eq!(loosenings(&open, &base(), now()), vec![]);
-        assert_eq!(loosenings(&base(), &open, now()).len(), 5);
+        assert_eq!(loosenings(&base(), &open, now()).len(), 6);
+        let mut refilled = open.clone();
+        refilled.usage_limit = Some(3);
+        refilled.refill = Some(crate::Refill { amount: 3, interval: QuotaPeriod::Day });
+        let mut credits = refilled.clone();
+        credits.refill = None;
+        assert_eq!(loosenings(&credits, &refilled, now()), vec![Loosening::Refill], "a refill added");
     }
 
     #[test]

@@ -36,6 +36,27 @@ impl QuotaPeriod {
         }
     }
 
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "day" => Some(QuotaPeriod::Day),
+            "month" => Some(QuotaPeriod::Month),
+            _ => None,
+        }
+    }
+
+    /// Longer periods come later: a month refills less often than a day.
+    fn rank(self) -> u8 {
+        match self {
+            QuotaPeriod::Day => 0,
+            QuotaPeriod::Month => 1,
+        }
+    }
+
+    /// `self` refills no more often than `other`.
+    pub fn no_more_often_than(self, other: QuotaPeriod) -> bool {
+        self.rank() >= other.rank()
+    }
+
     /// The start (00:00 UTC) of the period `now` falls in.
     pub fn start(self, now: DateTime<Utc>) -> DateTime<Utc> {
         let d = now.date_naive();

@@ -3,6 +3,9 @@
 //! The same arithmetic runs in memory and, for shared limits, in Redis (see the server's
 //! Lua script), so both answer alike.
 
+use chrono::{DateTime, Utc};
+
+use crate::quota::QuotaPeriod;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,8 +49,11 @@ impl RateLimit {
     }
 }
 
-/// A rate limit with a name, one of several on a plan (account-wide) or a key: `{name, limit,
-/// window_seconds, burst?}`. The name tells a caller which limit refused or applied.
+/// At most this many named limits on one key (docs/api.md §7 Keys).
+pub const MAX_NAMED_LIMITS: usize = 5;
+
+/// A rate limit with a name: one of a key's `rate_limits` (and of a plan's, account-wide).
+/// The name tells the limits apart (in answers, in buckets): 1–32 of `[a-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamedRateLimit {
@@ -59,18 +65,69 @@ pub struct NamedRateLimit {
 }
 
 impl NamedRateLimit {
-    pub fn rate_limit(&self) -> RateLimit {
+    /// The limit without its name, for the GCRA arithmetic.
+    pub fn rate(&self) -> RateLimit {
         RateLimit { limit: self.limit, window_seconds: self.window_seconds, burst: self.burst }
     }
 
-    /// The limit's own rules, and a name of 1–32 characters of `[A-Za-z0-9_-]`.
-    pub fn validate(&self) -> Result<(), String> {
-        let name_ok = (1..=32).contains(&self.name.len())
-            && self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !name_ok {
-            return Err(format!("rate limit name `{}` must be 1-32 characters of A-Z a-z 0-9 _ -", self.name));
+    /// A valid name and limit; the message never repeats the name.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let n = self.name.len();
+        if n == 0
+            || n > 32
+            || !self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            return Err("rate_limits[].name must be 1 to 32 characters of a-z, 0-9, _ and -");
         }
-        self.rate_limit().validate().map_err(|m| format!("{}: {m}", self.name))
+        self.rate().validate()
+    }
+
+    /// A list of at most [`MAX_NAMED_LIMITS`] valid limits with distinct names.
+    pub fn validate_all(list: &[NamedRateLimit]) -> Result<(), &'static str> {
+        if list.len() > MAX_NAMED_LIMITS {
+            return Err("rate_limits may hold at most 5 limits");
+        }
+        for (i, l) in list.iter().enumerate() {
+            l.validate()?;
+            if list[..i].iter().any(|o| o.name == l.name) {
+                return Err("rate_limits[].name must be unique");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A key's credits refill: at each start of `interval` (UTC) the credits left are *replaced*
+/// by `amount`, not added to (docs/api.md §7 Keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refill {
+    pub amount: i64,
+    pub interval: QuotaPeriod,
+}
+
+impl Refill {
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.amount < 1 || self.amount > 1_000_000_000_000 {
+            return Err("refill.amount must be 1..=1000000000000");
+        }
+        Ok(())
+    }
+
+    /// The credits left at `now` of a key with `usage_limit` and `usage_used` last refilled
+    /// in the period starting `refilled_at`: `amount` when a period boundary has passed since,
+    /// else what is left. Never below zero. The store's conditional spend does the same in SQL.
+    pub fn remaining(
+        refill: Option<Refill>,
+        usage_limit: i64,
+        usage_used: i64,
+        refilled_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> i64 {
+        match refill {
+            Some(r) if refilled_at.is_none_or(|t| t < r.interval.start(now)) => r.amount.max(0),
+            _ => (usage_limit - usage_used).max(0),
+        }
     }
 }
 
@@ -239,5 +296,38 @@ mod tests {
     fn burst_bounds_the_spike() {
         let l = RateLimit { limit: 100, window_seconds: 100, burst: Some(3) };
         assert_eq!(run(l, &[0; 5]), vec![true, true, true, false, false]);
+    }
+
+    #[test]
+    fn named_limits_have_unique_short_names() {
+        let l = |name: &str| NamedRateLimit { name: name.into(), limit: 10, window_seconds: 60, burst: None };
+        assert!(NamedRateLimit::validate_all(&[l("minute"), l("burst_1"), l("a-b")]).is_ok());
+        assert!(NamedRateLimit::validate_all(&[l("minute"), l("minute")]).is_err(), "duplicate");
+        for bad in ["", "Minute", "a b", "é", &"x".repeat(33)] {
+            assert!(l(bad).validate().is_err(), "{bad:?}");
+        }
+        assert!(l(&"x".repeat(32)).validate().is_ok());
+        let six: Vec<_> = (0..6).map(|i| l(&format!("l{i}"))).collect();
+        assert!(NamedRateLimit::validate_all(&six).is_err(), "at most five");
+        assert!(NamedRateLimit { limit: 0, ..l("zero") }.validate().is_err());
+    }
+
+    #[test]
+    fn periods_start_at_midnight_utc_and_refills_replace_the_balance() {
+        use chrono::TimeZone;
+        let t = |d, h| Utc.with_ymd_and_hms(2026, 3, d, h, 30, 0).single().expect("a time");
+        let midnight = |d| Utc.with_ymd_and_hms(2026, 3, d, 0, 0, 0).single().expect("a time");
+        assert_eq!(QuotaPeriod::Day.start(t(15, 13)), midnight(15));
+        assert_eq!(QuotaPeriod::Month.start(t(15, 13)), midnight(1));
+        let daily = Some(Refill { amount: 5, interval: QuotaPeriod::Day });
+        // Same period: what is left. Next day: the amount, whatever was left (not added).
+        assert_eq!(Refill::remaining(daily, 10, 8, Some(midnight(15)), t(15, 23)), 2);
+        assert_eq!(Refill::remaining(daily, 10, 8, Some(midnight(15)), t(16, 0)), 5);
+        assert_eq!(Refill::remaining(daily, 10, 0, Some(midnight(15)), t(16, 0)), 5, "replaced, not added");
+        let monthly = Some(Refill { amount: 5, interval: QuotaPeriod::Month });
+        assert_eq!(Refill::remaining(monthly, 10, 8, Some(midnight(1)), t(31, 23)), 2);
+        assert_eq!(Refill::remaining(None, 10, 12, None, t(16, 0)), 0, "never below zero");
+        assert!(QuotaPeriod::Month.no_more_often_than(QuotaPeriod::Day));
+        assert!(!QuotaPeriod::Day.no_more_often_than(QuotaPeriod::Month));
     }
 }

@@ -198,9 +198,9 @@ pub struct PlanSettings {
     /// `rate_limits` (named `default`; docs/api.md §7 "Plan limits").
     pub rate_limit: Option<RateLimit>,
     /// Account-wide named limits, shared by every key of the account on every node.
-    pub rate_limits: Vec<keygate_core::ratelimit::NamedRateLimit>,
+    pub rate_limits: Vec<keygate_core::NamedRateLimit>,
     /// Account-wide requests per UTC day or month.
-    pub quota: Option<keygate_core::quota::Quota>,
+    pub quota: Option<keygate_core::Quota>,
     pub max_keys: Option<u32>,
     /// The loosest rate limit any one key may carry (docs/api.md §7 Keys); when unset,
     /// `rate_limit` is the ceiling.

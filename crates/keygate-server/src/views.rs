@@ -75,6 +75,8 @@ pub(crate) struct AccountView {
     pub(crate) api_access: bool,
     pub(crate) trial_ends_at: Option<String>,
     pub(crate) created_at: String,
+    /// The limits the account lives under: its plan's with the operator's overrides applied.
+    pub(crate) limits: crate::plans::EffectiveLimits,
     /// The caller's authority in the account, when listed under a user.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
@@ -91,6 +93,7 @@ impl AccountView {
             api_access: plans.access(a, Utc::now()).api_access,
             trial_ends_at: opt_time(a.trial_ends_at),
             created_at: time(a.created_at),
+            limits: plans.limits(a),
             authority: None,
         }
     }
@@ -180,8 +183,17 @@ pub(crate) struct KeyView {
     /// The granted ones (verify code VALID)
     pub(crate) success_count: i64,
     pub(crate) usage_limit: Option<i64>,
+    /// Credits left now (a refill due since the last use included).
     pub(crate) usage_remaining: Option<i64>,
+    /// `{amount, interval: "day" | "month"}`: at each start of the interval (UTC) the credits
+    /// left become `amount`.
+    #[schema(value_type = Option<Object>)]
+    pub(crate) refill: Option<keygate_core::Refill>,
+    /// The unnamed limit (the plan's per-key default applies when null).
     pub(crate) rate_limit: Option<RateLimitView>,
+    /// Named limits `[{name, limit, window_seconds, burst?}]`, each on top of `rate_limit`.
+    #[schema(value_type = Vec<Object>)]
+    pub(crate) rate_limits: Vec<keygate_core::NamedRateLimit>,
     pub(crate) ip_allowlist: Vec<String>,
     #[schema(value_type = Object)]
     pub(crate) metadata: Value,
@@ -193,7 +205,7 @@ impl KeyView {
     pub(crate) fn new(k: store::ApiKey, now: DateTime<Utc>) -> Self {
         KeyView {
             status: k.status(now).as_str().to_owned(),
-            usage_remaining: k.usage_remaining(),
+            usage_remaining: k.usage_remaining_at(now),
             id: k.id,
             key_part: k.key_part,
             class: k.class.as_str().to_owned(),
@@ -213,7 +225,9 @@ impl KeyView {
             request_count: k.request_count,
             success_count: k.success_count,
             usage_limit: k.usage_limit,
+            refill: k.refill,
             rate_limit: k.rate_limit.map(Into::into),
+            rate_limits: k.rate_limits,
             ip_allowlist: k.ip_allowlist,
             metadata: k.metadata,
             rolled_to: k.rolled_to,

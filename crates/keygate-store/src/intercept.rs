@@ -131,6 +131,17 @@ impl<I: Interceptor> Store for Intercepted<I> {
         self.inner.set_plan(account_id, plan, audit).await
     }
 
+    async fn set_account_limits(
+        &self,
+        account_id: &str,
+        plan: Option<&str>,
+        overrides: Option<&LimitOverrides>,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<Account> {
+        self.interceptor.before("set_account_limits")?;
+        self.inner.set_account_limits(account_id, plan, overrides, audit).await
+    }
+
     async fn list_accounts(&self, page: &PageRequest) -> StoreResult<Page<Account>> {
         self.interceptor.before("list_accounts")?;
         self.inner.list_accounts(page).await
@@ -270,9 +281,9 @@ impl<I: Interceptor> Store for Intercepted<I> {
         self.inner.key_auth_by_digest(digest).await
     }
 
-    async fn consume_usage(&self, key_id: &str, cost: i64) -> StoreResult<Option<i64>> {
+    async fn consume_usage(&self, key_id: &str, cost: i64, now: Time) -> StoreResult<Option<i64>> {
         self.interceptor.before("consume_usage")?;
-        self.inner.consume_usage(key_id, cost).await
+        self.inner.consume_usage(key_id, cost, now).await
     }
 
     async fn record_usage(&self, deltas: &[UsageDelta]) -> StoreResult<()> {

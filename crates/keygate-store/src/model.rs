@@ -3,7 +3,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use keygate_core::{Authority, RateLimit};
+use keygate_core::{Authority, NamedRateLimit, Quota, RateLimit, Refill};
 use serde::{Deserialize, Serialize};
 
 pub type Time = DateTime<Utc>;
@@ -39,6 +39,26 @@ pub struct Account {
     pub plan: String,
     pub trial_ends_at: Option<Time>,
     pub created_at: Time,
+    /// The operator's overrides of the plan's limits (docs/api.md, "Plans and trials").
+    pub overrides: LimitOverrides,
+}
+
+/// What the operator set for one account instead of its plan's limits; `None` = the plan's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<Vec<NamedRateLimit>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_keys: Option<u32>,
+}
+
+impl LimitOverrides {
+    pub fn is_empty(&self) -> bool {
+        *self == LimitOverrides::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +212,12 @@ pub struct ApiKey {
     pub usage_limit: Option<i64>,
     /// Units of `usage_limit` spent so far.
     pub usage_used: i64,
+    /// How the credits come back, and the start of the period they last came back in.
+    pub refill: Option<Refill>,
+    pub refilled_at: Option<Time>,
     pub rate_limit: Option<RateLimit>,
+    /// Named limits, each on top of `rate_limit`.
+    pub rate_limits: Vec<NamedRateLimit>,
     pub ip_allowlist: Vec<String>,
     pub metadata: serde_json::Value,
     /// The successor's id once the key was rolled: a key is rolled at most once.
@@ -208,6 +233,12 @@ impl ApiKey {
 
     pub fn usage_remaining(&self) -> Option<i64> {
         self.usage_limit.map(|l| (l - self.usage_used).max(0))
+    }
+
+    /// The credits left at `now`, a refill due since the last spend included (the stored
+    /// count is brought up to date by the next spend, `Store::consume_usage`).
+    pub fn usage_remaining_at(&self, now: Time) -> Option<i64> {
+        self.usage_limit.map(|l| Refill::remaining(self.refill, l, self.usage_used, self.refilled_at, now))
     }
 }
 
@@ -230,7 +261,12 @@ pub struct NewKey {
     pub starts_at: Option<Time>,
     pub staged: bool,
     pub usage_limit: Option<i64>,
+    pub refill: Option<Refill>,
+    /// The start of the period the credits were last refilled in (for a new key, the current
+    /// one: its first credits are `usage_limit`, the refill comes at the next boundary).
+    pub refilled_at: Option<Time>,
     pub rate_limit: Option<RateLimit>,
+    pub rate_limits: Vec<NamedRateLimit>,
     pub ip_allowlist: Vec<String>,
     pub metadata: serde_json::Value,
 }
@@ -245,9 +281,12 @@ pub struct KeyPatch {
     pub scopes: Option<Vec<String>>,
     pub role_id: Option<Option<String>>,
     pub rate_limit: Option<Option<RateLimit>>,
+    pub rate_limits: Option<Vec<NamedRateLimit>>,
     pub ip_allowlist: Option<Vec<String>>,
     pub metadata: Option<serde_json::Value>,
     pub usage_limit: Option<Option<i64>>,
+    /// A new refill (or none) starts counting periods from `refilled_at`.
+    pub refill: Option<(Option<Refill>, Option<Time>)>,
 }
 
 /// Filters of `GET /v1/keys`.

@@ -62,6 +62,15 @@ pub trait Store: Send + Sync + 'static {
     /// Soft delete: the account and everything in it disappear from every lookup; the audit log stays.
     async fn delete_account(&self, account_id: &str, at: Time, audit: Vec<NewAudit>) -> StoreResult<()>;
     async fn set_plan(&self, account_id: &str, plan: &str, audit: Vec<NewAudit>) -> StoreResult<Account>;
+    /// The operator's change of an account's limits, one write: `plan` when given, and the
+    /// limit overrides when given (replacing the stored ones; empty = none). `NotFound`.
+    async fn set_account_limits(
+        &self,
+        account_id: &str,
+        plan: Option<&str>,
+        overrides: Option<&LimitOverrides>,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<Account>;
     /// Every account (operator view), newest first.
     async fn list_accounts(&self, page: &PageRequest) -> StoreResult<Page<Account>>;
 
@@ -161,8 +170,9 @@ pub trait Store: Send + Sync + 'static {
     async fn key_auth_by_digest(&self, digest: &str) -> StoreResult<Option<KeyAuth>>;
     /// Atomically spends `cost` units of the key's `usage_limit`: answers the remaining units,
     /// or `None` when that would exceed the limit (nothing spent). Exact under concurrency,
-    /// across nodes too. Keys without a limit answer `Some(i64::MAX)`.
-    async fn consume_usage(&self, key_id: &str, cost: i64) -> StoreResult<Option<i64>>;
+    /// across nodes too. Keys without a limit answer `Some(i64::MAX)`. A refill due at `now`
+    /// (a period boundary passed since `refilled_at`) happens in the same write.
+    async fn consume_usage(&self, key_id: &str, cost: i64, now: Time) -> StoreResult<Option<i64>>;
 
     // ---- usage by outcome (docs/api.md, "Usage") ----
 

@@ -16,6 +16,8 @@ mod identity;
 mod invalidations;
 #[path = "conformance/keys.rs"]
 mod keys;
+#[path = "conformance/limits.rs"]
+mod limits;
 #[path = "conformance/sign_in.rs"]
 mod sign_in;
 #[path = "conformance/usage.rs"]
@@ -71,6 +73,9 @@ conformance! {
     usage_outcomes::usage_is_counted_by_outcome_per_key_and_account,
     usage_outcomes::old_usage_hours_are_pruned_in_bounded_batches,
     invalidations::invalidation_outbox,
+    limits::credits_refill_at_each_period_boundary_exactly_once,
+    limits::named_limits_and_refill_are_kept_patched_and_rolled,
+    limits::account_limit_overrides_are_set_and_cleared,
 }
 
 // ---- connecting (backend-specific, outside the suite) ----

@@ -43,6 +43,27 @@ pub enum AccountsCommand {
     List,
     /// Put an account on one of the configured plans.
     SetPlan { account_id: String, plan: String },
+    /// Override the plan's limits for one account (docs/api.md, "Plans and trials"), as
+    /// `PATCH /v1/admin/accounts/{id}` `{overrides}` does.
+    SetLimits {
+        account_id: String,
+        /// Live keys the account may hold.
+        #[arg(long)]
+        max_keys: Option<u32>,
+        /// Account-wide quota: `REQUESTS/day` or `REQUESTS/month`.
+        #[arg(long)]
+        quota: Option<String>,
+        /// An account-wide named limit, `name=minute,limit=100,window=60[,burst=N]`; repeat
+        /// for several. Replaces the plan's whole list.
+        #[arg(long = "rate-limit")]
+        rate_limits: Vec<String>,
+        /// Remove an override (the plan's applies again): `max-keys`, `quota` or `rate-limits`.
+        #[arg(long)]
+        unset: Vec<String>,
+        /// Remove every override first.
+        #[arg(long)]
+        clear: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +116,12 @@ pub async fn run(settings: Settings, command: AdminCommand) -> Result<(), Failur
         AdminCommand::Accounts { command: AccountsCommand::List } => list_accounts(&svc).await?,
         AdminCommand::Accounts { command: AccountsCommand::SetPlan { account_id, plan } } => {
             set_plan(&svc, &account_id, &plan).await?
+        }
+        AdminCommand::Accounts {
+            command: AccountsCommand::SetLimits { account_id, max_keys, quota, rate_limits, unset, clear },
+        } => {
+            let o = overrides_from_flags(max_keys, quota.as_deref(), &rate_limits, &unset, clear)?;
+            set_limits(&svc, &account_id, o).await?
         }
         AdminCommand::Users { command: UsersCommand::Create { email, name, password_stdin } } => {
             create_user(&svc, email, name, password_stdin).await?
@@ -149,6 +176,64 @@ async fn list_accounts(svc: &Services) -> anyhow::Result<()> {
             None => return Ok(()),
         }
     }
+}
+
+/// The flags of `set-limits` as the operator service's input.
+fn overrides_from_flags(
+    max_keys: Option<u32>,
+    quota: Option<&str>,
+    rate_limits: &[String],
+    unset: &[String],
+    clear: bool,
+) -> anyhow::Result<operator::OverridesInput> {
+    let mut o = operator::OverridesInput { clear, max_keys: max_keys.map(Some), ..Default::default() };
+    if let Some(q) = quota {
+        let (requests, period) =
+            q.split_once('/').ok_or_else(|| anyhow!("--quota: give REQUESTS/day or REQUESTS/month"))?;
+        let requests = requests.trim().parse().map_err(|_| anyhow!("--quota: `{requests}` is not a number"))?;
+        let period = keygate_core::QuotaPeriod::parse(period.trim())
+            .ok_or_else(|| anyhow!("--quota: the period is `day` or `month`"))?;
+        o.quota = Some(Some(keygate_core::Quota { requests, period }));
+    }
+    if !rate_limits.is_empty() {
+        o.rate_limits = Some(Some(rate_limits.iter().map(|r| named_limit(r)).collect::<anyhow::Result<_>>()?));
+    }
+    for u in unset {
+        match u.as_str() {
+            "max-keys" => o.max_keys = Some(None),
+            "quota" => o.quota = Some(None),
+            "rate-limits" => o.rate_limits = Some(None),
+            other => return Err(anyhow!("--unset: `{other}` is not max-keys, quota or rate-limits")),
+        }
+    }
+    Ok(o)
+}
+
+/// `name=minute,limit=100,window=60[,burst=N]`.
+fn named_limit(flag: &str) -> anyhow::Result<keygate_core::NamedRateLimit> {
+    let mut l = keygate_core::NamedRateLimit { name: String::new(), limit: 0, window_seconds: 0, burst: None };
+    for part in flag.split(',') {
+        let (k, v) = part.split_once('=').ok_or_else(|| anyhow!("--rate-limit: `{part}` is not key=value"))?;
+        let number = || v.trim().parse::<u32>().map_err(|_| anyhow!("--rate-limit: {k} `{v}` is not a number"));
+        match k.trim() {
+            "name" => l.name = v.trim().to_owned(),
+            "limit" => l.limit = number()?,
+            "window" | "window_seconds" => l.window_seconds = number()?,
+            "burst" => l.burst = Some(number()?),
+            other => return Err(anyhow!("--rate-limit: unknown `{other}` (name, limit, window, burst)")),
+        }
+    }
+    Ok(l)
+}
+
+async fn set_limits(svc: &Services, account_id: &str, o: operator::OverridesInput) -> anyhow::Result<()> {
+    let input = operator::AccountLimitsInput { plan: None, overrides: Some(o) };
+    let account = operator::set_limits(svc, None, account_id, input)
+        .await
+        .map_err(|e| refused(e, || format!("no account {account_id}")))?;
+    let limits = operator::effective_limits(svc, &account);
+    println!("{} on plan {}: effective limits {}", account.id, account.plan, serde_json::to_string(&limits)?);
+    Ok(())
 }
 
 async fn set_plan(svc: &Services, account_id: &str, plan: &str) -> anyhow::Result<()> {

@@ -164,3 +164,51 @@ fn the_shell_audits_like_the_operator_api() {
     assert_eq!((plan.target_type.as_str(), plan.target_id.as_str()), ("account", account.as_str()));
     assert_eq!(plan.details, serde_json::json!({ "from": "trial", "to": "free" }));
 }
+
+/// `keygate admin accounts set-limits` goes through the operator API's service: the same
+/// validation, the same audit entry, the same stored overrides.
+#[test]
+fn the_shell_overrides_an_accounts_limits() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("keygate.toml");
+    let db = dir.path().join("keygate.db");
+    std::fs::write(&config, format!("database_url = \"sqlite://{}\"\n", db.display())).expect("write config");
+    let user = admin(
+        &config,
+        &["users", "create", "--email", "ops@limits-widgets.com", "--name", "Ops", "--password-stdin"],
+        "a long enough passphrase\n",
+    );
+    let account = value(&user, "account").to_owned();
+    let args = [
+        "accounts",
+        "set-limits",
+        &account,
+        "--max-keys",
+        "7",
+        "--quota",
+        "1000/day",
+        "--rate-limit",
+        "name=minute,limit=100,window=60",
+        "--rate-limit",
+        "name=second,limit=5,window=1,burst=10",
+    ];
+    let set = admin(&config, &args, "");
+    assert!(set.iter().any(|(_, v)| v.contains("\"max_keys\":7")), "prints the effective limits: {set:?}");
+    let e = audit_log(&db, &account).into_iter().find(|e| e.action == "account.limits_overridden").expect("audited");
+    assert_eq!(e.actor.kind, keygate_store::ActorType::Operator);
+    assert_eq!(e.details["to"]["quota"], serde_json::json!({ "requests": 1000, "period": "day" }));
+    assert_eq!(
+        e.details["to"]["rate_limits"][1],
+        serde_json::json!({ "name": "second", "limit": 5, "window_seconds": 1, "burst": 10 })
+    );
+    // --unset and --clear remove them; a bad flag is refused with nothing changed.
+    let unset = admin(&config, &["accounts", "set-limits", &account, "--unset", "quota"], "");
+    assert!(unset.iter().any(|(_, v)| v.contains("\"quota\":null") && v.contains("\"max_keys\":7")), "{unset:?}");
+    let bad = keygate_with("admin", &config)
+        .args(["accounts", "set-limits", &account, "--rate-limit", "name=Bad Name,limit=1,window=1"])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("rate_limits"), "{bad:?}");
+    let cleared = admin(&config, &["accounts", "set-limits", &account, "--clear"], "");
+    assert!(cleared.iter().any(|(_, v)| v.contains("\"max_keys\":100")), "the plan's 100 again: {cleared:?}");
+}

@@ -170,10 +170,10 @@ impl Authenticator {
         // The limits borrow the key while the verdict takes it: one more reference, no copy.
         let held = Arc::clone(&key);
         let fresh;
-        let buckets = match held.account_buckets(plan.account_limits) {
+        let buckets = match held.account_buckets(&plan.account_limits) {
             Some(kept) => kept,
             None => {
-                fresh = spend::account_buckets(&key.key.account_id, plan.account_limits);
+                fresh = spend::account_buckets(&key.key.account_id, &plan.account_limits);
                 &fresh[..]
             }
         };
@@ -198,7 +198,7 @@ impl Authenticator {
         };
         let mut usage_remaining = None;
         if key.key.usage_limit.is_some() {
-            let consumed = self.store.consume_usage(&key.key.id, i64::from(ctx.cost)).await;
+            let consumed = self.store.consume_usage(&key.key.id, i64::from(ctx.cost), now).await;
             if !matches!(consumed, Ok(Some(_))) {
                 let quota_spent = quota.zip(spent.quota.as_ref()).map(|((account, _), q)| (account, q));
                 self.give_back(limits, quota_spent, ctx.cost).await;

@@ -27,6 +27,9 @@ pub struct CachedKey {
     /// The buckets of its account's plan limits (`a:<account>:<name>`), named on first use: a
     /// cached key's account, hence its plan, never changes (a change makes a new cached key).
     pub account_buckets: OnceLock<Box<[Box<str>]>>,
+    /// The key's named limits: name, bucket, (`k:<id>:<name>`), named once here so a
+    /// request builds no bucket name.
+    pub named_limits: Box<[NamedBucket]>,
     /// Verify's JSON for the fields that depend only on this key (`key_id` … `expires_at`),
     /// rendered by `routes::verify` on the key's first verify: a cached key is immutable, and
     /// rendering them per request was the largest part of verify's own work.
@@ -53,7 +56,14 @@ pub struct KeyFacts {
     pub revoked: bool,
     pub usage_limit: Option<i64>,
     pub rate_limit: Option<RateLimit>,
+    /// The key's metadata, for verify's answer and the gateway's `X-Keygate-Metadata` (each
+    /// rendered once per cached key); `None` when it is empty (most keys: no memory spent).
+    pub metadata: Option<serde_json::Value>,
 }
+
+/// One of a key's named limits as requests spend it: its name (shared, for verify's
+/// `ratelimits`), its bucket (`k:<id>:<name>`) and the limit.
+pub type NamedBucket = (Arc<str>, Box<str>, RateLimit);
 
 impl KeyFacts {
     /// `ApiKey::status`, by the same rule.
@@ -73,6 +83,12 @@ impl CachedKey {
             .map(|p| ScopeSet::new(p.iter().filter_map(|s| keygate_core::Scope::parse(s).ok()).collect()));
         let allowlist = auth.key.ip_allowlist.iter().filter_map(|c| keygate_core::net::parse_cidr(c)).collect();
         let k = auth.key;
+        let named_limits = k
+            .rate_limits
+            .iter()
+            .map(|l| (l.name.as_str().into(), format!("k:{}:{}", k.id, l.name).into(), l.rate()))
+            .collect();
+        let metadata = Some(k.metadata).filter(|m| m.as_object().is_none_or(|o| !o.is_empty()));
         Arc::new(CachedKey {
             key: KeyFacts {
                 id: k.id,
@@ -88,6 +104,7 @@ impl CachedKey {
                 revoked: k.revoked_at.is_some(),
                 usage_limit: k.usage_limit,
                 rate_limit: k.rate_limit,
+                metadata,
             },
             permissions: Permissions { scopes, role },
             allowlist,
@@ -95,6 +112,7 @@ impl CachedKey {
             member_authority: auth.member_authority,
             rate_bucket: OnceLock::new(),
             account_buckets: OnceLock::new(),
+            named_limits,
             verify_fields: OnceLock::new(),
             gateway_identity: OnceLock::new(),
         })
@@ -155,7 +173,10 @@ pub(crate) fn sample_auth(key_id: &str) -> KeyAuth {
             success_count: 0,
             usage_limit: None,
             usage_used: 0,
+            refill: None,
+            refilled_at: None,
             rate_limit: None,
+            rate_limits: vec![],
             ip_allowlist: vec!["10.0.0.0/8".to_owned()],
             metadata: serde_json::json!({ "team": "data" }),
             rolled_to: None,
@@ -169,6 +190,7 @@ pub(crate) fn sample_auth(key_id: &str) -> KeyAuth {
             plan: "free".to_owned(),
             trial_ends_at: None,
             created_at: now,
+            overrides: Default::default(),
         }),
         member_authority: None,
     }
@@ -192,6 +214,15 @@ mod tests {
         assert_eq!(a.key.scopes, ["*:read"]);
         assert_eq!(a.allowlist.len(), 1, "the allowlist is kept parsed");
         assert_eq!(a.rate_bucket(), "k:key_1");
+        assert_eq!(a.key.metadata, Some(serde_json::json!({ "team": "data" })));
+        let mut named = sample_auth("key_3");
+        named.key.rate_limits =
+            vec![keygate_core::NamedRateLimit { name: "minute".into(), limit: 5, window_seconds: 60, burst: None }];
+        named.key.metadata = serde_json::json!({});
+        let n = CachedKey::from_auth(named, Arc::new);
+        assert_eq!(&*n.named_limits[0].0, "minute", "its name, for verify's `ratelimits`");
+        assert_eq!(&*n.named_limits[0].1, "k:key_3:minute", "each named limit has its own bucket");
+        assert_eq!(n.key.metadata, None, "empty metadata is not kept");
     }
 
     #[test]

@@ -56,6 +56,11 @@ pub struct Identity {
     pub key_id: Option<HeaderValue>,
     pub credential: &'static str,
     pub scopes: HeaderValue,
+    /// The account's plan name (`X-Keygate-Plan`).
+    pub plan: Option<HeaderValue>,
+    /// Base64url (no padding) of the key's metadata JSON (`X-Keygate-Metadata`); `None` when
+    /// the metadata is empty, and for sessions.
+    pub metadata: Option<HeaderValue>,
 }
 
 /// Written by the error type too (a 429 describes its limit), so it lives with it.

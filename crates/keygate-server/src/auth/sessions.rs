@@ -118,8 +118,8 @@ impl Authenticator {
             bucket,
             limit: *limit,
         });
-        let buckets = spend::account_buckets(&account.id, plan.account_limits);
-        let limits = own.into_iter().chain(route).chain(spend::account_limit_uses(plan.account_limits, &buckets));
+        let buckets = spend::account_buckets(&account.id, &plan.account_limits);
+        let limits = own.into_iter().chain(route).chain(spend::account_limit_uses(&plan.account_limits, &buckets));
         let quota = plan.quota.as_ref().map(|q| (account.id.as_str(), q));
         match self.spend(limits, quota, cost, false).await? {
             Ok(spent) => Ok(spent.rate),

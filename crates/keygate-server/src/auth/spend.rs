@@ -1,5 +1,6 @@
 //! What a request spends of its limits (docs/api.md §7 "Plan limits"): the key's own rate
-//! limit, the route's, the account's named limits, then the account's quota — in that order,
+//! limit and its named ones, the route's, the account's named limits, then the account's quota
+//! (the account's being its plan's with the operator's overrides applied) — in that order,
 //! every one must allow. The first refusal wins and the ones already spent are given back
 //! (`RateLimiter::refund`, `QuotaCounter::refund`), so a refused request spends nothing. The
 //! quota comes last: a rate refusal never touches it, and a quota refusal gives back the rate
@@ -148,11 +149,12 @@ impl Authenticator {
     }
 }
 
-/// The limits a key spends, in order: its own (or the plan's per-key default), the route's,
+/// The limits a key spends, in order: its own (or the plan's per-key default), its named ones
+/// (`rate_limits`), the route's,
 /// the account's (`account_buckets`: their bucket names, in the same order).
 pub(super) fn key_limits<'a>(
     key: &'a CachedKey,
-    plan: &PlanAccess<'a>,
+    plan: &'a PlanAccess<'_>,
     route: Option<(&'a str, &'a RateLimit)>,
     account_buckets: &'a [Box<str>],
 ) -> impl Iterator<Item = LimitUse<'a>> + Clone + 'a {
@@ -162,10 +164,16 @@ pub(super) fn key_limits<'a>(
         bucket: key.rate_bucket(),
         limit,
     });
+    let named = key.named_limits.iter().map(|(name, bucket, limit)| LimitUse {
+        name,
+        scope: LimitScope::Key,
+        bucket,
+        limit: *limit,
+    });
     let route =
         route.map(|(bucket, limit)| LimitUse { name: &UNNAMED, scope: LimitScope::Route, bucket, limit: *limit });
-    let account = account_limits(plan.account_limits, account_buckets);
-    own.into_iter().chain(route).chain(account)
+    let account = account_limits(&plan.account_limits, account_buckets);
+    own.into_iter().chain(named).chain(route).chain(account)
 }
 
 fn account_limits<'a>(

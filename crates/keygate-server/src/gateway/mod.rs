@@ -215,6 +215,8 @@ async fn authorize_session(
             key_id: None,
             credential: CredentialKind::Session.as_str(),
             scopes: HeaderValue::from_static("*:*"),
+            plan: HeaderValue::from_str(&account.plan).ok(),
+            metadata: None,
         },
         rate,
     })
@@ -233,6 +235,12 @@ fn key_identity(g: &Granted) -> Allowed {
             key_id: Some(header_value(&k.id)),
             credential,
             scopes: header_value(&effective_scopes(&g.key.permissions)),
+            // A plan name that is no header value (configuration allows any string) is left out.
+            plan: g.key.account.as_deref().and_then(|a| HeaderValue::from_str(&a.plan).ok()),
+            metadata: k.metadata.as_ref().and_then(|m| {
+                let json = serde_json::to_vec(m).ok()?;
+                HeaderValue::try_from(keygate_core::base64url::encode(&json)).ok()
+            }),
         })
     });
     Allowed { identity: (**identity).clone(), rate: g.rate }

@@ -24,6 +24,8 @@ pub(crate) const X_KEYGATE_USER_ID: HeaderName = HeaderName::from_static("x-keyg
 pub(crate) const X_KEYGATE_KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
 pub(crate) const X_KEYGATE_CREDENTIAL: HeaderName = HeaderName::from_static("x-keygate-credential");
 pub(crate) const X_KEYGATE_SCOPES: HeaderName = HeaderName::from_static("x-keygate-scopes");
+pub(crate) const X_KEYGATE_PLAN: HeaderName = HeaderName::from_static("x-keygate-plan");
+pub(crate) const X_KEYGATE_METADATA: HeaderName = HeaderName::from_static("x-keygate-metadata");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -150,6 +152,12 @@ pub(crate) fn upstream_headers(
     }
     h.insert(X_KEYGATE_CREDENTIAL, HeaderValue::from_static(id.credential));
     h.insert(X_KEYGATE_SCOPES, id.scopes);
+    if let Some(p) = id.plan {
+        h.insert(X_KEYGATE_PLAN, p);
+    }
+    if let Some(m) = id.metadata {
+        h.insert(X_KEYGATE_METADATA, m);
+    }
 }
 
 /// Cookies whose value is one of our credentials: the dashboard keeps its session token in a
@@ -394,6 +402,8 @@ mod tests {
             key_id: Some(HeaderValue::from_static("key_1")),
             credential: "org_key",
             scopes: HeaderValue::from_static("*:read"),
+            plan: Some(HeaderValue::from_static("pro")),
+            metadata: None,
         }
     }
 
@@ -435,6 +445,8 @@ mod tests {
             ("authorization", "Bearer kg_secret"),
             ("x-keygate-user-id", "usr_forged"),
             ("x-keygate-anything", "forged"),
+            ("x-keygate-plan", "enterprise"),
+            ("x-keygate-metadata", "eyJ0aWVyIjoiZ29sZCJ9"),
             ("x-forwarded-for", "6.6.6.6"),
             ("host", "api.example.com"),
             ("accept", "application/json"),
@@ -470,6 +482,11 @@ mod tests {
         assert_eq!(h["x-forwarded-host"], "api.example.com");
         assert_eq!(h["x-keygate-key-id"], "key_1");
         assert_eq!(h["x-keygate-credential"], "org_key");
+        assert_eq!(h.get_all("x-keygate-plan").iter().collect::<Vec<_>>(), ["pro"], "the forged plan is dropped");
+        assert!(
+            !h.contains_key("x-keygate-metadata"),
+            "a key without metadata sends none, and a forged one is dropped"
+        );
         assert_eq!(h["via"], "1.1 keygate");
         assert_eq!(h["accept"], "application/json");
     }

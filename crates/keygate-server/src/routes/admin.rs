@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::identity::common::{ErrorBody, PathIds};
+use super::identity::common::{ErrorBody, PathIds, double_option};
 use crate::auth::headers::{Presented, presented};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Json, Query, page_request};
@@ -92,19 +92,37 @@ async fn list_accounts(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct SetPlanBody {
+pub(crate) struct SetAccountBody {
     /// One of the plans under `[plans.*]` in the configuration.
     #[schema(example = "trial")]
-    pub(crate) plan: String,
+    pub(crate) plan: Option<String>,
+    /// Overrides of the plan's limits for this account; each `null` removes that override.
+    pub(crate) overrides: Option<OverridesBody>,
 }
 
-/// Sets an account's plan. The account's keys follow the new plan at once.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OverridesBody {
+    /// Replaces the plan's account-wide `rate_limits` (the whole list; `[]`: none).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub(crate) rate_limits: Option<Option<Vec<keygate_core::NamedRateLimit>>>,
+    /// `{requests, period: "day" | "month"}`, replaces the plan's quota.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) quota: Option<Option<keygate_core::Quota>>,
+    /// Replaces the plan's `max_keys`.
+    #[serde(default, deserialize_with = "double_option")]
+    pub(crate) max_keys: Option<Option<u32>>,
+}
+
+/// Sets an account's plan and/or overrides of its limits. The account's keys follow at once.
 #[utoipa::path(patch, path = "/v1/admin/accounts/{id}", tag = "operator", security(("bearer" = [])),
     params(("id" = String, Path, description = "account id (`acc_…`)")),
-    request_body = SetPlanBody,
+    request_body = SetAccountBody,
     responses(
-        (status = 200, description = "the account", body = AccountView),
-        (status = 400, description = "invalid_request: not a configured plan", body = ErrorBody),
+        (status = 200, description = "the account, with its effective `limits`", body = AccountView),
+        (status = 400, description = "invalid_request: not a configured plan, an invalid override, or nothing to change", body = ErrorBody),
         (status = 401, description = "missing_credentials or invalid_credentials", body = ErrorBody),
         (status = 404, description = "not_found (or the operator API is disabled)", body = ErrorBody),
     ))]
@@ -113,9 +131,18 @@ async fn set_plan(
     ClientIp(ip): ClientIp,
     _: Operator,
     PathIds(id): PathIds<String>,
-    Json(body): Json<SetPlanBody>,
+    Json(body): Json<SetAccountBody>,
 ) -> ApiResult<axum::Json<AccountView>> {
-    let account = operator::set_plan(&state.services, Some(ip), &id, &body.plan).await?;
+    let input = operator::AccountLimitsInput {
+        plan: body.plan,
+        overrides: body.overrides.map(|o| operator::OverridesInput {
+            rate_limits: o.rate_limits,
+            quota: o.quota,
+            max_keys: o.max_keys,
+            clear: false,
+        }),
+    };
+    let account = operator::set_limits(&state.services, Some(ip), &id, input).await?;
     Ok(axum::Json(AccountView::new(&account, &state.services.plans)))
 }
 

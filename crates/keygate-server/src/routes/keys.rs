@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
-use keygate_core::RateLimit;
+use keygate_core::{NamedRateLimit, RateLimit, Refill};
 use keygate_store::{Granularity, UsageBucket};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -48,7 +48,15 @@ pub(crate) struct MintBody {
     starts_at: Option<String>,
     #[schema(value_type = Option<Object>)]
     rate_limit: Option<RateLimit>,
+    /// `[{name, limit, window_seconds, burst?}]`: at most 5, names unique (1–32 of
+    /// `[a-z0-9_-]`), each on top of `rate_limit`. A key minting a key passes on its own.
+    #[schema(value_type = Option<Vec<Object>>)]
+    rate_limits: Option<Vec<NamedRateLimit>>,
     usage_limit: Option<i64>,
+    /// `{amount, interval: "day" | "month"}`: at each start of the interval (UTC) the credits
+    /// left become `amount`. Needs `usage_limit`.
+    #[schema(value_type = Option<Object>)]
+    refill: Option<Refill>,
     ip_allowlist: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
@@ -71,8 +79,16 @@ pub(crate) struct PatchBody {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Object>)]
     rate_limit: Option<Option<RateLimit>>,
+    /// The whole list of named limits; `[]` or `null` removes them all.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    rate_limits: Option<Option<Vec<NamedRateLimit>>>,
     #[serde(default, deserialize_with = "double_option")]
     usage_limit: Option<Option<i64>>,
+    /// `{amount, interval}`, or `null` to stop refilling.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
+    refill: Option<Option<Refill>>,
     ip_allowlist: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
@@ -148,7 +164,7 @@ pub struct DailyView {
 /// Mint a key. 201 with the full `key`: the only time it is ever shown.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = MintBody,
     responses((status = 201, body = CreatedKeyView),
-        (status = 400, description = "invalid_request; limit_exceeds_plan: the rate limit is looser than the plan's key_rate_limit_max"),
+        (status = 400, description = "invalid_request; limit_exceeds_plan: the rate limit or one of the rate_limits is looser than the plan's key_rate_limit_max"),
         (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn mint(
     State(state): State<AppState>,
@@ -173,7 +189,9 @@ async fn mint(
         end_date: body.end_date,
         starts_at: body.starts_at,
         rate_limit: body.rate_limit,
+        rate_limits: body.rate_limits,
         usage_limit: body.usage_limit,
+        refill: body.refill,
         ip_allowlist: body.ip_allowlist.unwrap_or_default(),
         metadata: body.metadata,
     };
@@ -217,9 +235,9 @@ async fn get_key(
 /// administrator+, and no key's rate limit may be looser than the plan's ceiling.
 #[utoipa::path(patch, path = "/v1/keys/{key}", tag = "keys", params(("key" = String, Path, description = "id or key_part")), request_body = PatchBody,
     responses((status = 200, body = KeyView),
-        (status = 400, description = "invalid_request; limit_exceeds_plan: the rate limit is looser than the plan's key_rate_limit_max"),
+        (status = 400, description = "invalid_request; limit_exceeds_plan: the rate limit or one of the rate_limits is looser than the plan's key_rate_limit_max"),
         (status = 401),
-        (status = 403, description = "insufficient_authority: loosening the key (raising or removing a rate or usage limit, widening scopes or the role, widening or removing the IP allowlist, extending or removing the expiry, an earlier start) needs administrator+; insufficient_scope"),
+        (status = 403, description = "insufficient_authority: loosening the key (raising or removing a rate limit, a named limit or usage limit, adding or raising a refill, widening scopes or the role, widening or removing the IP allowlist, extending or removing the expiry, an earlier start) needs administrator+; insufficient_scope"),
         (status = 404), (status = 409)))]
 async fn patch_key(
     State(state): State<AppState>,
@@ -237,6 +255,8 @@ async fn patch_key(
         scopes: body.scopes,
         role_id: body.role_id,
         rate_limit: body.rate_limit,
+        rate_limits: body.rate_limits.map(Option::unwrap_or_default),
+        refill: body.refill,
         usage_limit: body.usage_limit,
         ip_allowlist: body.ip_allowlist,
         metadata: body.metadata,

@@ -48,7 +48,7 @@ pub struct VerifyBody {
 pub const PATH: &str = "/v1/keys/verify";
 
 /// The decision for a key: `{valid, code, key_id, account_id, user_id, class, authority,
-/// scopes, role_id, expires_at, plan, ratelimit, ratelimits, quota, usage_remaining}`.
+/// scopes, role_id, expires_at, metadata, plan, ratelimit, ratelimits, quota, usage_remaining}`.
 /// `ratelimit` is the tightest limit that applied; `ratelimits` every one
 /// (`[{name, scope, limit, remaining, reset}]`), `quota` the account's (`{limit, remaining,
 /// reset}`, null without one).
@@ -150,8 +150,9 @@ struct Limits {
 }
 
 /// The answer's body: `{valid, code, key_id, account_id, user_id, class, authority, scopes,
-/// role_id, expires_at, plan, ratelimit, ratelimits, quota, usage_remaining}`, every field
-/// always present, `null` (`[]` for `ratelimits`) when it does not apply. A NOT_FOUND decision names no key, even when the lookup found one to refuse.
+/// role_id, expires_at, metadata, plan, ratelimit, ratelimits, quota, usage_remaining}`, every
+/// field always present, `null` (`[]` for `ratelimits`) when it does not apply. A NOT_FOUND
+/// decision names no key, even when the lookup found one to refuse.
 /// The key's own fields are rendered once per cached key (`CachedKey::verify_fields`); only
 /// the decision, the limit and the count are written per request.
 fn answer(
@@ -206,7 +207,10 @@ fn answer(
 /// `"key_id":null,…,"expires_at":null`: the fields of an answer that names no key.
 static NO_KEY_FIELDS: std::sync::LazyLock<Box<str>> = std::sync::LazyLock::new(|| KeyFields::default().render());
 
-/// The fields of the answer that depend only on the key.
+static EMPTY_OBJECT: std::sync::LazyLock<serde_json::Value> =
+    std::sync::LazyLock::new(|| serde_json::Value::Object(serde_json::Map::new()));
+
+/// The fields of the answer that depend only on the key (and its account's plan).
 #[derive(Serialize, Default)]
 struct KeyFields<'a> {
     key_id: Option<&'a str>,
@@ -217,6 +221,8 @@ struct KeyFields<'a> {
     scopes: Option<&'a [String]>,
     role_id: Option<&'a str>,
     expires_at: Option<String>,
+    /// The key's metadata (`{}` when it has none), for the company's API.
+    metadata: Option<&'a serde_json::Value>,
     /// The account's plan: a cached key's account never changes, so it renders once too.
     plan: Option<&'a str>,
 }
@@ -233,6 +239,7 @@ impl<'a> KeyFields<'a> {
             scopes: Some(&k.scopes),
             role_id: k.role_id.as_deref(),
             expires_at: k.expires_at.map(crate::views::time),
+            metadata: Some(k.metadata.as_ref().unwrap_or(&EMPTY_OBJECT)),
             plan: resolved.account.as_deref().map(|a| a.plan.as_str()),
         }
     }
@@ -303,7 +310,8 @@ mod tests {
         let expected = json!({
             "valid": true, "code": "VALID", "key_id": "key_1", "account_id": "acc_1", "user_id": null,
             "class": "org", "authority": "user", "scopes": ["leads:read", "lists:*"], "role_id": null,
-            "expires_at": null, "plan": "free", "ratelimit": { "limit": 100, "remaining": 99, "reset": 60 },
+            "expires_at": null, "metadata": { "team": "data" }, "plan": "free",
+            "ratelimit": { "limit": 100, "remaining": 99, "reset": 60 },
             "ratelimits": [], "quota": null, "usage_remaining": 5,
         });
         assert_eq!(parsed(answer("VALID", Some(&key), Some(&rate), &Limits::default(), Some(5))), expected);
@@ -333,6 +341,7 @@ mod tests {
                 "scopes",
                 "role_id",
                 "expires_at",
+                "metadata",
                 "plan",
                 "ratelimit",
                 "quota",

@@ -44,6 +44,7 @@ pub(crate) async fn create(
         trial_ends_at: svc.plans.trial_end(&plan, now),
         plan,
         created_at: now,
+        overrides: Default::default(),
     };
     let entry = audit(
         &account.id,

@@ -193,6 +193,7 @@ async fn create_user(
         trial_ends_at: svc.plans.trial_end(&plan, now),
         plan,
         created_at: now,
+        overrides: Default::default(),
     };
     let entry = audit(
         &account.id,

@@ -7,12 +7,13 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use keygate_core::id::{IdKind, new_id};
-use keygate_core::loosening::{self, Restrictions};
-use keygate_core::{Authority, CredentialKind, RateLimit, ScopeSet, Secret};
+use keygate_core::{Authority, CredentialKind, NamedRateLimit, RateLimit, Refill, ScopeSet, Secret};
 use keygate_store::{ActorType, ApiKey, KeyClass, KeyFilter, KeyPatch, KeyStatus, NewKey, Page, PageRequest};
 use serde_json::{Value, json};
+
+use super::key_limits::{self, limits_of, parse_named, parse_refill, refuse_loosening, within_plan};
 
 use crate::auth::{Caller, Invalidation};
 use crate::error::{ApiError, ApiResult};
@@ -34,7 +35,10 @@ pub struct MintInput {
     pub end_date: Option<String>,
     pub starts_at: Option<String>,
     pub rate_limit: Option<RateLimit>,
+    /// Named limits on top of `rate_limit`. `None`: none (a key minting a key: its own).
+    pub rate_limits: Option<Vec<NamedRateLimit>>,
     pub usage_limit: Option<i64>,
+    pub refill: Option<Refill>,
     pub ip_allowlist: Vec<String>,
     pub metadata: Option<Value>,
 }
@@ -49,7 +53,10 @@ pub(crate) struct PatchInput {
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) role_id: Option<Option<String>>,
     pub(crate) rate_limit: Option<Option<RateLimit>>,
+    /// The whole list; `Some(vec![])` removes every named limit.
+    pub(crate) rate_limits: Option<Vec<NamedRateLimit>>,
     pub(crate) usage_limit: Option<Option<i64>>,
+    pub(crate) refill: Option<Option<Refill>>,
     pub(crate) ip_allowlist: Option<Vec<String>>,
     pub(crate) metadata: Option<Value>,
 }
@@ -118,7 +125,29 @@ pub async fn mint(svc: &Services, caller: &Caller, ip: Option<IpAddr>, input: Mi
     let expires_at = expiry(input.expires_at.as_deref(), input.end_date.as_deref())?;
     let starts_at = input.starts_at.as_deref().map(|s| parse_time("starts_at", s)).transpose()?;
     let rate_limit = input.rate_limit.as_ref().map(parse_rate_limit).transpose()?;
-    within_plan(rate_limit, plan.key_rate_limit_max)?;
+    let usage_limit = input.usage_limit.map(parse_usage_limit).transpose()?;
+    let refill = parse_refill(input.refill, usage_limit)?;
+    let minter = minter_key(svc, caller).await?;
+    let rate_limits = match (&input.rate_limits, &minter) {
+        (Some(list), _) => parse_named(list)?,
+        // A key minting a key passes on its named limits, as it passes on its scopes.
+        (None, Some(k)) => k.rate_limits.clone(),
+        (None, None) => Vec::new(),
+    };
+    within_plan(rate_limit, &rate_limits, plan.key_rate_limit_max)?;
+    // A key below administrator mints no key looser than itself (docs/api.md §7 Keys).
+    if !caller.authority.is_admin()
+        && let Some(minter) = &minter
+    {
+        let new = keygate_core::loosening::Restrictions {
+            rate_limit: rate_limit.or(plan.rate_limit),
+            rate_limits: rate_limits.clone(),
+            usage_limit,
+            refill,
+            ..limits_of(minter, plan.rate_limit)
+        };
+        refuse_loosening(caller, &limits_of(minter, plan.rate_limit), &new, now)?;
+    }
     let generated = svc.format.generate(credential_kind(class));
     let new = NewKey {
         id: new_id(IdKind::Key),
@@ -137,8 +166,12 @@ pub async fn mint(svc: &Services, caller: &Caller, ip: Option<IpAddr>, input: Mi
         staged: expires_at.is_some_and(|e| e <= now),
         expires_at,
         starts_at,
-        usage_limit: input.usage_limit.map(parse_usage_limit).transpose()?,
+        usage_limit,
+        // The first credits are `usage_limit`; the first refill comes at the next boundary.
+        refilled_at: refill.map(|r| r.interval.start(now)),
+        refill,
         rate_limit,
+        rate_limits,
         ip_allowlist: parse_allowlist(&input.ip_allowlist)?,
         metadata: parse_metadata(input.metadata.as_ref().unwrap_or(&json!({})))?,
     };
@@ -281,13 +314,37 @@ pub(crate) async fn patch(
     let plan = svc.plans.access(&caller.account, now);
     if let Some(r) = &input.rate_limit {
         let limit = r.as_ref().map(parse_rate_limit).transpose()?;
-        within_plan(limit, plan.key_rate_limit_max)?;
+        within_plan(limit, &[], plan.key_rate_limit_max)?;
         patch.rate_limit = Some(limit);
         changed.push("rate_limit");
+    }
+    if let Some(list) = &input.rate_limits {
+        let named = parse_named(list)?;
+        within_plan(None, &named, plan.key_rate_limit_max)?;
+        patch.rate_limits = Some(named);
+        changed.push("rate_limits");
     }
     if let Some(u) = input.usage_limit {
         patch.usage_limit = Some(u.map(parse_usage_limit).transpose()?);
         changed.push("usage_limit");
+    }
+    let usage_limit_after = patch.usage_limit.unwrap_or(key.usage_limit);
+    match input.refill {
+        Some(r) => {
+            let refill = parse_refill(r, usage_limit_after)?;
+            // The same interval keeps counting from its last refill (one due still happens);
+            // a new one starts at the current period: its first refill is at the next boundary.
+            let refilled_at = match (refill, key.refill) {
+                (Some(new), Some(old)) if new.interval == old.interval => key.refilled_at,
+                (Some(new), _) => Some(new.interval.start(now)),
+                (None, _) => None,
+            };
+            patch.refill = Some((refill, refilled_at));
+            changed.push("refill");
+        }
+        // No credits, nothing to refill.
+        None if usage_limit_after.is_none() && key.refill.is_some() => patch.refill = Some((None, None)),
+        None => {}
     }
     if let Some(list) = &input.ip_allowlist {
         patch.ip_allowlist = Some(parse_allowlist(list)?);
@@ -297,21 +354,8 @@ pub(crate) async fn patch(
         patch.metadata = Some(parse_metadata(m)?);
         changed.push("metadata");
     }
-    if !caller.authority.is_admin() {
-        let (before, after) = restrictions(&key, &patch, permissions, plan.rate_limit);
-        let loose = loosening::loosenings(&before, &after, now);
-        if !loose.is_empty() {
-            let fields: Vec<&str> = loose.iter().map(|l| l.field()).collect();
-            let mut e = ApiError::insufficient_authority();
-            e.message = format!(
-                "Only an administrator may loosen a key; you may tighten it. Loosened here: {}.",
-                fields.join(", ")
-            )
-            .into();
-            e.details = Some(json!(fields.iter().map(|f| json!({ "field": f })).collect::<Vec<_>>()));
-            return Err(e);
-        }
-    }
+    let (before, after) = key_limits::restrictions(&key, &patch, permissions, plan.rate_limit);
+    refuse_loosening(caller, &before, &after, now)?;
     let entry =
         audit(&caller.account.id, &caller.actor, "key.updated", ("key", &key.id), ip, json!({ "fields": changed }));
     let updated = svc.store.update_key(&caller.account.id, &key.id, &patch, vec![entry]).await?;
@@ -319,48 +363,11 @@ pub(crate) async fn patch(
     Ok(updated)
 }
 
-type ScopesAndRole = (ScopeSet, Option<ScopeSet>);
-
-/// What the key lets through before and after `patch`. Permissions unchanged compare equal
-/// (`None`); a rate limit of its own falls back to the plan's default, as requests see it.
-fn restrictions(
-    key: &ApiKey,
-    patch: &KeyPatch,
-    permissions: Option<(ScopesAndRole, ScopesAndRole)>,
-    plan_default: Option<RateLimit>,
-) -> (Restrictions, Restrictions) {
-    let ((scopes_before, role_before), (scopes_after, role_after)) = permissions.unwrap_or_else(|| {
-        let same = (ScopeSet::default(), None);
-        (same.clone(), same)
-    });
-    let nets = |list: &[String]| list.iter().filter_map(|c| keygate_core::net::parse_cidr(c)).collect::<Vec<_>>();
-    let pick = |new: Option<Option<DateTime<Utc>>>, old: Option<DateTime<Utc>>| new.unwrap_or(old);
-    let before = Restrictions {
-        scopes: scopes_before,
-        role: role_before,
-        rate_limit: key.rate_limit.or(plan_default),
-        usage_limit: key.usage_limit,
-        ip_allowlist: nets(&key.ip_allowlist),
-        starts_at: key.starts_at,
-        expires_at: key.expires_at,
-    };
-    let after = Restrictions {
-        scopes: scopes_after,
-        role: role_after,
-        rate_limit: patch.rate_limit.unwrap_or(key.rate_limit).or(plan_default),
-        usage_limit: patch.usage_limit.unwrap_or(key.usage_limit),
-        ip_allowlist: patch.ip_allowlist.as_deref().map_or_else(|| before.ip_allowlist.clone(), nets),
-        starts_at: pick(patch.starts_at, key.starts_at),
-        expires_at: pick(patch.expires_at, key.expires_at),
-    };
-    (before, after)
-}
-
-/// A key's own rate limit may not be looser than the plan's ceiling (400 `limit_exceeds_plan`).
-fn within_plan(limit: Option<RateLimit>, ceiling: Option<RateLimit>) -> ApiResult<()> {
-    match (limit, ceiling) {
-        (Some(l), Some(c)) if !loosening::rate_within(Some(l), Some(c)) => Err(ApiError::limit_exceeds_plan(&c)),
-        _ => Ok(()),
+/// The key a caller acts with, as stored, when it is a key (to compare what it mints with).
+async fn minter_key(svc: &Services, caller: &Caller) -> ApiResult<Option<ApiKey>> {
+    match &caller.key_id {
+        Some(id) => Ok(svc.store.key_by_handle(&caller.account.id, id).await?),
+        None => Ok(None),
     }
 }
 
@@ -424,7 +431,11 @@ pub(crate) async fn roll(
         starts_at: old.starts_at,
         staged: old.staged,
         usage_limit: old.usage_limit,
+        // The same credits, counted from the same period: a roll is no refill.
+        refill: old.refill,
+        refilled_at: old.refilled_at,
         rate_limit: old.rate_limit,
+        rate_limits: old.rate_limits.clone(),
         ip_allowlist: old.ip_allowlist.clone(),
         metadata: old.metadata.clone(),
     };

@@ -9,6 +9,7 @@ pub(crate) mod accounts;
 pub(crate) mod audit;
 pub mod identity;
 pub(crate) mod input;
+pub(crate) mod key_limits;
 pub(crate) mod key_usage;
 pub mod keys;
 pub(crate) mod members;

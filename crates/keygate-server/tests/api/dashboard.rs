@@ -526,3 +526,24 @@ async fn a_password_change_through_the_api_ends_the_dashboard_session() {
     let p = get(&app, &format!("/app/a/{}/keys", u.account_id), &cookie).await;
     assert_eq!((p.status, p.location()), (StatusCode::SEE_OTHER, "/app/login"));
 }
+
+/// Issue 17: the dashboard has no key edit page; its one way to set a key's limits is the new
+/// key form, and that goes through the API's rule: past the plan's ceiling is refused on the
+/// form (for the owner too), and no key is made.
+#[tokio::test]
+async fn the_new_key_forms_rate_limit_is_held_to_the_plans_ceiling() {
+    let app = spawn_app().await;
+    let (owner, cookie, csrf) = signed_in(&app).await;
+    let path = format!("/app/a/{}/keys", owner.account_id);
+    let form =
+        [("csrf", csrf.as_str()), ("name", "greedy"), ("scopes", "*:*"), ("rate_limit", "601"), ("rate_window", "60")];
+    let refused = post(&app, &path, &cookie, &form, &[]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
+    assert!(
+        refused.html.contains("looser than the plan&#39;s key_rate_limit_max"),
+        "the API's rule, on the form: {}",
+        refused.html
+    );
+    let listed = app.get(&format!("/v1/keys?account_id={}", owner.account_id), Cred::Bearer(&owner.token)).await;
+    assert_eq!(listed.body["items"], json!([]), "no key was made");
+}

@@ -297,7 +297,10 @@ pub async fn insert_key(
         starts_at: None,
         staged: false,
         usage_limit: None,
+        refill: None,
+        refilled_at: None,
         rate_limit: None,
+        rate_limits: vec![],
         ip_allowlist: vec![],
         metadata: json!({}),
     };

@@ -88,6 +88,38 @@ pub(crate) async fn set_plan(s: &SqlStore, account_id: &str, plan: &str, audit: 
     Ok(account)
 }
 
+/// The plan and the limit overrides in one write: each `None` leaves that column as it is;
+/// empty overrides are stored as NULL.
+pub(crate) async fn set_limits(
+    s: &SqlStore,
+    account_id: &str,
+    plan: Option<&str>,
+    overrides: Option<&LimitOverrides>,
+    audit: Vec<NewAudit>,
+) -> StoreResult<Account> {
+    let overrides_json = match overrides {
+        Some(o) if !o.is_empty() => Some(rows::to_json(o)?),
+        _ => None,
+    };
+    let mut tx = s.begin().await?;
+    let row = sqlx::query(
+        "UPDATE accounts SET plan = COALESCE($2, plan), \
+         limit_overrides = CASE WHEN $3 = 1 THEN $4 ELSE limit_overrides END \
+         WHERE id = $1 AND deleted_at IS NULL RETURNING *",
+    )
+    .bind(account_id)
+    .bind(plan)
+    .bind(i64::from(overrides.is_some()))
+    .bind(overrides_json)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let account = rows::account(&row)?;
+    audit::append(&mut tx, s.dialect, audit).await?;
+    tx.commit().await?;
+    Ok(account)
+}
+
 /// Newest first: ids sort by creation, so `id < cursor` pages without gaps or repeats.
 pub(crate) async fn list_accounts(s: &SqlStore, page: &PageRequest) -> StoreResult<Page<Account>> {
     let found = sqlx::query(

@@ -13,9 +13,10 @@ async fn insert_key(tx: &mut Tx, k: &NewKey) -> StoreResult<ApiKey> {
     let row = sqlx::query(
         "INSERT INTO api_keys (id, digest, key_part, class, name, account_id, user_id, authority, scopes, \
          role_id, created_at, created_by, expires_at, starts_at, staged, revoked_at, last_used_at, last_used_ip, \
-         request_count, usage_limit, usage_used, rate_limit, ip_allowlist, metadata) \
+         request_count, usage_limit, usage_used, rate_limit, ip_allowlist, metadata, rate_limits, \
+         refill_amount, refill_interval, refilled_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, NULL, NULL, \
-         0, $16, 0, $17, $18, $19) RETURNING *",
+         0, $16, 0, $17, $18, $19, $20, $21, $22, $23) RETURNING *",
     )
     .bind(&k.id)
     .bind(&k.digest)
@@ -36,6 +37,10 @@ async fn insert_key(tx: &mut Tx, k: &NewKey) -> StoreResult<ApiKey> {
     .bind(k.rate_limit.as_ref().map(rows::to_json).transpose()?)
     .bind(rows::to_json(&k.ip_allowlist)?)
     .bind(rows::to_json(&k.metadata)?)
+    .bind(rows::named_limits(&k.rate_limits)?)
+    .bind(k.refill.map(|r| r.amount))
+    .bind(k.refill.map(|r| r.interval.as_str()))
+    .bind(opt_millis(k.refilled_at))
     .fetch_one(&mut **tx)
     .await?;
     rows::api_key(&row)
@@ -181,9 +186,17 @@ pub(crate) async fn update_key(
     if let Some(v) = p.usage_limit {
         k.usage_limit = v;
     }
+    if let Some(v) = p.rate_limits {
+        k.rate_limits = v;
+    }
+    if let Some((refill, at)) = p.refill {
+        k.refill = refill;
+        k.refilled_at = at;
+    }
     let row = sqlx::query(
         "UPDATE api_keys SET name = $2, expires_at = $3, starts_at = $4, staged = $5, scopes = $6, role_id = $7, \
-         rate_limit = $8, ip_allowlist = $9, metadata = $10, usage_limit = $11 WHERE id = $1 RETURNING *",
+         rate_limit = $8, ip_allowlist = $9, metadata = $10, usage_limit = $11, rate_limits = $12, \
+         refill_amount = $13, refill_interval = $14, refilled_at = $15 WHERE id = $1 RETURNING *",
     )
     .bind(&k.id)
     .bind(&k.name)
@@ -196,6 +209,10 @@ pub(crate) async fn update_key(
     .bind(rows::to_json(&k.ip_allowlist)?)
     .bind(rows::to_json(&k.metadata)?)
     .bind(k.usage_limit)
+    .bind(rows::named_limits(&k.rate_limits)?)
+    .bind(k.refill.map(|r| r.amount))
+    .bind(k.refill.map(|r| r.interval.as_str()))
+    .bind(opt_millis(k.refilled_at))
     .fetch_one(&mut *tx)
     .await?;
     let updated = rows::api_key(&row)?;
@@ -235,7 +252,9 @@ pub(crate) async fn revoke_key(
 ///
 /// A roll hands over credits, never mints them: the successor starts with the old key's
 /// `usage_used`, and an old key kept through an overlap has none left (its `usage_used` becomes
-/// its `usage_limit`), so rolling cannot refill or double a usage limit.
+/// its `usage_limit`), so rolling cannot refill or double a usage limit. The old key also
+/// loses its `refill` (a key kept through an overlap must not get credits back at the next
+/// period), and the successor carries the old key's `refilled_at` (given in `successor`).
 ///
 /// A key is rolled once: the old key is claimed with a conditional UPDATE (`rolled_to IS
 /// NULL`) before the successor exists, so of two concurrent rolls exactly one wins, on every
@@ -272,7 +291,8 @@ pub(crate) async fn roll_key(
         _ => spent,
     };
     let row = sqlx::query(
-        "UPDATE api_keys SET revoked_at = $2, expires_at = $3, rolled_to = $4, usage_used = $5 \
+        "UPDATE api_keys SET revoked_at = $2, expires_at = $3, rolled_to = $4, usage_used = $5, \
+         refill_amount = NULL, refill_interval = NULL \
          WHERE id = $1 AND rolled_to IS NULL AND revoked_at IS NULL RETURNING *",
     )
     .bind(&old.id)

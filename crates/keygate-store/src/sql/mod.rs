@@ -226,6 +226,7 @@ impl SqlStore {
                 (3, "invalidations", include_str!("../../migrations/sqlite/0003_invalidations.sql")),
                 (4, "key successor", include_str!("../../migrations/sqlite/0004_key_successor.sql")),
                 (5, "usage outcomes", include_str!("../../migrations/sqlite/0005_usage_outcomes.sql")),
+                (6, "key limits", include_str!("../../migrations/sqlite/0006_key_limits.sql")),
             ],
             Dialect::Postgres => &[
                 (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
@@ -233,6 +234,7 @@ impl SqlStore {
                 (3, "invalidations", include_str!("../../migrations/postgres/0003_invalidations.sql")),
                 (4, "key successor", include_str!("../../migrations/postgres/0004_key_successor.sql")),
                 (5, "usage outcomes", include_str!("../../migrations/postgres/0005_usage_outcomes.sql")),
+                (6, "key limits", include_str!("../../migrations/postgres/0006_key_limits.sql")),
             ],
         };
         let migrations = sources

@@ -91,6 +91,7 @@ pub(crate) fn account(row: &AnyRow) -> StoreResult<Account> {
         plan: get(row, "plan")?,
         trial_ends_at: opt_time(row, "trial_ends_at")?,
         created_at: time(row, "created_at")?,
+        overrides: opt_json(row, "limit_overrides")?.unwrap_or_default(),
     })
 }
 
@@ -108,6 +109,7 @@ pub(crate) fn account_prefixed(row: &AnyRow) -> StoreResult<Option<Account>> {
         plan: get(row, "a_plan")?,
         trial_ends_at: opt_time(row, "a_trial_ends_at")?,
         created_at: time(row, "a_created_at")?,
+        overrides: opt_json(row, "a_limit_overrides")?.unwrap_or_default(),
     }))
 }
 
@@ -189,11 +191,33 @@ pub(crate) fn api_key(row: &AnyRow) -> StoreResult<ApiKey> {
         success_count: get(row, "success_count")?,
         usage_limit: get(row, "usage_limit")?,
         usage_used: get(row, "usage_used")?,
+        refill: refill(row)?,
+        refilled_at: opt_time(row, "refilled_at")?,
         rate_limit: opt_json(row, "rate_limit")?,
+        rate_limits: opt_json(row, "rate_limits")?.unwrap_or_default(),
         ip_allowlist: json(row, "ip_allowlist")?,
         metadata: json(row, "metadata")?,
         rolled_to: get(row, "rolled_to")?,
     })
+}
+
+/// `refill_amount` and `refill_interval`, both or neither.
+fn refill(row: &AnyRow) -> StoreResult<Option<keygate_core::Refill>> {
+    let amount: Option<i64> = get(row, "refill_amount")?;
+    let interval: Option<String> = get(row, "refill_interval")?;
+    Ok(match (amount, interval) {
+        (Some(amount), Some(i)) => Some(keygate_core::Refill {
+            amount,
+            interval: keygate_core::QuotaPeriod::parse(&i)
+                .ok_or_else(|| StoreError::Other("unknown refill interval".into()))?,
+        }),
+        _ => None,
+    })
+}
+
+/// The named limits as stored: NULL when there are none.
+pub(crate) fn named_limits(list: &[keygate_core::NamedRateLimit]) -> StoreResult<Option<String>> {
+    if list.is_empty() { Ok(None) } else { to_json(list).map(Some) }
 }
 
 pub(crate) fn audit_entry(row: &AnyRow) -> StoreResult<AuditEntry> {

@@ -79,6 +79,16 @@ impl Store for SqlStore {
     async fn set_plan(&self, account_id: &str, plan: &str, audit: Vec<NewAudit>) -> StoreResult<Account> {
         accounts::set_plan(self, account_id, plan, audit).await
     }
+
+    async fn set_account_limits(
+        &self,
+        account_id: &str,
+        plan: Option<&str>,
+        overrides: Option<&LimitOverrides>,
+        audit: Vec<NewAudit>,
+    ) -> StoreResult<Account> {
+        accounts::set_limits(self, account_id, plan, overrides, audit).await
+    }
     async fn list_accounts(&self, page: &PageRequest) -> StoreResult<Page<Account>> {
         accounts::list_accounts(self, page).await
     }
@@ -191,8 +201,8 @@ impl Store for SqlStore {
     async fn key_auth_by_digest(&self, digest: &str) -> StoreResult<Option<KeyAuth>> {
         usage::key_auth_by_digest(self, digest).await
     }
-    async fn consume_usage(&self, key_id: &str, cost: i64) -> StoreResult<Option<i64>> {
-        usage::consume_usage(self, key_id, cost).await
+    async fn consume_usage(&self, key_id: &str, cost: i64, now: Time) -> StoreResult<Option<i64>> {
+        usage::consume_usage(self, key_id, cost, now).await
     }
     async fn record_usage(&self, deltas: &[UsageDelta]) -> StoreResult<()> {
         usage_counts::record_usage(self, deltas).await

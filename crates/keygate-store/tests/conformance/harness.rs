@@ -118,6 +118,7 @@ pub fn account(name: &str, domain: Option<&str>) -> Account {
         plan: "trial".into(),
         trial_ends_at: Some(now() + Duration::days(14)),
         created_at: now(),
+        overrides: LimitOverrides::default(),
     }
 }
 
@@ -167,7 +168,10 @@ pub fn key(account_id: &str, user_id: Option<&str>) -> NewKey {
         starts_at: None,
         staged: false,
         usage_limit: None,
+        refill: None,
+        refilled_at: None,
         rate_limit: None,
+        rate_limits: vec![],
         ip_allowlist: vec![],
         metadata: json!({}),
     }

@@ -47,7 +47,10 @@ pub async fn keys_create_look_up_and_page(db: TestDb) {
         success_count: 0,
         usage_limit: Some(1000),
         usage_used: 0,
+        refill: None,
+        refilled_at: None,
         rate_limit: nk.rate_limit,
+        rate_limits: vec![],
         ip_allowlist: nk.ip_allowlist.clone(),
         metadata: nk.metadata.clone(),
         rolled_to: None,
@@ -167,6 +170,8 @@ pub async fn key_update_revoke_roll(db: TestDb) {
         ip_allowlist: Some(vec!["192.0.2.0/24".into()]),
         staged: Some(true),
         starts_at: Some(Some(now())),
+        rate_limits: None,
+        refill: None,
     };
     let u = s.update_key(a, &k.id, &patch, vec![audit(a, "key.updated", &o.user.id)]).await.unwrap();
     assert_eq!((u.name.as_str(), u.expires_at, u.role_id.as_deref()), ("renamed", None, None));
@@ -329,20 +334,20 @@ pub async fn a_roll_hands_over_credits_and_never_refills_them(db: TestDb) {
     let mut limited = key(a, None);
     limited.usage_limit = Some(3);
     let old = s.create_key(limited, None, vec![]).await.unwrap();
-    assert_eq!(s.consume_usage(&old.id, 2).await.unwrap(), Some(1));
+    assert_eq!(s.consume_usage(&old.id, 2, now()).await.unwrap(), Some(1));
     let mut succ = key(a, None);
     succ.usage_limit = old.usage_limit;
     let (new, old_after) = s.roll_key(a, &old.id, succ, Some(at + Duration::hours(1)), at, vec![]).await.unwrap();
     assert_eq!((new.usage_limit, new.usage_used, new.usage_remaining()), (Some(3), 2, Some(1)));
     assert_eq!(old_after.usage_remaining(), Some(0), "the overlap spends no credits twice");
-    assert_eq!(s.consume_usage(&old.id, 1).await.unwrap(), None);
-    assert_eq!(s.consume_usage(&new.id, 1).await.unwrap(), Some(0));
-    assert_eq!(s.consume_usage(&new.id, 1).await.unwrap(), None);
+    assert_eq!(s.consume_usage(&old.id, 1, now()).await.unwrap(), None);
+    assert_eq!(s.consume_usage(&new.id, 1, now()).await.unwrap(), Some(0));
+    assert_eq!(s.consume_usage(&new.id, 1, now()).await.unwrap(), None);
     // Without an overlap the old key is revoked and keeps its own count.
     let mut limited = key(a, None);
     limited.usage_limit = Some(5);
     let old = s.create_key(limited, None, vec![]).await.unwrap();
-    s.consume_usage(&old.id, 1).await.unwrap();
+    s.consume_usage(&old.id, 1, now()).await.unwrap();
     let mut succ = key(a, None);
     succ.usage_limit = old.usage_limit;
     let (new, old_after) = s.roll_key(a, &old.id, succ, None, at, vec![]).await.unwrap();

@@ -19,7 +19,7 @@ pub async fn consume_usage_is_exact_under_concurrency(db: TestDb) {
     for i in 0..50 {
         let s = if i % 2 == 0 { Arc::clone(s) } else { Arc::clone(&node2) };
         let id = k.id.clone();
-        tasks.push(tokio::spawn(async move { s.consume_usage(&id, 1).await.expect("consume") }));
+        tasks.push(tokio::spawn(async move { s.consume_usage(&id, 1, now()).await.expect("consume") }));
     }
     let mut remaining = Vec::new();
     for t in tasks {
@@ -36,13 +36,13 @@ pub async fn consume_usage_is_exact_under_concurrency(db: TestDb) {
     let mut nk = key(&o.account.id, None);
     nk.usage_limit = Some(5);
     let k2 = s.create_key(nk, None, vec![]).await.unwrap();
-    assert_eq!(s.consume_usage(&k2.id, 3).await.unwrap(), Some(2));
-    assert_eq!(s.consume_usage(&k2.id, 3).await.unwrap(), None);
-    assert_eq!(s.consume_usage(&k2.id, 2).await.unwrap(), Some(0));
+    assert_eq!(s.consume_usage(&k2.id, 3, now()).await.unwrap(), Some(2));
+    assert_eq!(s.consume_usage(&k2.id, 3, now()).await.unwrap(), None);
+    assert_eq!(s.consume_usage(&k2.id, 2, now()).await.unwrap(), Some(0));
 
     let unlimited = s.create_key(key(&o.account.id, None), None, vec![]).await.unwrap();
-    assert_eq!(s.consume_usage(&unlimited.id, 1).await.unwrap(), Some(i64::MAX));
-    assert!(matches!(s.consume_usage("key_nope", 1).await, Err(StoreError::NotFound)));
+    assert_eq!(s.consume_usage(&unlimited.id, 1, now()).await.unwrap(), Some(i64::MAX));
+    assert!(matches!(s.consume_usage("key_nope", 1, now()).await, Err(StoreError::NotFound)));
 }
 
 pub async fn record_usage_from_two_nodes_adds_up(db: TestDb) {
