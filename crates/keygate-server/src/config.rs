@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) mod plan_limits;
 pub(crate) mod routes;
+pub mod verify;
 
 /// More serving threads than this is a typo, not a machine.
 const MAX_WORKERS: usize = 1024;
@@ -58,7 +59,7 @@ pub struct Settings {
     pub dashboard: DashboardSettings,
     pub gateway: GatewaySettings,
     /// Who may call verify (docs/api.md, "Verify callers").
-    pub verify: crate::auth::verifier::VerifySettings,
+    pub verify: verify::VerifySettings,
 }
 
 fn expose_for_layering<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
@@ -619,7 +620,7 @@ mod tests {
         let s = Settings {
             admin_token: SecretString::from("operator-secret-123".to_owned()),
             database_url: "postgres://kg:pw-secret@db/kg".into(),
-            verify: crate::auth::verifier::VerifySettings {
+            verify: verify::VerifySettings {
                 tokens: vec![SecretString::from("verifier-secret-0123456789abcdefghij".to_owned())],
                 ..Default::default()
             },
