@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -213,6 +214,42 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
         }
         parse_json(&bytes).map(|v| OptionalJson(Some(v)))
     }
+}
+
+/// Authenticates any credential for the management API. Keys go through the full hot path
+/// (status, plan, address, rate limit, usage); sessions through theirs.
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ip = client_ip(parts, state);
+        let principal = crate::auth::principal::authenticate(&parts.headers, ip, state).await?;
+        if let (Principal::Key(g), Some(slot)) = (&principal, parts.extensions.get::<RateSlot>())
+            && let Some(d) = g.rate
+            && let Ok(mut s) = slot.0.lock()
+        {
+            *s = Some(d);
+        }
+        Ok(principal)
+    }
+}
+
+/// Carries a key's rate-limit decision from the extractor to the response, so every
+/// authenticated answer has `RateLimit-*` headers (see `rate_headers`).
+#[derive(Clone, Default)]
+pub struct RateSlot(std::sync::Arc<std::sync::Mutex<Option<keygate_core::ratelimit::Decision>>>);
+
+pub async fn rate_headers(mut req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let slot = RateSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let mut resp = next.run(req).await;
+    if !resp.headers().contains_key("ratelimit-limit")
+        && let Ok(s) = slot.0.lock()
+        && let Some(d) = *s
+    {
+        crate::error::insert_rate_headers(resp.headers_mut(), &d);
+    }
+    resp
 }
 
 #[cfg(test)]

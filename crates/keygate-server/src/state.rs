@@ -47,3 +47,9 @@ impl AppState {
         &self.auth.format
     }
 }
+
+impl crate::auth::principal::HasAuthenticator for AppState {
+    fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+}

@@ -6,17 +6,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 use keygate_core::{Authority, CredentialKind, Permissions, Scope};
 use keygate_store::{Account, Actor, ActorType, SessionAuth};
 
 use super::checks::NO_REQUIREMENTS;
 use super::verdict::{Accept, AuthContext, Authenticated, Granted};
 use crate::error::ApiError;
-use crate::extract::client_ip;
-use crate::state::AppState;
 
 #[derive(Debug, Clone)]
 pub enum Principal {
@@ -64,11 +60,16 @@ impl Principal {
 
     /// The caller acting in an account. For a session, `account_id` is required and the user
     /// must be a member; for a key, `account_id` may only repeat the key's own account.
-    pub async fn in_account(&self, state: &AppState, account_id: Option<&str>) -> Result<Caller, ApiError> {
+    pub async fn in_account(
+        &self,
+        state: &impl HasAuthenticator,
+        account_id: Option<&str>,
+    ) -> Result<Caller, ApiError> {
         match self {
             Principal::Session(s) => {
                 let account_id = account_id.ok_or_else(ApiError::account_id_required)?;
-                let found = state.auth.membership(account_id, &s.user.id).await?.ok_or_else(ApiError::not_found)?;
+                let found =
+                    state.authenticator().membership(account_id, &s.user.id).await?.ok_or_else(ApiError::not_found)?;
                 let (account, membership) = &*found;
                 Ok(Caller {
                     account: account.clone(),
@@ -100,46 +101,20 @@ impl Principal {
     }
 }
 
-/// Authenticates any credential for the management API. Keys go through the full hot path
-/// (status, plan, address, rate limit, usage); sessions through theirs.
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let ip = client_ip(parts, state);
-        let principal = authenticate(&parts.headers, ip, state).await?;
-        if let (Principal::Key(g), Some(slot)) = (&principal, parts.extensions.get::<RateSlot>())
-            && let Some(d) = g.rate
-            && let Ok(mut s) = slot.0.lock()
-        {
-            *s = Some(d);
-        }
-        Ok(principal)
-    }
+/// What the management extractor needs of the application: its authenticator. The HTTP
+/// state implements it, so this module does not depend on the layers above it.
+pub trait HasAuthenticator {
+    fn authenticator(&self) -> &super::Authenticator;
 }
 
-/// Carries a key's rate-limit decision from the extractor to the response, so every
-/// authenticated answer has `RateLimit-*` headers (see `rate_headers`).
-#[derive(Clone, Default)]
-pub struct RateSlot(std::sync::Arc<std::sync::Mutex<Option<keygate_core::ratelimit::Decision>>>);
-
-pub async fn rate_headers(mut req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    let slot = RateSlot::default();
-    req.extensions_mut().insert(slot.clone());
-    let mut resp = next.run(req).await;
-    if !resp.headers().contains_key("ratelimit-limit")
-        && let Ok(s) = slot.0.lock()
-        && let Some(d) = *s
-    {
-        super::headers::insert_rate_headers(resp.headers_mut(), &d);
-    }
-    resp
-}
-
-pub async fn authenticate(headers: &HeaderMap, ip: std::net::IpAddr, state: &AppState) -> Result<Principal, ApiError> {
+pub async fn authenticate(
+    headers: &HeaderMap,
+    ip: std::net::IpAddr,
+    state: &impl HasAuthenticator,
+) -> Result<Principal, ApiError> {
     let credential = super::headers::credential(headers)?;
     let ctx = AuthContext { ip, requirements: &NO_REQUIREMENTS, cost: 1, extra_limit: None, report_limits: false };
-    match state.auth.authenticate(credential, Accept::KeysAndSessions, &ctx).await? {
+    match state.authenticator().authenticate(credential, Accept::KeysAndSessions, &ctx).await? {
         Authenticated::Key(verdict) => verdict.admit().map(Principal::Key),
         Authenticated::Session(session) => Ok(Principal::Session(session)),
         Authenticated::Unreadable => Err(ApiError::invalid_credentials()),

@@ -89,7 +89,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         .merge(usage::routes())
         .merge(admin::routes())
-        .layer(middleware::from_fn(crate::auth::principal::rate_headers));
+        .layer(middleware::from_fn(crate::extract::rate_headers));
     OpenApiRouter::with_openapi(docs::base()).merge(health::routes()).merge(verify::routes()).merge(management)
 }
 
