@@ -12,7 +12,7 @@ const MAX_NAMED_LIMITS: usize = 8;
 
 /// A plan's account-wide limits and quota are well-formed: names valid and distinct (the
 /// unnamed `rate_limit` is `default`), at most `MAX_NAMED_LIMITS`.
-pub(crate) fn validate_limits(plan: &PlanSettings) -> Result<(), String> {
+fn validate_limits(plan: &PlanSettings) -> Result<(), String> {
     if plan.rate_limits.len() > MAX_NAMED_LIMITS {
         return Err(format!("rate_limits: at most {MAX_NAMED_LIMITS} limits"));
     }
@@ -31,6 +31,22 @@ pub(crate) fn validate_limits(plan: &PlanSettings) -> Result<(), String> {
     }
     if let Some(q) = &plan.quota {
         q.validate()?;
+    }
+    Ok(())
+}
+
+/// Every rule one plan's limits must meet; the message starts with the offending key.
+pub(crate) fn validate_plan(plan: &PlanSettings) -> Result<(), String> {
+    validate_limits(plan)?;
+    if let Some(rl) = &plan.rate_limit {
+        rl.validate()?;
+    }
+    if let Some(max) = &plan.key_rate_limit_max {
+        max.validate().map_err(|m| format!("key_rate_limit_max: {}", m.replace("rate_limit.", "")))?;
+        // Keys without a limit of their own get `rate_limit`: it must fit the ceiling.
+        if plan.rate_limit.is_some_and(|d| !d.is_within(max)) {
+            return Err("rate_limit (the default for keys) is looser than its key_rate_limit_max".into());
+        }
     }
     Ok(())
 }
