@@ -53,6 +53,17 @@ macro_rules! simple {
 }
 
 impl ApiError {
+    /// Each field problem of `details` (`[{field, message}]`) as (field, message), for the
+    /// front ends that word them their own way (the dashboard's labels, the shell's flags).
+    pub fn field_problems(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.details
+            .as_ref()
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| Some((i["field"].as_str()?, i["message"].as_str()?)))
+    }
+
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         ApiError(Box::new(ErrorFields {
             status,

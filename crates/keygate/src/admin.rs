@@ -144,20 +144,12 @@ fn refused(e: ApiError, missing: impl FnOnce() -> String) -> anyhow::Error {
     }
     const FLAGS: &[&str] = &["email", "name", "class", "user", "scopes", "authority"];
     let fields: Vec<String> = e
-        .details
-        .as_ref()
-        .and_then(|d| d.as_array())
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| {
-                    let field = i["field"].as_str()?;
-                    let dashes = if FLAGS.contains(&field) { "--" } else { "" };
-                    Some(format!("{dashes}{field}: {}", i["message"].as_str()?))
-                })
-                .collect()
+        .field_problems()
+        .map(|(field, message)| {
+            let dashes = if FLAGS.contains(&field) { "--" } else { "" };
+            format!("{dashes}{field}: {message}")
         })
-        .unwrap_or_default();
+        .collect();
     if fields.is_empty() { anyhow!("{}", e.message) } else { anyhow!("{}", fields.join("; ")) }
 }
 

@@ -131,17 +131,8 @@ pub(crate) async fn signup(State(state): State<AppState>, form: PublicForm) -> R
 
 /// Each field problem as a sentence (`details`), or the error's own message.
 pub(crate) fn field_messages(e: &ApiError) -> Vec<String> {
-    let listed: Vec<String> = e
-        .details
-        .as_ref()
-        .and_then(|d| d.as_array())
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| Some(format!("{}: {}", label(i["field"].as_str()?), i["message"].as_str()?)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let listed: Vec<String> =
+        e.field_problems().map(|(field, message)| format!("{}: {message}", label(field))).collect();
     if listed.is_empty() { vec![pages::message_of(e)] } else { listed }
 }
 

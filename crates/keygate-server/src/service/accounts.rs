@@ -6,7 +6,6 @@ use std::net::IpAddr;
 
 use chrono::Utc;
 use keygate_core::Authority;
-use keygate_core::id::{IdKind, new_id};
 use keygate_core::validate::check_name;
 use keygate_store::{Account, Page, PageRequest};
 use serde_json::json;
@@ -35,17 +34,7 @@ pub(crate) async fn create(
     errors.into_result()?;
     let Some(name) = name else { return Err(ApiError::invalid_request("Invalid request.")) };
     let now = Utc::now();
-    let plan = svc.signup.default_plan.clone();
-    let account = Account {
-        id: new_id(IdKind::Account),
-        name,
-        url,
-        domain: None,
-        trial_ends_at: svc.plans.trial_end(&plan, now),
-        plan,
-        created_at: now,
-        overrides: Default::default(),
-    };
+    let account = svc.new_account(name, url, None, now);
     let entry = audit(
         &account.id,
         &principal.actor(),

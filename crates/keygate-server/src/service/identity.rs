@@ -184,17 +184,7 @@ async fn create_user(
         password_hash,
         created_at: now,
     };
-    let plan = svc.signup.default_plan.clone();
-    let account = Account {
-        id: new_id(IdKind::Account),
-        name: fresh.name,
-        url: fresh.url,
-        domain: fresh.domain,
-        trial_ends_at: svc.plans.trial_end(&plan, now),
-        plan,
-        created_at: now,
-        overrides: Default::default(),
-    };
+    let account = svc.new_account(fresh.name, fresh.url, fresh.domain, now);
     let entry = audit(
         &account.id,
         &actor(&user.id),

@@ -80,6 +80,28 @@ impl Services {
         Self::new(settings, store, invalidator)
     }
 
+    /// A new account on the sign-up plan (its trial starting `now`), not yet stored: for
+    /// sign-up and for `POST /v1/accounts` alike.
+    pub(crate) fn new_account(
+        &self,
+        name: String,
+        url: Option<String>,
+        domain: Option<String>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> keygate_store::Account {
+        let plan = self.signup.default_plan.clone();
+        keygate_store::Account {
+            id: keygate_core::id::new_id(keygate_core::id::IdKind::Account),
+            name,
+            url,
+            domain,
+            trial_ends_at: self.plans.trial_end(&plan, now),
+            plan,
+            created_at: now,
+            overrides: Default::default(),
+        }
+    }
+
     /// Call after every committed change that could make a cached decision stale.
     pub(crate) async fn invalidate(&self, inv: Invalidation) {
         self.invalidator.invalidate(inv).await;
