@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use keygate_core::ratelimit::Decision;
 use keygate_core::{CredentialKind, Digest, KeyFormat, Parsed};
 use keygate_store::{Account, Outcome, SessionAuth, Store};
@@ -23,7 +23,7 @@ use super::cache::{FoundMembership, StampedCache};
 use super::cached_key::CachedKey;
 use super::checks::{Refusal, check_key};
 use super::invalidation::Epochs;
-use super::spend;
+use super::spend::{self, Applied};
 use super::verdict::{Accept, AuthContext, Authenticated, Granted, Refused, Verdict};
 use crate::FastHash;
 use crate::error::ApiError;
@@ -143,11 +143,19 @@ impl Authenticator {
 
     /// A refusal of a known key, which its usage counts (docs/api.md, "Usage"): in memory,
     /// like a grant, so refusing costs no storage write either.
-    fn refused_key(&self, refusal: Refusal, key: Arc<CachedKey>, ip: IpAddr) -> Verdict {
+    /// `limit` is the rate limit that refused, when the caller asked for it.
+    fn refused_key(
+        &self,
+        refusal: Refusal,
+        key: Arc<CachedKey>,
+        at: (IpAddr, DateTime<Utc>),
+        limit: Option<Applied>,
+    ) -> Verdict {
         if let Some(outcome) = refusal.outcome() {
-            self.usage.record(&key.key.id, outcome, ip, Utc::now());
+            self.usage.record(&key.key.id, outcome, at.0, at.1);
         }
-        self.refused(refusal, Some(key))
+        self.metrics.decision(refusal.verify_code());
+        Verdict::Refused(Refused { refusal, key: Some(key), limit })
     }
 
     /// The whole hot path for a parsed API key.
@@ -162,7 +170,7 @@ impl Authenticator {
             Ok(plan) => plan,
             Err(r) => {
                 tracing::debug!(key_id = %key.key.id, refusal = r.verify_code(), "key refused");
-                return Ok(self.refused_key(r, key, ctx.ip));
+                return Ok(self.refused_key(r, key, (ctx.ip, now), None));
             }
         };
         // Every limit of the key, its route and its account, then the account's quota
@@ -184,17 +192,7 @@ impl Authenticator {
         let quota = plan.quota.as_ref().map(|q| (key.key.account_id.as_str(), q));
         let spent = match self.spend(limits.clone(), quota, ctx.cost, ctx.report_limits).await? {
             Ok(spent) => spent,
-            Err(refused) => {
-                if let Some(outcome) = refused.refusal.outcome() {
-                    self.usage.record(&key.key.id, outcome, ctx.ip, now);
-                }
-                self.metrics.decision(refused.refusal.verify_code());
-                return Ok(Verdict::Refused(Refused {
-                    refusal: refused.refusal,
-                    key: Some(key),
-                    limit: refused.applied,
-                }));
-            }
+            Err(refused) => return Ok(self.refused_key(refused.refusal, key, (ctx.ip, now), refused.applied)),
         };
         let mut usage_remaining = None;
         if key.key.usage_limit.is_some() {
@@ -205,7 +203,7 @@ impl Authenticator {
             }
             match consumed? {
                 Some(left) => usage_remaining = Some(left),
-                None => return Ok(self.refused_key(Refusal::UsageExceeded, key, ctx.ip)),
+                None => return Ok(self.refused_key(Refusal::UsageExceeded, key, (ctx.ip, now), None)),
             }
         }
         self.usage.record(&key.key.id, Outcome::Valid, ctx.ip, now);
