@@ -127,18 +127,27 @@ fn audit_log(db: &Path, account: &str) -> Vec<keygate_store::AuditEntry> {
     })
 }
 
-#[test]
-fn the_shell_audits_like_the_operator_api() {
+/// A fresh SQLite deployment with one user made from the shell: (folder, config, database,
+/// the user's lines, their account).
+fn shell_user(
+    email: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf, Vec<(String, String)>, String) {
     let dir = tempfile::tempdir().expect("tmp");
     let config = dir.path().join("keygate.toml");
     let db = dir.path().join("keygate.db");
     std::fs::write(&config, format!("database_url = \"sqlite://{}\"\n", db.display())).expect("write config");
     let user = admin(
         &config,
-        &["users", "create", "--email", "ops@acme-widgets.com", "--name", "Ops", "--password-stdin"],
+        &["users", "create", "--email", email, "--name", "Ops", "--password-stdin"],
         "a long enough passphrase\n",
     );
     let account = value(&user, "account").to_owned();
+    (dir, config, db, user, account)
+}
+
+#[test]
+fn the_shell_audits_like_the_operator_api() {
+    let (_dir, config, db, user, account) = shell_user("ops@acme-widgets.com");
     let minted = admin(&config, &["keys", "mint", "--account", &account, "--name", "shell", "--scopes", "*:read"], "");
     let set = admin(&config, &["accounts", "set-plan", &account, "free"], "");
     assert!(set.is_empty(), "set-plan prints one sentence, no `label: value` lines: {set:?}");
@@ -169,16 +178,7 @@ fn the_shell_audits_like_the_operator_api() {
 /// validation, the same audit entry, the same stored overrides.
 #[test]
 fn the_shell_overrides_an_accounts_limits() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let config = dir.path().join("keygate.toml");
-    let db = dir.path().join("keygate.db");
-    std::fs::write(&config, format!("database_url = \"sqlite://{}\"\n", db.display())).expect("write config");
-    let user = admin(
-        &config,
-        &["users", "create", "--email", "ops@limits-widgets.com", "--name", "Ops", "--password-stdin"],
-        "a long enough passphrase\n",
-    );
-    let account = value(&user, "account").to_owned();
+    let (_dir, config, db, _user, account) = shell_user("ops@limits-widgets.com");
     let args = [
         "accounts",
         "set-limits",

@@ -164,17 +164,7 @@ mod tests {
     use super::*;
 
     fn route(prefix: &str, upstream: &str) -> RouteSettings {
-        RouteSettings {
-            prefix: prefix.into(),
-            upstream: upstream.into(),
-            resource: "things".into(),
-            credentials: vec!["user_key".into()],
-            rate_limit: None,
-            cost: 1,
-            actions: Default::default(),
-            timeout_seconds: 30,
-            strip_prefix: false,
-        }
+        RouteSettings { credentials: vec!["user_key".into()], ..RouteSettings::new(prefix, upstream, "things") }
     }
 
     fn find<'a>(t: &'a RouteTable, path: &str) -> Option<&'a Route> {
